@@ -1,0 +1,1 @@
+"""network: an affiliate and partner commission network."""

@@ -1,0 +1,48 @@
+"""Brands (advertisers), API keys and the principal a key acts as."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import CheckConstraint, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from network.clock import now_utc
+from network.db import Base, UTCDateTime
+
+
+class Brand(Base):
+    __tablename__ = "brands"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    #: Default currency for the brand's new offers.
+    currency: Mapped[str] = mapped_column(String(3))
+    #: Authenticates the brand's postbacks (as a parameter, or as the HMAC key of X-Signature).
+    postback_token: Mapped[str] = mapped_column(String(64), unique=True)
+    #: Whether partners' postbacks may carry the brand's {txn_id}.
+    share_txn_id: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        CheckConstraint("role IN ('admin', 'finance', 'brand', 'partner')", name="role"),
+        CheckConstraint(
+            "(role = 'brand') = (brand_id IS NOT NULL) AND (role = 'partner') = (partner_id IS NOT NULL)",
+            name="binding",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: The readable start of the key (e.g. "nk_admin_3f9a"), for people to tell keys apart.
+    prefix: Mapped[str] = mapped_column(String(32))
+    #: SHA-256 of the whole key; the key itself is shown once and never stored.
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    brand_id: Mapped[int | None] = mapped_column(ForeignKey("brands.id"), index=True)
+    partner_id: Mapped[int | None] = mapped_column(ForeignKey("partners.id"), index=True)
+    label: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=now_utc)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,64 @@
+"""Input and output schemas for keys and brands."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from network.schemas import StrictSchema
+
+ROLES = ("admin", "finance", "brand", "partner")
+
+
+class KeyCreateSchema(StrictSchema):
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+    brand_id = fields.Integer(load_default=None)
+    partner_id = fields.Integer(load_default=None)
+    label = fields.String(load_default=None, validate=validate.Length(max=200))
+
+
+class KeySchema(Schema):
+    id = fields.Integer()
+    prefix = fields.String()
+    role = fields.String()
+    brand_id = fields.Integer(allow_none=True)
+    partner_id = fields.Integer(allow_none=True)
+    label = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    revoked_at = fields.DateTime(allow_none=True)
+
+
+class NewKeySchema(KeySchema):
+    #: The key itself: shown in this response only.
+    key = fields.String()
+
+
+class KeyListSchema(Schema):
+    items = fields.List(fields.Nested(KeySchema))
+
+
+class BrandCreateSchema(StrictSchema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    currency = fields.String(required=True, validate=validate.Length(equal=3))
+    share_txn_id = fields.Boolean(load_default=False)
+
+
+class BrandUpdateSchema(StrictSchema):
+    name = fields.String(validate=validate.Length(min=1, max=200))
+    share_txn_id = fields.Boolean()
+
+
+class BrandSchema(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    currency = fields.String()
+    share_txn_id = fields.Boolean()
+    created_at = fields.DateTime()
+
+
+class BrandWithTokenSchema(BrandSchema):
+    #: Shown when the brand is created and when the token is rotated.
+    postback_token = fields.String()
+
+
+class BrandListSchema(Schema):
+    items = fields.List(fields.Nested(BrandSchema))

@@ -1,0 +1,111 @@
+"""Commands every deployment needs: `db` (migrations), `keys`, `demo`."""
+
+from __future__ import annotations
+
+import click
+from alembic import command
+from flask import current_app
+from flask.cli import with_appcontext
+
+from network import migrate
+from network.auth import Role
+
+
+def _db():  # type: ignore[no-untyped-def]
+    return current_app.extensions["network.db"]
+
+
+@click.group("db")
+def db_group() -> None:
+    """Migrate the database schema (alembic)."""
+
+
+@db_group.command("upgrade")
+@click.argument("revision", default="head")
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Bring the database to REVISION (default: head)."""
+    _ensure_sqlite_dir(_db().url)
+    migrate.upgrade(_db().url, revision)
+
+
+@db_group.command("downgrade")
+@click.argument("revision")
+@with_appcontext
+def db_downgrade(revision: str) -> None:
+    """Take the database back to REVISION."""
+    migrate.downgrade(_db().url, revision)
+
+
+@db_group.command("current")
+@with_appcontext
+def db_current() -> None:
+    """Print the database's revision."""
+    command.current(migrate.alembic_config(_db().url))
+
+
+@db_group.command("check")
+@with_appcontext
+def db_check() -> None:
+    """Fail if the models differ from what the migrations build."""
+    command.check(migrate.alembic_config(_db().url))
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """Manage API keys."""
+
+
+@keys_group.command("create")
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--brand", "brand_id", type=int, default=None, help="Bind a brand key to this brand id.")
+@click.option("--partner", "partner_id", type=int, default=None, help="Bind a partner key to this partner id.")
+@click.option("--label", default=None)
+@with_appcontext
+def keys_create(role: str, brand_id: int | None, partner_id: int | None, label: str | None) -> None:
+    """Create an API key and print it as the last line (it is not shown again)."""
+    from network.accounts import service
+    from network.errors import DomainError
+
+    try:
+        with _db().session_scope() as session:
+            row, key = service.create_key(session, role=role, brand_id=brand_id, partner_id=partner_id, label=label)
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"# key {row.id} ({row.role}) created; store it now, it is not shown again", err=True)
+    click.echo(key)
+
+
+@click.group("demo")
+def demo_group() -> None:
+    """Demo data for trying the network."""
+
+
+@demo_group.command("seed")
+@click.option("--env-file", default=None, help="Also write the demo keys to this file.")
+@with_appcontext
+def demo_seed(env_file: str | None) -> None:
+    """Create a demo network when the database is empty and print how to use it."""
+    from network import demo
+
+    settings = current_app.extensions["network.settings"]
+    with _db().session_scope() as session:
+        info = demo.seed(session, settings)
+    click.echo(demo.instructions(info, settings.public_base_url))
+    if env_file and info.get("keys"):
+        with open(env_file, "w") as fh:
+            for name, value in info["keys"].items():
+                fh.write(f"{name}={value}\n")
+
+
+commands = [db_group, keys_group, demo_group]

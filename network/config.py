@@ -1,0 +1,98 @@
+"""Settings read from the environment, with defaults for an embedded one-machine network."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from network import money
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_database_url() -> str:
+    instance = ROOT / "instance"
+    return f"sqlite:///{instance / 'network.db'}"
+
+
+def _networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the app reads from its environment; passed down explicitly, never global."""
+
+    database_url: str = field(default_factory=_default_database_url)
+    #: Keys click ids, visitor hashes and other HMACs. Must be stable across processes.
+    secret_key: str = ""
+    public_base_url: str = "http://127.0.0.1:5000"
+    payout_min_amount: str = "50.00"
+    payout_schedule: str = "0 0 * * mon"
+    stripe_api_key: str | None = None
+    stripe_api_base: str | None = None
+    stripe_webhook_secret: str | None = None
+    trusted_country_header: str | None = None
+    geoip_db: str | None = None
+    click_ip_retention_days: int = 30
+    postback_allow_http: bool = False
+    postback_allowed_networks: tuple[Any, ...] = ()
+    #: Run the scheduler inside the web process (one-machine use only).
+    scheduler_in_process: bool = False
+    testing: bool = False
+
+    def payout_min_minor(self, currency: str) -> int:
+        """Return the default payout threshold in minor units of `currency`."""
+        return money.parse_amount(self.payout_min_amount, currency)
+
+    def with_overrides(self, **values: Any) -> Settings:
+        """Return a copy with some settings replaced."""
+        return replace(self, **values)
+
+
+def _bool(text: str) -> bool:
+    return text.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def from_env(environ: dict[str, str] | None = None) -> Settings:
+    """Build Settings from environment variables (names are the upper-case field names)."""
+    env = dict(os.environ if environ is None else environ)
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        raw = env.get(f.name.upper())
+        if raw is None or raw == "":
+            continue
+        if f.name == "click_ip_retention_days":
+            values[f.name] = int(raw)
+        elif f.name in {"postback_allow_http", "scheduler_in_process", "testing"}:
+            values[f.name] = _bool(raw)
+        elif f.name == "postback_allowed_networks":
+            values[f.name] = _networks(raw)
+        else:
+            values[f.name] = raw
+    settings = Settings(**values)
+    if not settings.secret_key:
+        settings = replace(settings, secret_key=_instance_secret())
+    money.parse_amount(settings.payout_min_amount, "USD")
+    return settings
+
+
+def _instance_secret() -> str:
+    """Return a per-installation secret kept in instance/, made on first use (zero set-up)."""
+    path = ROOT / "instance" / "secret_key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        key = secrets.token_urlsafe(48)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key)
+        return key

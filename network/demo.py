@@ -1,0 +1,84 @@
+"""A demo network for `make run`: keys, a brand with an active offer, a partner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from network.accounts import service as accounts
+from network.accounts.models import Brand
+from network.auth import SYSTEM
+from network.config import ROOT, Settings
+from network.offers import service as offers
+from network.partners import service as partners
+
+KEYS_FILE = ROOT / "instance" / "demo-keys.env"
+
+
+def seed(session: Session, settings: Settings, keys_file: Path = KEYS_FILE) -> dict[str, Any]:
+    """Create the demo when the database has no brand yet; return its ids and keys."""
+    if session.scalar(select(func.count()).select_from(Brand)):
+        keys = {}
+        if keys_file.exists():
+            keys = dict(line.split("=", 1) for line in keys_file.read_text().split() if "=" in line)
+        return {"created": False, "keys": keys}
+    brand = accounts.create_brand(session, SYSTEM, name="Acme Shop", currency="USD")
+    partner = partners.create_partner(session, SYSTEM, name="Deal Blog", email="ops@dealblog.example")
+    offer = offers.create_offer(
+        session,
+        SYSTEM,
+        {
+            "brand_id": brand.id,
+            "name": "Spring sale",
+            "visibility": "public",
+            "destination_url": "https://shop.example/landing?cid={click_id}&s={sub1}",
+            "allowed_domains": ["shop.example"],
+            "fallback_url": "https://shop.example/",
+            "caps": [{"metric": "conversions", "period": "day", "limit": 1000, "scope": "offer"}],
+            "events": [
+                {"key": "sale", "model": "revshare", "payout_percent": "10", "revenue_percent": "15"},
+                {"key": "lead", "model": "cpl", "payout": "2.00", "revenue": "3.00"},
+            ],
+        },
+    )
+    offers.change_status(session, SYSTEM, offer.id, "activate")
+    keys = {
+        "ADMIN": accounts.create_key(session, role="admin", label="demo")[1],
+        "FINANCE": accounts.create_key(session, role="finance", label="demo")[1],
+        "BRAND": accounts.create_key(session, role="brand", brand_id=brand.id, label="demo")[1],
+        "PARTNER": accounts.create_key(session, role="partner", partner_id=partner.id, label="demo")[1],
+    }
+    keys_file.parent.mkdir(parents=True, exist_ok=True)
+    keys_file.write_text("".join(f"{k}={v}\n" for k, v in keys.items()))
+    keys_file.chmod(0o600)
+    return {
+        "created": True,
+        "keys": keys,
+        "brand_id": brand.id,
+        "partner_id": partner.id,
+        "offer_id": offer.id,
+        "postback_token": brand.postback_token,
+    }
+
+
+def instructions(info: dict[str, Any], base_url: str) -> str:
+    """Return what `make run` prints: the keys and curl lines to try the network."""
+    keys = info.get("keys") or {}
+    lines = ["", "network demo" + (" (created now)" if info.get("created") else " (already seeded)"), ""]
+    for name in ("ADMIN", "FINANCE", "BRAND", "PARTNER"):
+        if name in keys:
+            lines.append(f"export {name}={keys[name]}")
+    lines += [
+        f"export BASE={base_url}",
+        "",
+        "Try it:",
+        '  curl -s $BASE/api/v1/offers -H "Authorization: Bearer $PARTNER"',
+        '  curl -s $BASE/api/v1/brands -H "Authorization: Bearer $ADMIN"',
+        "  open $BASE/api/docs for the interactive API documentation",
+        "",
+        f"(keys are also in {KEYS_FILE.relative_to(ROOT)})",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,132 @@
+"""Pure offer rules: status transitions and commission figures. No database, no Flask."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from network import money
+
+#: Allowed offer status changes: action -> (from statuses, to status).
+TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
+    "activate": (frozenset({"draft", "paused"}), "active"),
+    "pause": (frozenset({"active"}), "paused"),
+    "archive": (frozenset({"draft", "active", "paused"}), "archived"),
+}
+
+
+def next_status(current: str, action: str) -> str | None:
+    """Return the status `action` leads to from `current`, or None when it is not allowed."""
+    sources, target = TRANSITIONS[action]
+    return target if current in sources else None
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """What one event is worth: flat parts in minor units, percent parts in 1/10,000ths of a percent."""
+
+    model: str
+    payout_minor: int = 0
+    revenue_minor: int = 0
+    payout_percent: int = 0
+    revenue_percent: int = 0
+
+
+def needs_amount(model: str) -> bool:
+    """Return whether a conversion of this model needs a sale amount."""
+    return model in ("revshare", "hybrid")
+
+
+def commission(figures: Figures, amount_minor: int | None) -> tuple[int, int]:
+    """Return (payout, revenue) in minor units for one conversion: flat plus percent, each rounded once."""
+    payout = revenue = 0
+    if figures.model in ("cpa", "cpl", "cpi", "hybrid"):
+        payout += figures.payout_minor
+        revenue += figures.revenue_minor
+    if figures.model in ("revshare", "hybrid"):
+        if amount_minor is None:
+            raise ValueError("a percent commission needs a sale amount")
+        payout += money.percent_of(amount_minor, figures.payout_percent)
+        revenue += money.percent_of(amount_minor, figures.revenue_percent)
+    return payout, revenue
+
+
+def with_override(figures: Figures, payout_minor: int | None, payout_percent: int | None) -> Figures:
+    """Return the figures with a partner's payout override applied (revenue is the brand's, unchanged)."""
+    return Figures(
+        model=figures.model,
+        payout_minor=figures.payout_minor if payout_minor is None else payout_minor,
+        revenue_minor=figures.revenue_minor,
+        payout_percent=figures.payout_percent if payout_percent is None else payout_percent,
+        revenue_percent=figures.revenue_percent,
+    )
+
+
+def loss_problem(figures: Figures) -> str | None:
+    """Return why the figures pay a partner more than the brand pays the network, or None."""
+    if figures.payout_minor > figures.revenue_minor:
+        return "payout is greater than revenue"
+    if figures.payout_percent > figures.revenue_percent:
+        return "payout_percent is greater than revenue_percent"
+    return None
+
+
+def shape_problem(figures: Figures) -> tuple[str, str] | None:
+    """Return (field, message) when the figures do not fit the model, or None."""
+    flat = figures.payout_minor or figures.revenue_minor
+    percent = figures.payout_percent or figures.revenue_percent
+    if figures.model in ("cpa", "cpl", "cpi") and percent:
+        return "payout_percent", f"{figures.model} pays flat amounts; percent figures are not allowed"
+    if figures.model == "revshare" and flat:
+        return "payout", "revshare pays percentages; flat figures are not allowed (use hybrid)"
+    return None
+
+
+MACROS = frozenset({"click_id", "offer_id", "partner_id", "link_id", "sub1", "sub2", "sub3", "sub4", "sub5"})
+
+
+def normalize_host(host: str) -> str | None:
+    """Return a hostname lower-cased, IDNA-encoded and without a trailing dot, or None if invalid."""
+    host = host.strip().rstrip(".").lower()
+    if not host or any(c in host for c in "/\\@:?#[] \t\r\n%{}"):
+        return None
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return None
+    labels = ascii_host.split(".")
+    if any(not label or len(label) > 63 for label in labels):
+        return None
+    return ascii_host
+
+
+def url_problem(url: str, *, macros: bool) -> str | None:
+    """Return why a brand URL is unusable as a redirect target, or None. Macros only after the host."""
+    from urllib.parse import urlsplit
+
+    if any(c in url for c in "\r\n\t\x00 "):
+        return "must not contain whitespace or control characters"
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "is not a valid URL"
+    if parts.scheme not in ("http", "https"):
+        return "must be an http or https URL"
+    if parts.username is not None or parts.password is not None:
+        return "must not contain userinfo"
+    netloc = parts.netloc
+    if "{" in netloc or "}" in netloc:
+        return "must not have macros in the host"
+    if not parts.hostname or normalize_host(parts.hostname) is None:
+        return "has no valid host"
+    try:
+        parts.port  # noqa: B018 - raises for a malformed port
+    except ValueError:
+        return "has an invalid port"
+    if not macros and ("{" in url or "}" in url):
+        return "must not contain macros"
+    import re
+
+    for name in re.findall(r"\{([^{}]*)\}", url):
+        if name not in MACROS:
+            return f"has unknown macro {{{name}}}"
+    return None

@@ -1,0 +1,240 @@
+"""Input and output schemas for offers, caps, overrides and partner access."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, fields, validate
+
+from network import money
+from network.auth import Principal, Role
+from network.offers.models import Offer, OfferAccess, PartnerOverride
+from network.schemas import Amount, Percent, StrictSchema
+
+MODELS = ("cpa", "cpl", "cpi", "revshare", "hybrid")
+DEVICES = ("desktop", "mobile", "tablet", "other")
+
+
+class EventInSchema(StrictSchema):
+    key = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_.-]{1,64}$"))
+    model = fields.String(required=True, validate=validate.OneOf(MODELS))
+    payout = Amount()
+    revenue = Amount()
+    payout_percent = Percent()
+    revenue_percent = Percent()
+
+
+class CapInSchema(StrictSchema):
+    metric = fields.String(required=True, validate=validate.OneOf(("conversions", "payout", "clicks")))
+    period = fields.String(required=True, validate=validate.OneOf(("day", "week", "month", "lifetime")))
+    #: A count; for the payout metric a decimal amount string.
+    limit = fields.Raw(required=True, metadata={"example": 1000})
+    scope = fields.String(load_default="offer", validate=validate.OneOf(("offer", "partner")))
+
+
+class OfferUpdateSchema(StrictSchema):
+    name = fields.String(validate=validate.Length(min=1, max=200))
+    destination_url = fields.String(validate=validate.Length(min=1, max=4000))
+    allowed_domains = fields.List(fields.String(validate=validate.Length(max=253)), validate=validate.Length(max=100))
+    currency = fields.String(validate=validate.Length(equal=3))
+    visibility = fields.String(validate=validate.OneOf(("public", "approval", "private")))
+    conversion_window_days = fields.Integer(validate=validate.Range(min=0, max=3650))
+    hold_days = fields.Integer(validate=validate.Range(min=0, max=365))
+    min_seconds = fields.Integer(validate=validate.Range(min=0, max=86400 * 30))
+    countries = fields.List(
+        fields.String(validate=validate.Regexp(r"^[A-Za-z]{2}$")), validate=validate.Length(max=300)
+    )
+    devices = fields.List(fields.String(validate=validate.OneOf(DEVICES)))
+    fallback_url = fields.String(allow_none=True, validate=validate.Length(max=4000))
+    caps = fields.List(fields.Nested(CapInSchema), validate=validate.Length(max=20))
+    events = fields.List(fields.Nested(EventInSchema), validate=validate.Length(min=1, max=50))
+    click_payout = Amount()
+    click_revenue = Amount()
+    impression_payout = Amount()
+    impression_revenue = Amount()
+    payout_min_amount = Amount(allow_none=True)
+    #: Admin only.
+    allow_loss = fields.Boolean()
+
+
+class OfferCreateSchema(OfferUpdateSchema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    destination_url = fields.String(required=True, validate=validate.Length(min=1, max=4000))
+    events = fields.List(fields.Nested(EventInSchema), required=True, validate=validate.Length(min=1, max=50))
+    #: Admin only: which brand the offer belongs to.
+    brand_id = fields.Integer()
+
+
+class EventSchema(Schema):
+    key = fields.String()
+    model = fields.String()
+    payout = fields.String()
+    revenue = fields.String()
+    payout_percent = fields.String()
+    revenue_percent = fields.String()
+
+
+class CapSchema(Schema):
+    metric = fields.String()
+    period = fields.String()
+    limit = fields.Raw()
+    scope = fields.String()
+
+
+class OfferSchema(Schema):
+    id = fields.Integer()
+    brand_id = fields.Integer()
+    name = fields.String()
+    status = fields.String()
+    visibility = fields.String()
+    currency = fields.String()
+    destination_url = fields.String()
+    allowed_domains = fields.List(fields.String())
+    conversion_window_days = fields.Integer()
+    hold_days = fields.Integer()
+    min_seconds = fields.Integer()
+    countries = fields.List(fields.String())
+    devices = fields.List(fields.String())
+    fallback_url = fields.String(allow_none=True)
+    caps = fields.List(fields.Nested(CapSchema))
+    events = fields.List(fields.Nested(EventSchema))
+    click_payout = fields.String()
+    click_revenue = fields.String()
+    impression_payout = fields.String()
+    impression_revenue = fields.String()
+    payout_min_amount = fields.String(allow_none=True)
+    allow_loss = fields.Boolean()
+    #: For partners: whether they may take links now (public, approved or invited).
+    can_run = fields.Boolean()
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class OfferListSchema(Schema):
+    items = fields.List(fields.Nested(OfferSchema))
+
+
+class OfferListArgs(StrictSchema):
+    status = fields.String(validate=validate.OneOf(("draft", "active", "paused", "archived")))
+    brand_id = fields.Integer()
+
+
+class ApplicationInSchema(StrictSchema):
+    note = fields.String(load_default=None, validate=validate.Length(max=2000))
+
+
+class InvitationInSchema(StrictSchema):
+    partner_id = fields.Integer(required=True)
+
+
+class AccessSchema(Schema):
+    id = fields.Integer()
+    offer_id = fields.Integer()
+    partner_id = fields.Integer()
+    kind = fields.String()
+    status = fields.String()
+    note = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    decided_at = fields.DateTime(allow_none=True)
+
+
+class AccessListSchema(Schema):
+    items = fields.List(fields.Nested(AccessSchema))
+
+
+class AccessListArgs(StrictSchema):
+    status = fields.String(validate=validate.OneOf(("pending", "approved", "rejected")))
+
+
+class OverrideInSchema(StrictSchema):
+    partner_id = fields.Integer(required=True)
+    event = fields.String(required=True)
+    payout = Amount()
+    payout_percent = Percent()
+
+
+class OverrideSchema(Schema):
+    id = fields.Integer()
+    offer_id = fields.Integer()
+    partner_id = fields.Integer()
+    event = fields.String()
+    payout = fields.String()
+    payout_percent = fields.String()
+
+
+class OverrideListSchema(Schema):
+    items = fields.List(fields.Nested(OverrideSchema))
+
+
+def dump_offer(offer: Offer, principal: Principal, *, can_run: bool | None = None) -> dict[str, Any]:
+    """Return an offer as the principal may see it: partners see payouts, never the brand's revenue."""
+    cur = offer.currency
+    fmt = money.format_amount
+    partner_view = principal.role is Role.PARTNER
+    events = []
+    for event in offer.events:
+        item = {"key": event.key, "model": event.model}
+        if event.model in ("cpa", "cpl", "cpi", "hybrid"):
+            item["payout"] = fmt(event.payout_minor, cur)
+            if not partner_view:
+                item["revenue"] = fmt(event.revenue_minor, cur)
+        if event.model in ("revshare", "hybrid"):
+            item["payout_percent"] = money.format_percent(event.payout_percent)
+            if not partner_view:
+                item["revenue_percent"] = money.format_percent(event.revenue_percent)
+        events.append(item)
+    out: dict[str, Any] = {
+        "id": offer.id,
+        "brand_id": offer.brand_id,
+        "name": offer.name,
+        "status": offer.status,
+        "visibility": offer.visibility,
+        "currency": cur,
+        "destination_url": offer.destination_url,
+        "allowed_domains": list(offer.allowed_domains or []),
+        "conversion_window_days": offer.conversion_window_days,
+        "hold_days": offer.hold_days,
+        "min_seconds": offer.min_seconds,
+        "countries": list(offer.countries or []),
+        "devices": list(offer.devices or []),
+        "fallback_url": offer.fallback_url,
+        "events": events,
+        "click_payout": fmt(offer.click_payout_minor, cur),
+        "impression_payout": fmt(offer.impression_payout_minor, cur),
+        "created_at": offer.created_at,
+        "updated_at": offer.updated_at,
+    }
+    if partner_view:
+        out["can_run"] = bool(can_run)
+    else:
+        out["caps"] = [
+            {
+                "metric": cap.metric,
+                "period": cap.period,
+                "limit": fmt(cap.limit, cur) if cap.metric == "payout" else cap.limit,
+                "scope": cap.scope,
+            }
+            for cap in offer.caps
+        ]
+        out["click_revenue"] = fmt(offer.click_revenue_minor, cur)
+        out["impression_revenue"] = fmt(offer.impression_revenue_minor, cur)
+        out["payout_min_amount"] = fmt(offer.payout_min_minor, cur) if offer.payout_min_minor is not None else None
+        out["allow_loss"] = offer.allow_loss
+    return out
+
+
+def dump_override(override: PartnerOverride, offer: Offer, event_key: str) -> dict[str, Any]:
+    """Return an override with money as strings."""
+    return {
+        "id": override.id,
+        "offer_id": override.offer_id,
+        "partner_id": override.partner_id,
+        "event": event_key,
+        "payout": money.format_amount(override.payout_minor, offer.currency),
+        "payout_percent": money.format_percent(override.payout_percent),
+    }
+
+
+def dump_access(access: OfferAccess) -> dict[str, Any]:
+    """Return an application or invitation."""
+    return {c: getattr(access, c) for c in AccessSchema._declared_fields}

@@ -1,0 +1,51 @@
+"""Input and output schemas for partners."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from network.schemas import Amount, StrictSchema
+
+STATUSES = ("pending", "active", "suspended")
+
+
+class PartnerCreateSchema(StrictSchema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    email = fields.Email(load_default=None)
+    status = fields.String(load_default="active", validate=validate.OneOf(STATUSES))
+
+
+class PartnerUpdateSchema(StrictSchema):
+    name = fields.String(validate=validate.Length(min=1, max=200))
+    email = fields.Email(allow_none=True)
+    postback_url = fields.String(allow_none=True, validate=validate.Length(max=2000))
+    postback_method = fields.String(validate=validate.OneOf(("get", "post")))
+
+
+class PartnerAdminUpdateSchema(PartnerUpdateSchema):
+    payout_min_amount = Amount(allow_none=True)
+
+
+class PartnerStatusSchema(StrictSchema):
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+
+
+class PartnerSchema(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    email = fields.String(allow_none=True)
+    status = fields.String()
+    postback_url = fields.String(allow_none=True)
+    postback_method = fields.String()
+    payout_min_amount = fields.String(allow_none=True)
+    stripe_account_id = fields.String(allow_none=True)
+    stripe_payouts_enabled = fields.Boolean()
+    created_at = fields.DateTime()
+
+
+class PartnerSecretSchema(Schema):
+    postback_secret = fields.String()
+
+
+class PartnerListSchema(Schema):
+    items = fields.List(fields.Nested(PartnerSchema))

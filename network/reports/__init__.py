@@ -1,0 +1,1 @@
+"""Reports: clicks, conversions, money by day, offer, partner, sub id, country and device."""

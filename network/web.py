@@ -1,0 +1,78 @@
+"""Request plumbing for api modules: the request's session, principal and settings."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from flask import Response, current_app, request
+
+from network.accounts import service as accounts
+from network.auth import Principal
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from network.config import Settings
+    from network.db import Database
+
+
+def database() -> Database:
+    """Return the app's database."""
+    return current_app.extensions["network.db"]
+
+
+def settings() -> Settings:
+    """Return the app's settings."""
+    return current_app.extensions["network.settings"]
+
+
+def _state() -> dict:
+    # Per request, not flask.g: an app context (and so g) can outlive one request.
+    return request.environ.setdefault("network.state", {})
+
+
+def session() -> Session:
+    """Return this request's session; the request commits it once, after the view succeeds."""
+    state = _state()
+    if "session" not in state:
+        state["session"] = database().session()
+    return state["session"]
+
+
+def principal() -> Principal:
+    """Return who the request's API key acts as (401 when missing or unknown)."""
+    state = _state()
+    if "principal" not in state:
+        state["principal"] = accounts.authenticate(session(), request.headers.get("Authorization"))
+    return state["principal"]
+
+
+def authenticate() -> None:
+    """Authenticate before any input is read (a before_request hook for API blueprints)."""
+    principal()
+
+
+def _finish(response: Response) -> Response:
+    db_session = _state().pop("session", None)
+    if db_session is not None:
+        try:
+            if response.status_code < 400:
+                db_session.commit()
+            else:
+                db_session.rollback()
+        finally:
+            db_session.close()
+    return response
+
+
+def _discard(_exc: BaseException | None) -> None:
+    db_session = _state().pop("session", None)
+    if db_session is not None:
+        db_session.rollback()
+        db_session.close()
+
+
+def register(app) -> None:  # type: ignore[no-untyped-def]
+    """Commit each request's session once when it succeeded; roll back otherwise."""
+    app.after_request(_finish)
+    app.teardown_request(_discard)
