@@ -1,1 +1,78 @@
-"""tracking models."""
+"""Tracking links, clicks and daily impression counts."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from network.clock import now_utc
+from network.db import Base, UTCDateTime
+
+
+class Link(Base):
+    """A partner's tracking link for one offer, with its default sub ids."""
+
+    __tablename__ = "links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: Short, URL-safe, random (not enumerable): the path of /c/{code}.
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    offer_id: Mapped[int] = mapped_column(ForeignKey("offers.id"), index=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"), index=True)
+    sub1: Mapped[str | None] = mapped_column(String(255))
+    sub2: Mapped[str | None] = mapped_column(String(255))
+    sub3: Mapped[str | None] = mapped_column(String(255))
+    sub4: Mapped[str | None] = mapped_column(String(255))
+    sub5: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+
+class Click(Base):
+    """One click on a link; written in batches off the request path."""
+
+    __tablename__ = "clicks"
+    __table_args__ = (
+        Index("ix_clicks_offer_created", "offer_id", "created_at"),
+        Index("ix_clicks_partner_created", "partner_id", "created_at"),
+    )
+
+    #: The click id itself (network.tracking.clickid): it carries link and time under an HMAC.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    link_id: Mapped[int] = mapped_column(ForeignKey("links.id"), index=True)
+    offer_id: Mapped[int] = mapped_column(Integer)
+    partner_id: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    sub1: Mapped[str | None] = mapped_column(Text)
+    sub2: Mapped[str | None] = mapped_column(Text)
+    sub3: Mapped[str | None] = mapped_column(Text)
+    sub4: Mapped[str | None] = mapped_column(Text)
+    sub5: Mapped[str | None] = mapped_column(Text)
+    utm: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    referrer: Mapped[str | None] = mapped_column(Text)
+    country: Mapped[str | None] = mapped_column(String(2))
+    #: desktop, mobile, tablet, bot or other.
+    device: Mapped[str | None] = mapped_column(String(16))
+    #: Raw IP, kept CLICK_IP_RETENTION_DAYS for fraud checks, then nulled by a job.
+    ip: Mapped[str | None] = mapped_column(String(45))
+    #: Keyed hash of IP and user agent; what uniqueness and long-term records use.
+    visitor: Mapped[str | None] = mapped_column(String(32))
+    is_unique: Mapped[bool] = mapped_column(default=True)
+    is_bot: Mapped[bool] = mapped_column(default=False)
+    #: Why the click went to the fallback instead of the offer (paused, targeting, cap); None when it did not.
+    fallback_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class ImpressionCount(Base):
+    """Impressions of a link in one UTC day."""
+
+    __tablename__ = "impression_counts"
+    __table_args__ = (UniqueConstraint("link_id", "day"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    link_id: Mapped[int] = mapped_column(ForeignKey("links.id"))
+    offer_id: Mapped[int] = mapped_column(Integer, index=True)
+    partner_id: Mapped[int] = mapped_column(Integer, index=True)
+    day: Mapped[dt.date] = mapped_column(Date)
+    count: Mapped[int] = mapped_column(Integer, default=0)
