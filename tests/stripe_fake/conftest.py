@@ -1,0 +1,5 @@
+"""Fixtures for the FakeStripe self-tests."""
+
+from tests.stripe_fake.fixtures import fake_stripe
+
+__all__ = ["fake_stripe"]
