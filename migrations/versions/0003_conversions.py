@@ -53,7 +53,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_conversions")),
         sa.UniqueConstraint("offer_id", "event_id", "txn_id", name=op.f("uq_conversions_offer_id_event_id_txn_id")),
     )
-    op.create_index(op.f("ix_conversions_brand_id"), "conversions", ["brand_id"], unique=False)
+    op.create_index("ix_conversions_brand_txn", "conversions", ["brand_id", "txn_id"], unique=False)
     op.create_index("ix_conversions_offer_created", "conversions", ["offer_id", "created_at"], unique=False)
     op.create_index("ix_conversions_partner_created", "conversions", ["partner_id", "created_at"], unique=False)
     op.create_index("ix_conversions_status_hold", "conversions", ["status", "hold_until"], unique=False)
@@ -116,5 +116,5 @@ def downgrade() -> None:
     op.drop_index("ix_conversions_status_hold", table_name="conversions")
     op.drop_index("ix_conversions_partner_created", table_name="conversions")
     op.drop_index("ix_conversions_offer_created", table_name="conversions")
-    op.drop_index(op.f("ix_conversions_brand_id"), table_name="conversions")
+    op.drop_index("ix_conversions_brand_txn", table_name="conversions")
     op.drop_table("conversions")

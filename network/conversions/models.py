@@ -44,6 +44,8 @@ class Conversion(Base):
             postgresql_where=text("txn_id IS NULL"),
         ),
         Index("ix_conversions_status_hold", "status", "hold_until"),
+        # A brand's status postback finds its conversion by txn_id among all the brand's offers.
+        Index("ix_conversions_brand_txn", "brand_id", "txn_id"),
         Index("ix_conversions_partner_created", "partner_id", "created_at"),
         Index("ix_conversions_offer_created", "offer_id", "created_at"),
         CheckConstraint("status IN ('pending', 'approved', 'rejected', 'reversed')", name="status"),
@@ -54,7 +56,7 @@ class Conversion(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     offer_id: Mapped[int] = mapped_column(ForeignKey("offers.id"))
     event_id: Mapped[int] = mapped_column(ForeignKey("offer_events.id"))
-    brand_id: Mapped[int] = mapped_column(ForeignKey("brands.id"), index=True)
+    brand_id: Mapped[int] = mapped_column(ForeignKey("brands.id"))
     partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"))
     link_id: Mapped[int] = mapped_column(ForeignKey("links.id"))
     #: The click id the conversion was attributed to (verified by its HMAC).

@@ -1,0 +1,311 @@
+"""HTTP: brand postbacks and the pixel (plain Flask, hot path), conversions and the postback log (API)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+import flask
+from flask import Response, request
+from flask.views import MethodView
+
+from network import web
+from network.clock import now_utc
+from network.conversions import service
+from network.conversions.schemas import (
+    ConversionListArgs,
+    ConversionListSchema,
+    ConversionSchema,
+    PostbackLogArgs,
+    PostbackLogListSchema,
+    StatusInSchema,
+    dump_conversion,
+    dump_log,
+)
+from network.errors import DomainError, ValidationError
+from network.schemas import page
+from network.tracking.service import CLICK_COOKIE
+
+log = logging.getLogger(__name__)
+
+#: The smallest transparent GIF.
+GIF = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b")
+
+postbacks = flask.Blueprint("postbacks", __name__)
+
+blp = web.Blueprint("conversions", __name__, url_prefix="/api/v1", description="Conversions and the postback log")
+blp.before_request(web.authenticate)
+
+
+# ---- reading a postback request ------------------------------------------------------------------
+
+
+def _json_params(body: bytes) -> dict[str, list[str]]:
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, list[Any]]:
+        grouped: dict[str, list[Any]] = {}
+        for key, value in items:
+            grouped.setdefault(key, []).append(value)
+        return grouped
+
+    try:
+        # Numbers keep their literal text: floats never touch money, and NaN/1e9 are refused later.
+        data = json.loads(body, object_pairs_hook=pairs, parse_float=str, parse_int=str, parse_constant=str)
+    except (ValueError, RecursionError) as exc:
+        raise ValidationError("the body is not valid JSON", field="body") from exc
+    if not isinstance(data, dict):
+        raise ValidationError("the JSON body must be an object", field="body")
+    params: dict[str, list[str]] = {}
+    for name, values in data.items():
+        kept = []
+        for value in values:
+            if value is None:
+                continue
+            if not isinstance(value, str):
+                raise ValidationError(f"{name} must be a string or a number", field=name)
+            kept.append(value)
+        params[name] = kept
+    return params
+
+
+def _read_request(source: str) -> service.Received:
+    """Return every parameter of the request (query, then form or JSON body) with its raw signed bytes."""
+    params: dict[str, list[str]] = {name: request.args.getlist(name) for name in request.args}
+    raw = request.query_string
+    query_on_post = False
+    if request.method == "POST":
+        raw = request.get_data(cache=True)
+        query_on_post = bool(request.query_string)
+        body: dict[str, list[str]] = {}
+        if request.mimetype == "application/json" or request.mimetype.endswith("+json"):
+            body = _json_params(raw)
+        elif request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            body = {name: request.form.getlist(name) for name in request.form}
+        elif raw.strip():
+            raise ValidationError("send the parameters as a form or a JSON object", field="body")
+        for name, values in body.items():
+            params.setdefault(name, []).extend(values)
+    return service.Received(
+        source=source,
+        method=request.method,
+        params=params,
+        raw=raw,
+        signature=request.headers.get("X-Signature"),
+        query_on_post=query_on_post,
+        remote_addr=request.remote_addr,
+        cookie_click_id=request.cookies.get(CLICK_COOKIE) if source == "pixel" else None,
+    )
+
+
+def _handle(source: str) -> service.Answer:
+    """Judge the request and log it; the conversion and its log line commit before the answer.
+
+    A refused request (400/403/409) is rolled back and only its log line is committed.
+    """
+    now = now_utc()
+    parse_error: DomainError | None = None
+    try:
+        received = _read_request(source)
+    except DomainError as error:
+        parse_error = error
+        received = service.Received(
+            source=source,
+            method=request.method,
+            params={name: request.args.getlist(name) for name in request.args},
+            remote_addr=request.remote_addr,
+        )
+    trace = service.start_trace(received)
+    session = web.database().session()
+    try:
+        try:
+            if parse_error is not None:
+                raise parse_error
+            answer = service.receive(session, settings=web.settings(), received=received, trace=trace, now=now)
+        except DomainError as error:
+            # Nothing of the refused request stays, except its log line.
+            session.rollback()
+            trace.http_status = error.status
+            trace.reason = error.message[:255]
+            if error.status != 409:
+                trace.conversion_id = trace.status = None
+            service.write_trace(session, trace, at=now)
+            session.commit()
+            raise
+        session.commit()
+        return answer
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+@postbacks.route("/postback", methods=["GET", "POST"])
+def postback() -> Any:
+    """Record a brand's conversion (or undo one by txn_id); 200 whatever the verdict, with its reason."""
+    if request.method == "HEAD":
+        # Flask answers HEAD for every GET route; a HEAD (a link checker) must not record anything.
+        return Response(status=405, headers={"Allow": "GET, POST"})
+    return flask.jsonify(_handle("postback").as_dict())
+
+
+@postbacks.route("/pixel", methods=["GET"])
+def pixel() -> Response:
+    """Record a conversion from the browser's click cookie; always a 1x1 GIF."""
+    try:
+        if request.method != "HEAD":  # prefetchers and link checkers record nothing
+            _handle("pixel")
+    except DomainError:
+        pass  # logged in the postback log; a browser can do nothing with an error
+    except Exception:  # a pixel never breaks the page it sits on
+        log.exception("pixel failed")
+    response = Response(GIF, mimetype="image/gif")
+    response.headers["Cache-Control"] = "no-store, max-age=0"
+    return response
+
+
+# ---- secrets never reach the access logs ---------------------------------------------------------
+
+_SECRET_IN_URL = re.compile(r"(?i)\b(token=)[^&\s\"']*")
+
+
+class RedactTokens(logging.Filter):
+    """Blanks `token=...` in access log lines (werkzeug, gunicorn) before they are written."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record's message with the token removed."""
+        message = record.getMessage()
+        if "token=" in message.lower():
+            record.msg, record.args = _SECRET_IN_URL.sub(r"\1[redacted]", message), ()
+        return True
+
+
+def _redact_access_logs() -> None:
+    for name in ("werkzeug", "gunicorn.access"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactTokens) for f in logger.filters):
+            logger.addFilter(RedactTokens())
+
+
+# ---- API -----------------------------------------------------------------------------------------
+
+
+def _dump_many(items: list[Any]) -> list[dict[str, Any]]:
+    session, principal = web.session(), web.principal()
+    keys = service.event_keys(session, [c.event_id for c in items])
+    sharing = service.brands_sharing_txn_id(session, [c.brand_id for c in items]) if principal.partner_id else set()
+    return [
+        dump_conversion(c, principal, event_key=keys.get(c.event_id, ""), share_txn_id=c.brand_id in sharing)
+        for c in items
+    ]
+
+
+@blp.route("/conversions")
+class Conversions(MethodView):
+    @blp.arguments(ConversionListArgs, location="query")
+    @blp.response(200, ConversionListSchema)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """List conversions: a brand its offers' (never payout), a partner its own (never revenue)."""
+        items = service.list_conversions(web.session(), web.principal(), **args)
+        return page(_dump_many(items), args["limit"])
+
+
+@blp.route("/conversions/<int:conversion_id>")
+class ConversionItem(MethodView):
+    @blp.response(200, ConversionSchema)
+    def get(self, conversion_id: int) -> dict[str, Any]:
+        """Read a conversion with its status history."""
+        session, principal = web.session(), web.principal()
+        conversion = service.get_conversion(session, principal, conversion_id)
+        out = _dump_many([conversion])[0]
+        if "flags" in out:  # brand, admin, finance
+            out["history"] = service.history(session, principal, conversion_id)
+        return out
+
+
+@blp.route("/conversions/<int:conversion_id>/status")
+class ConversionStatus(MethodView):
+    @blp.arguments(StatusInSchema)
+    @blp.response(200, ConversionSchema)
+    def post(self, data: dict[str, Any], conversion_id: int) -> dict[str, Any]:
+        """Approve, reject or reverse a conversion (its brand, admin); 409 when its status does not allow it."""
+        conversion = service.change_status(
+            web.session(), web.principal(), conversion_id, status=data["status"], reason=data["reason"], now=now_utc()
+        )
+        return _dump_many([conversion])[0]
+
+
+@blp.route("/postback-log")
+class PostbackLogList(MethodView):
+    @blp.arguments(PostbackLogArgs, location="query")
+    @blp.response(200, PostbackLogListSchema)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """List postbacks and pixels received, with their outcome (a brand its own, admin all)."""
+        lines = service.list_postback_log(web.session(), web.principal(), **args)
+        return page([dump_log(line) for line in lines], args["limit"])
+
+
+def _param(name: str, description: str) -> dict[str, Any]:
+    return {"in": "query", "name": name, "schema": {"type": "string"}, "required": False, "description": description}
+
+
+_POSTBACK_PARAMS = [
+    _param("click_id", "The click id (required, except with status); alias: transaction_id"),
+    _param("event", "Event key; default: the offer's first event"),
+    _param("amount", 'Sale amount in major units ("80.00"); required for revshare and hybrid events'),
+    _param("currency", "ISO 4217 code; default: the offer's (another one is rejected currency_mismatch)"),
+    _param("txn_id", "The brand's order id: the dedupe key per offer and event"),
+    _param("status", "reversed or rejected: undo the conversion named by txn_id"),
+    _param("offer_id", "The offer the conversion is for (optional; lets a signature name its brand)"),
+    _param("token", "The brand's postback token; or send X-Signature: t=<unix>,v1=<hex HMAC-SHA256 of t.raw>"),
+]
+_ANSWER = {
+    "type": "object",
+    "properties": {
+        "conversion_id": {"type": "integer", "nullable": True},
+        "status": {"type": "string", "nullable": True},
+        "reason": {"type": "string", "nullable": True},
+        "duplicate": {"type": "boolean"},
+    },
+}
+
+
+def _document(app: flask.Flask, api: Any) -> None:
+    """Describe the plain-Flask postback and pixel endpoints in the OpenAPI document."""
+    rules = {rule.rule: rule for rule in app.url_map.iter_rules() if rule.rule in ("/postback", "/pixel")}
+    answers = {
+        "200": {"description": "Judged (also when rejected: the reason says why)",
+                "content": {"application/json": {"schema": _ANSWER}}},
+        "400": {"description": "Malformed input; the message names the field"},
+        "403": {"description": "Missing or wrong token or signature"},
+        "409": {"description": "A known txn_id with another amount; the original is unchanged"},
+    }  # fmt: skip
+    operation = {"tags": ["Postbacks"], "security": [], "parameters": _POSTBACK_PARAMS, "responses": answers}
+    api.spec.path(
+        rule=rules["/postback"],
+        operations={
+            "get": {**operation, "summary": "Report a conversion (server to server)"},
+            "post": {**operation, "summary": "Report a conversion: the same parameters as a form or JSON body"},
+        },
+    )
+    api.spec.path(
+        rule=rules["/pixel"],
+        operations={
+            "get": {
+                "tags": ["Postbacks"],
+                "security": [],
+                "summary": "Report a conversion from the browser's click cookie; always a 1x1 GIF",
+                "parameters": [p for p in _POSTBACK_PARAMS if p["name"] in ("offer_id", "event", "amount", "txn_id")],
+                "responses": {"200": {"description": "A 1x1 GIF", "content": {"image/gif": {}}}},
+            }
+        },
+    )
+
+
+def register(app: flask.Flask, api: Any) -> None:
+    """Add the postback and pixel endpoints and the conversions API to the app."""
+    app.register_blueprint(postbacks)
+    api.register_blueprint(blp)
+    _document(app, api)
+    _redact_access_logs()

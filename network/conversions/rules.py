@@ -1,0 +1,155 @@
+"""Pure conversion rules: the validation pipeline, fraud flags, first status and transitions.
+
+No database, no Flask: the service gathers the facts, these functions decide.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from network.offers.rules import Figures, commission, with_override
+
+#: The rejection reasons of SPEC §5, in the order they are checked.
+REASONS = (
+    "unknown_click",
+    "offer_inactive",
+    "partner_not_approved",
+    "out_of_window",
+    "currency_mismatch",
+    "geo_mismatch",
+    "too_fast",
+    "cap_reached",
+)
+
+#: Click ids carry the click server's time; tolerate this much clock skew between servers
+#: before calling a conversion "before its click".
+CLOCK_SKEW = dt.timedelta(seconds=5)
+
+#: A conversion that passes the offer's min_seconds but arrives within this multiple of it is
+#: "too fast but allowed": accepted, flagged and held for review.
+SUSPICIOUS_FACTOR = 2
+
+#: Fraud signals that keep a conversion pending for review.
+FLAGS = ("too_fast", "bot", "not_unique")
+
+#: Allowed status changes: target -> statuses it may be reached from.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "approved": frozenset({"pending"}),
+    "rejected": frozenset({"pending", "approved"}),
+    "reversed": frozenset({"approved"}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """Everything the pipeline needs to judge one conversion; None means unknown."""
+
+    now: dt.datetime
+    #: When the click happened, from its verified id; None for a forged, foreign or unknown click.
+    clicked_at: dt.datetime | None
+    offer_status: str = "active"
+    #: The partner is active and may run the offer (public, or approved/invited).
+    partner_approved: bool = True
+    window_days: int = 30
+    offer_currency: str = "USD"
+    currency: str = "USD"
+    #: The offer's targeted countries; empty means everywhere.
+    countries: frozenset[str] = frozenset()
+    #: The click's country, when the click row (or buffer) knows it.
+    click_country: str | None = None
+    min_seconds: int = 0
+    click_is_bot: bool | None = None
+    click_is_unique: bool | None = None
+
+
+def elapsed(facts: Facts) -> dt.timedelta:
+    """Return the time from click to conversion (never negative)."""
+    assert facts.clicked_at is not None
+    return max(facts.now - facts.clicked_at, dt.timedelta(0))
+
+
+def reject_reason(facts: Facts, take_cap: Callable[[], bool] = lambda: True) -> str | None:
+    """Return the first reason of SPEC §5 the conversion fails, or None when it is accepted.
+
+    `take_cap` is called last, only when every other check passed, and says whether the caps had
+    room (it consumes them); so a conversion rejected for another reason never uses a cap.
+    """
+    if facts.clicked_at is None:
+        return "unknown_click"
+    if facts.offer_status != "active":
+        return "offer_inactive"
+    if not facts.partner_approved:
+        return "partner_not_approved"
+    if facts.now < facts.clicked_at - CLOCK_SKEW or facts.now - facts.clicked_at > dt.timedelta(days=facts.window_days):
+        return "out_of_window"
+    if facts.currency != facts.offer_currency:
+        return "currency_mismatch"
+    if facts.countries and facts.click_country is not None and facts.click_country not in facts.countries:
+        return "geo_mismatch"
+    if elapsed(facts) < dt.timedelta(seconds=facts.min_seconds):
+        return "too_fast"
+    if not take_cap():
+        return "cap_reached"
+    return None
+
+
+def fraud_flags(facts: Facts) -> list[str]:
+    """Return the fraud signals of an accepted conversion (empty when it may auto-approve)."""
+    flags = []
+    if facts.min_seconds and elapsed(facts) < dt.timedelta(seconds=facts.min_seconds * SUSPICIOUS_FACTOR):
+        flags.append("too_fast")
+    if facts.click_is_bot:
+        flags.append("bot")
+    if facts.click_is_unique is False:
+        flags.append("not_unique")
+    return flags
+
+
+def first_status(
+    reason: str | None, flags: list[str], hold_days: int, now: dt.datetime
+) -> tuple[str, dt.datetime | None]:
+    """Return (status, hold_until) for a new conversion.
+
+    Rejected when it failed a check; pending until `hold_until` when the offer holds; pending with no
+    hold_until (review only, never auto-approved) when flagged; approved otherwise.
+    """
+    if reason is not None:
+        return "rejected", None
+    if flags:
+        return "pending", None
+    if hold_days > 0:
+        return "pending", now + dt.timedelta(days=hold_days)
+    return "approved", None
+
+
+def can_transition(current: str, target: str) -> bool:
+    """Return whether a conversion may move from `current` to `target`."""
+    return current in TRANSITIONS.get(target, frozenset())
+
+
+def undo_target(current: str, requested: str) -> str | None:
+    """Return the status a brand's `status=reversed|rejected` postback leads to, or None when it is a no-op.
+
+    A refund of a conversion not yet approved is a rejection (nothing was credited to reverse);
+    one already rejected or reversed stays as it is.
+    """
+    if current in ("rejected", "reversed"):
+        return None
+    if requested == "reversed" and current == "pending":
+        return "rejected"
+    return requested
+
+
+def compute_commission(
+    figures: Figures,
+    amount_minor: int | None,
+    *,
+    override_payout_minor: int | None = None,
+    override_payout_percent: int | None = None,
+) -> tuple[int, int]:
+    """Return (payout, revenue) in minor units: the event's rule with a partner's override applied."""
+    if override_payout_minor is not None or override_payout_percent is not None:
+        figures = with_override(figures, override_payout_minor, override_payout_percent)
+    return commission(figures, amount_minor)

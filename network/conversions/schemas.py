@@ -1,0 +1,156 @@
+"""Input and output schemas for conversions and the postback log."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from marshmallow import Schema, fields, validate
+
+from network import money
+from network.auth import Principal, Role
+from network.conversions.models import Conversion, ConversionHistory, PostbackLog
+from network.schemas import PageArgs, PageSchema, StrictSchema
+
+STATUSES = ("pending", "approved", "rejected", "reversed")
+
+
+def _time(**kwargs: Any) -> fields.AwareDateTime:
+    # A time without an offset is taken as UTC (SPEC §2: times are UTC).
+    return fields.AwareDateTime(default_timezone=dt.UTC, **kwargs)
+
+
+class ConversionListArgs(PageArgs):
+    offer_id = fields.Integer()
+    partner_id = fields.Integer()
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    #: Created at or after this time.
+    since = _time(data_key="from")
+    #: Created before this time.
+    until = _time(data_key="to")
+
+
+class StatusInSchema(StrictSchema):
+    status = fields.String(required=True, validate=validate.OneOf(("approved", "rejected", "reversed")))
+    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=255))
+
+
+class HistorySchema(Schema):
+    at = fields.DateTime()
+    old_status = fields.String(allow_none=True)
+    new_status = fields.String()
+    reason = fields.String(allow_none=True)
+    actor = fields.String()
+
+
+class ConversionSchema(Schema):
+    id = fields.Integer()
+    offer_id = fields.Integer()
+    event = fields.String()
+    brand_id = fields.Integer()
+    partner_id = fields.Integer()
+    link_id = fields.Integer()
+    click_id = fields.String()
+    clicked_at = fields.DateTime()
+    #: Shown to partners only when the brand shares its txn ids.
+    txn_id = fields.String(allow_none=True)
+    status = fields.String()
+    reason = fields.String(allow_none=True)
+    #: Fraud signals that hold it for review (brand and admin only).
+    flags = fields.List(fields.String())
+    currency = fields.String()
+    #: The sale amount the brand reported.
+    amount = fields.String(allow_none=True)
+    #: What the partner earns (never shown to brands).
+    payout = fields.String()
+    #: What the network earns from the brand (never shown to partners).
+    revenue = fields.String()
+    created_at = fields.DateTime()
+    hold_until = fields.DateTime(allow_none=True)
+    status_changed_at = fields.DateTime()
+    history = fields.List(fields.Nested(HistorySchema))
+
+
+class ConversionListSchema(PageSchema):
+    items = fields.List(fields.Nested(ConversionSchema))
+
+
+class PostbackLogArgs(PageArgs):
+    offer_id = fields.Integer()
+    click_id = fields.String(validate=validate.Length(max=512))
+    txn_id = fields.String(validate=validate.Length(max=512))
+    http_status = fields.Integer()
+    since = _time(data_key="from")
+    until = _time(data_key="to")
+
+
+class PostbackLogSchema(Schema):
+    id = fields.Integer()
+    received_at = fields.DateTime()
+    #: postback or pixel.
+    source = fields.String()
+    method = fields.String()
+    brand_id = fields.Integer(allow_none=True)
+    offer_id = fields.Integer(allow_none=True)
+    click_id = fields.String(allow_none=True)
+    txn_id = fields.String(allow_none=True)
+    #: The parameters received; token and signature are never kept.
+    params = fields.Dict()
+    http_status = fields.Integer()
+    conversion_id = fields.Integer(allow_none=True)
+    status = fields.String(allow_none=True)
+    reason = fields.String(allow_none=True)
+    duplicate = fields.Boolean()
+    remote_addr = fields.String(allow_none=True)
+
+
+class PostbackLogListSchema(PageSchema):
+    items = fields.List(fields.Nested(PostbackLogSchema))
+
+
+def dump_conversion(
+    conversion: Conversion,
+    principal: Principal,
+    *,
+    event_key: str,
+    share_txn_id: bool = False,
+    history: list[ConversionHistory] | None = None,
+) -> dict[str, Any]:
+    """Return a conversion as the principal may see it: brands never see payout, partners never revenue."""
+    cur = conversion.currency
+    out: dict[str, Any] = {
+        "id": conversion.id,
+        "offer_id": conversion.offer_id,
+        "event": event_key,
+        "partner_id": conversion.partner_id,
+        "link_id": conversion.link_id,
+        "click_id": conversion.click_id,
+        "clicked_at": conversion.clicked_at,
+        "status": conversion.status,
+        "reason": conversion.reason,
+        "currency": cur,
+        "amount": money.format_amount(conversion.amount_minor, cur) if conversion.amount_minor is not None else None,
+        "created_at": conversion.created_at,
+        "hold_until": conversion.hold_until,
+        "status_changed_at": conversion.status_changed_at,
+    }
+    role = principal.role
+    if role is Role.PARTNER:
+        out["payout"] = money.format_amount(conversion.payout_minor, cur)
+        if share_txn_id:
+            out["txn_id"] = conversion.txn_id
+        return out
+    out["brand_id"] = conversion.brand_id
+    out["txn_id"] = conversion.txn_id
+    out["flags"] = list(conversion.flags or [])
+    out["revenue"] = money.format_amount(conversion.revenue_minor, cur)
+    if role is not Role.BRAND:
+        out["payout"] = money.format_amount(conversion.payout_minor, cur)
+    if history is not None:
+        out["history"] = history
+    return out
+
+
+def dump_log(line: PostbackLog) -> dict[str, Any]:
+    """Return a postback log line."""
+    return {name: getattr(line, name) for name in PostbackLogSchema._declared_fields}

@@ -1,0 +1,818 @@
+"""Conversions: brand postbacks and pixels through the validation pipeline, statuses, and reading.
+
+A postback is judged in this order: malformed input (400), then authentication (403), then the
+pipeline of SPEC §5 (200 whatever the verdict, 409 for a known txn_id with another amount). The
+dedupe key is claimed first with INSERT ... ON CONFLICT DO NOTHING, so a replay, even one racing
+the original, answers the first conversion; only the winner then consumes the offer's caps.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import hmac
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, bindparam, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+
+from network import money
+from network.accounts.models import Brand
+from network.auth import Principal, Role, require
+from network.clock import as_utc
+from network.config import Settings
+from network.conversions import rules
+from network.conversions.models import Conversion, ConversionHistory, PostbackLog
+from network.conversions.signals import status_changed
+from network.db import paged
+from network.errors import Conflict, Forbidden, NotFound, ValidationError
+from network.offers import caps as cap_counters
+from network.offers.models import (
+    AccessStatus,
+    Cap,
+    Offer,
+    OfferAccess,
+    OfferEvent,
+    PartnerOverride,
+    Visibility,
+)
+from network.offers.rules import Figures, needs_amount
+from network.partners.models import Partner, PartnerStatus
+from network.tracking.clickid import ClickIdCodec, ClickRef
+from network.tracking.models import Link
+from network.tracking.service import get_click
+
+#: Parameters a postback reads; any other is ignored (and kept in the log).
+PARAMS = (
+    "click_id",
+    "transaction_id",
+    "event",
+    "amount",
+    "currency",
+    "txn_id",
+    "status",
+    "token",
+    "offer_id",
+    "reason",
+)
+#: Never stored in the postback log.
+SECRET_PARAMS = frozenset({"token"})
+#: How far a signature's timestamp may be from now, either side.
+SIGNATURE_WINDOW = dt.timedelta(minutes=5)
+_MAX_LEN = {"click_id": 64, "event": 64, "txn_id": 255, "currency": 3, "status": 16, "offer_id": 18, "reason": 255}
+_MAX_AMOUNT_LEN = 32
+#: What the log keeps of each parameter (the whole request is never needed to trace a discrepancy).
+_LOG_VALUE_LEN = 512
+_LOG_PARAMS = 50
+
+
+@functools.lru_cache(maxsize=8)
+def _codec(secret: str) -> ClickIdCodec:
+    return ClickIdCodec(secret)
+
+
+# ---- what arrived, and the log line it leaves ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Received:
+    """A postback or pixel request as the web layer read it: every value of every parameter."""
+
+    source: str
+    method: str
+    params: Mapping[str, Sequence[str]]
+    #: What an X-Signature covers: the raw query string (GET) or body (POST).
+    raw: bytes = b""
+    signature: str | None = None
+    #: A POST that also carried a query string (the signature does not cover it).
+    query_on_post: bool = False
+    remote_addr: str | None = None
+    #: The click id of the visitor's cookie (pixel only).
+    cookie_click_id: str | None = None
+
+
+@dataclass
+class Trace:
+    """What the postback log records about one request; filled in as the request is judged."""
+
+    source: str
+    method: str
+    params: dict[str, Any]
+    remote_addr: str | None
+    brand_id: int | None = None
+    offer_id: int | None = None
+    click_id: str | None = None
+    txn_id: str | None = None
+    http_status: int = 200
+    conversion_id: int | None = None
+    status: str | None = None
+    reason: str | None = None
+    duplicate: bool = False
+
+
+def start_trace(received: Received) -> Trace:
+    """Return the log line of a request, with its secrets removed and long values cut."""
+    kept: dict[str, Any] = {}
+    for name, values in list(received.params.items())[:_LOG_PARAMS]:
+        if name.lower() in SECRET_PARAMS:
+            continue
+        cut = [v[:_LOG_VALUE_LEN] for v in values]
+        kept[name[:64]] = cut[0] if len(cut) == 1 else cut
+    return Trace(
+        source=received.source,
+        method=received.method,
+        params=kept,
+        remote_addr=(received.remote_addr or "")[:45] or None,
+        click_id=received.cookie_click_id[:_LOG_VALUE_LEN] if received.cookie_click_id else None,
+    )
+
+
+_LOG_INSERT = insert(PostbackLog)
+
+
+def write_trace(session: Session, trace: Trace, *, at: dt.datetime) -> None:
+    """Add the request's postback log line to the session."""
+    # Core on the session's connection: plain inserts need none of the ORM's bookkeeping.
+    session.connection().execute(
+        _LOG_INSERT,
+        dict(
+            received_at=at,
+            source=trace.source,
+            method=trace.method,
+            brand_id=trace.brand_id,
+            offer_id=trace.offer_id,
+            click_id=trace.click_id,
+            txn_id=trace.txn_id,
+            params=trace.params,
+            http_status=trace.http_status,
+            conversion_id=trace.conversion_id,
+            status=trace.status,
+            reason=trace.reason,
+            duplicate=trace.duplicate,
+            remote_addr=trace.remote_addr,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The 200 answer of an authenticated postback."""
+
+    conversion_id: int | None
+    status: str | None
+    reason: str | None
+    duplicate: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the JSON body of SPEC §5."""
+        return {
+            "conversion_id": self.conversion_id,
+            "status": self.status,
+            "reason": self.reason,
+            "duplicate": self.duplicate,
+        }
+
+
+# ---- reading the parameters ----------------------------------------------------------------------
+
+
+@dataclass
+class _Input:
+    click_id: str | None = None
+    event: str | None = None
+    amount: str | None = None
+    currency: str | None = None
+    txn_id: str | None = None
+    status: str | None = None
+    token: str | None = None
+    offer_id: int | None = None
+    reason: str | None = None
+
+
+def _read_params(received: Received) -> _Input:
+    values: dict[str, str] = {}
+    for name, given in received.params.items():
+        if len(given) > 1:
+            raise ValidationError(f"{name} was given {len(given)} times; send it once", field=name)
+        if name in PARAMS:
+            values[name] = given[0] if given else ""
+    if "click_id" in values and "transaction_id" in values:
+        raise ValidationError("click_id was given twice (transaction_id is its alias); send it once", field="click_id")
+    if "transaction_id" in values:
+        values["click_id"] = values.pop("transaction_id")
+    for name, limit in _MAX_LEN.items():
+        if len(values.get(name, "")) > limit:
+            raise ValidationError(f"{name} is longer than {limit} characters", field=name)
+    if len(values.get("amount", "")) > _MAX_AMOUNT_LEN:
+        raise ValidationError("amount must be a plain decimal number like 12.50", field="amount")
+    # An empty value is the same as none (templated postbacks often leave a macro empty).
+    data = _Input(
+        click_id=values.get("click_id") or None,
+        event=values.get("event") or None,
+        amount=values.get("amount") or None,
+        currency=values.get("currency") or None,
+        txn_id=values.get("txn_id") or None,
+        status=values.get("status") or None,
+        token=values.get("token") or None,
+        reason=values.get("reason") or None,
+    )
+    offer_id = values.get("offer_id")
+    if offer_id:
+        if not (offer_id.isascii() and offer_id.isdigit()):
+            raise ValidationError("offer_id must be a whole number", field="offer_id")
+        data.offer_id = int(offer_id)
+    if data.status is not None and data.status not in ("reversed", "rejected"):
+        raise ValidationError("status must be reversed or rejected", field="status")
+    if data.status is not None and received.source == "pixel":
+        raise ValidationError("a pixel cannot change a conversion's status", field="status")
+    if data.currency is not None:
+        try:
+            money.check_currency(data.currency)
+        except money.MoneyError as exc:
+            raise ValidationError(f"currency: {exc}", field="currency") from exc
+    if data.amount is not None:
+        # Syntax and sign now (no currency needed: the widest exponent accepts any well-formed
+        # amount); the currency's decimals once the offer is known.
+        _parse_amount(data.amount, data.currency or "BHD")
+    return data
+
+
+def _parse_amount(text: str, currency: str) -> int:
+    try:
+        return money.parse_amount(text, currency)
+    except money.MoneyError as exc:
+        raise ValidationError(f"amount: {exc}", field="amount") from exc
+
+
+# ---- authentication ------------------------------------------------------------------------------
+
+
+def _signature_ok(header: str, token: str, raw: bytes, now: dt.datetime) -> bool:
+    """Return whether `t=<unix>,v1=<hex>` is an HMAC-SHA256 of "t.raw" keyed by `token`, made within the window."""
+    timestamp: str | None = None
+    candidates: list[str] = []
+    for part in header.split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "t":
+            timestamp = value
+        elif key == "v1":
+            candidates.append(value.strip().lower())
+    if not timestamp or not timestamp.isascii() or not timestamp.isdigit() or not candidates:
+        return False
+    at = int(timestamp)
+    if abs(now.timestamp() - at) > SIGNATURE_WINDOW.total_seconds():
+        return False
+    expected = hmac.new(token.encode(), timestamp.encode() + b"." + raw, hashlib.sha256).hexdigest()
+    # Every candidate is compared, so the time taken does not depend on which matched.
+    matches = [hmac.compare_digest(expected.encode(), c.encode("ascii", "replace")) for c in candidates]
+    return any(matches)
+
+
+def sign(token: str, raw: bytes, at: int) -> str:
+    """Return the X-Signature header value for `raw` at unix time `at` (for brands' code and tests)."""
+    digest = hmac.new(token.encode(), str(at).encode() + b"." + raw, hashlib.sha256).hexdigest()
+    return f"t={at},v1={digest}"
+
+
+def _authenticate(received: Received, data: _Input, brand_token: str | None, now: dt.datetime) -> None:
+    """Raise Forbidden unless the request carries the brand's token or a valid signature by it."""
+    if brand_token is None:
+        raise Forbidden("postback not authenticated: unknown brand (send a valid token, or offer_id with a signature)")
+    if data.token is not None:
+        if not hmac.compare_digest(data.token.encode(), brand_token.encode()):
+            raise Forbidden("postback not authenticated: wrong token")
+        return
+    if received.signature is None:
+        raise Forbidden("postback not authenticated: send token or X-Signature")
+    if received.query_on_post:
+        raise Forbidden("postback not authenticated: a signed POST carries its parameters in the body only")
+    if not _signature_ok(received.signature, brand_token, received.raw, now):
+        raise Forbidden("postback not authenticated: bad or stale X-Signature")
+
+
+def _brand_by_token(session: Session, token: str | None) -> tuple[int, str] | None:
+    if not token:
+        return None
+    row = session.execute(select(Brand.id, Brand.postback_token).where(Brand.postback_token == token)).one_or_none()
+    return (row.id, row.postback_token) if row else None
+
+
+def _brand_of_offer(session: Session, offer_id: int) -> tuple[int, str] | None:
+    row = session.execute(
+        select(Brand.id, Brand.postback_token).join(Offer, Offer.brand_id == Brand.id).where(Offer.id == offer_id)
+    ).one_or_none()
+    return (row.id, row.postback_token) if row else None
+
+
+# ---- the click and the offer ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What a verified click id leads to: its link, offer, brand, partner and the posted event."""
+
+    ref: ClickRef
+    row: Any
+
+    @property
+    def offer_id(self) -> int:
+        return int(self.row.offer_id)
+
+    @property
+    def brand_id(self) -> int:
+        return int(self.row.brand_id)
+
+    @property
+    def brand_token(self) -> str:
+        return str(self.row.postback_token)
+
+
+def _context_query(*, default_event: bool) -> Select:  # type: ignore[type-arg]
+    """Return the one query that reads everything a conversion needs about its click's link."""
+    event_on = OfferEvent.offer_id == Link.offer_id
+    # The default event is the first (position 0: positions are kept dense by the offers service).
+    event_on &= (OfferEvent.position == 0) if default_event else (OfferEvent.key == bindparam("event_key"))
+    return (
+        select(
+            Link.offer_id, Link.partner_id, Offer.brand_id, Offer.status, Offer.visibility, Offer.currency,
+            Offer.conversion_window_days, Offer.hold_days, Offer.min_seconds, Offer.countries,
+            Brand.postback_token, Partner.status.label("partner_status"), OfferAccess.status.label("access_status"),
+            OfferEvent.id.label("event_id"), OfferEvent.model, OfferEvent.payout_minor, OfferEvent.revenue_minor,
+            OfferEvent.payout_percent, OfferEvent.revenue_percent,
+            PartnerOverride.payout_minor.label("override_payout_minor"),
+            PartnerOverride.payout_percent.label("override_payout_percent"),
+        )
+        .join(Offer, Offer.id == Link.offer_id)
+        .join(Brand, Brand.id == Offer.brand_id)
+        .join(Partner, Partner.id == Link.partner_id)
+        .outerjoin(OfferAccess, (OfferAccess.offer_id == Link.offer_id) & (OfferAccess.partner_id == Link.partner_id))
+        .outerjoin(OfferEvent, event_on)
+        .outerjoin(
+            PartnerOverride,
+            (PartnerOverride.event_id == OfferEvent.id) & (PartnerOverride.partner_id == Link.partner_id),
+        )
+        .where(Link.id == bindparam("link_id"))
+    )  # fmt: skip
+
+
+# Built once: the hot path executes them with parameters only (SQLAlchemy's compiled cache hits).
+_CONTEXT_DEFAULT_EVENT = _context_query(default_event=True)
+_CONTEXT_EVENT = _context_query(default_event=False)
+_CAPS = select(Cap.id, Cap.metric, Cap.period, Cap.limit, Cap.scope).where(
+    Cap.offer_id == bindparam("offer_id"), Cap.metric.in_(cap_counters.CONVERSION_METRICS)
+)
+_CONVERSION_TABLE = Conversion.__table__
+_HISTORY_INSERT = insert(ConversionHistory)
+
+
+def _attribute(session: Session, settings: Settings, click_id: str | None, event: str | None) -> _Context | None:
+    """Return what a click id leads to when its HMAC holds and its link exists, else None."""
+    ref = _codec(settings.secret_key).verify(click_id)
+    if ref is None:
+        return None
+    if event is None:
+        row = session.connection().execute(_CONTEXT_DEFAULT_EVENT, {"link_id": ref.link_id}).first()
+    else:
+        row = session.connection().execute(_CONTEXT_EVENT, {"link_id": ref.link_id, "event_key": event}).first()
+    return _Context(ref, row) if row is not None else None
+
+
+def _click_row(session: Session, click_id: str) -> Any | None:
+    """Return the click's row (or its still-buffered record) for country and fraud flags, if known."""
+    return get_click(session, click_id)
+
+
+def _partner_approved(row: Any) -> bool:
+    if row.partner_status != PartnerStatus.ACTIVE.value:
+        return False
+    return row.visibility == Visibility.PUBLIC.value or row.access_status == AccessStatus.APPROVED.value
+
+
+def _commission(row: Any, amount_minor: int | None) -> tuple[int, int]:
+    figures = Figures(row.model, row.payout_minor, row.revenue_minor, row.payout_percent, row.revenue_percent)
+    return rules.compute_commission(
+        figures,
+        amount_minor,
+        override_payout_minor=row.override_payout_minor,
+        override_payout_percent=row.override_payout_percent,
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _upsert(dialect: str) -> Any:
+    """Return INSERT ... ON CONFLICT DO NOTHING RETURNING id for conversions (any unique key conflicts)."""
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(_CONVERSION_TABLE).on_conflict_do_nothing().returning(_CONVERSION_TABLE.c.id)
+
+
+# ---- the postback --------------------------------------------------------------------------------
+
+
+def receive(session: Session, *, settings: Settings, received: Received, trace: Trace, now: dt.datetime) -> Answer:
+    """Judge one brand postback or pixel; raise ValidationError/Forbidden/Conflict, else return the 200 answer.
+
+    `trace` is filled in as the request is understood, so the caller can log it whatever happens;
+    a 200 answer's log line is written here, in the transaction that holds the conversion.
+    """
+    data = _read_params(received)
+    if received.source == "pixel":
+        data.click_id = received.cookie_click_id
+    trace.txn_id = data.txn_id
+    trace.click_id = data.click_id or trace.click_id
+    if data.status is not None:
+        answer = _undo(session, settings=settings, received=received, data=data, trace=trace, now=now)
+        write_trace(session, trace, at=now)
+        return answer
+    if data.click_id is None:
+        where = "the click cookie" if received.source == "pixel" else "click_id"
+        raise ValidationError(f"click_id is required (from {where})", field="click_id")
+
+    context = _attribute(session, settings, data.click_id, data.event)
+    brand: tuple[int, str] | None
+    if received.source == "pixel":
+        # A browser has no token: the pixel speaks for the offer its click belongs to.
+        brand = (context.brand_id, context.brand_token) if context else None
+    else:
+        # Whose postback is this: the offer it names, else the click's offer, else the token's brand.
+        if data.offer_id is not None:
+            brand = _brand_of_offer(session, data.offer_id)
+        elif context is not None:
+            brand = (context.brand_id, context.brand_token)
+        else:
+            brand = _brand_by_token(session, data.token)
+        trace.brand_id, trace.offer_id = (brand[0] if brand else None), data.offer_id
+        _authenticate(received, data, brand[1] if brand else None, now)
+    trace.brand_id, trace.offer_id = (brand[0] if brand else None), data.offer_id
+
+    # A forged id, another network's id, or a click on another brand's (or another) offer.
+    if (
+        context is None
+        or brand is None
+        or context.brand_id != brand[0]
+        or (data.offer_id is not None and context.offer_id != data.offer_id)
+    ):
+        trace.status, trace.reason = "rejected", "unknown_click"
+        write_trace(session, trace, at=now)
+        return Answer(None, "rejected", "unknown_click")
+    return _convert(session, context=context, data=data, trace=trace, now=now)
+
+
+def _convert(session: Session, *, context: _Context, data: _Input, trace: Trace, now: dt.datetime) -> Answer:
+    row = context.row
+    trace.offer_id = context.offer_id
+    if row.event_id is None:
+        raise ValidationError(f"unknown event {data.event!r} for this offer", field="event")
+    currency = data.currency or row.currency
+    amount_minor = _parse_amount(data.amount, currency) if data.amount is not None else None
+    if needs_amount(row.model):
+        if amount_minor is None:
+            raise ValidationError(f"amount is required for a {row.model} event", field="amount")
+        if amount_minor == 0:
+            raise ValidationError(f"amount must be greater than 0 for a {row.model} event", field="amount")
+
+    assert data.click_id is not None
+    click = _click_row(session, data.click_id)
+    facts = rules.Facts(
+        now=now,
+        clicked_at=context.ref.clicked_at,
+        offer_status=row.status,
+        partner_approved=_partner_approved(row),
+        window_days=row.conversion_window_days,
+        offer_currency=row.currency,
+        currency=currency,
+        countries=frozenset(row.countries or ()),
+        click_country=getattr(click, "country", None),
+        min_seconds=row.min_seconds,
+        click_is_bot=getattr(click, "is_bot", None),
+        click_is_unique=getattr(click, "is_unique", None),
+    )
+    # Every check but the caps, which only the winner of the dedupe key takes, last.
+    reason = rules.reject_reason(facts)
+    flags = rules.fraud_flags(facts) if reason is None else []
+    status, hold_until = rules.first_status(reason, flags, row.hold_days, now)
+    payout = revenue = 0
+    if reason is None:
+        # A rejected conversion is worth nothing; an accepted one what its rule gives.
+        payout, revenue = _commission(row, amount_minor)
+    values: dict[str, Any] = {
+        "offer_id": context.offer_id,
+        "event_id": row.event_id,
+        "brand_id": context.brand_id,
+        "partner_id": row.partner_id,
+        "link_id": context.ref.link_id,
+        "click_id": data.click_id,
+        "clicked_at": context.ref.clicked_at,
+        "txn_id": data.txn_id,
+        "status": status,
+        "reason": reason,
+        "flags": flags,
+        "currency": currency,
+        "amount_minor": amount_minor,
+        "payout_minor": payout,
+        "revenue_minor": revenue,
+        "created_at": now,
+        "hold_until": hold_until,
+        "status_changed_at": now,
+    }
+    # Claim the dedupe key first: a replay (even one racing this request) finds it and answers it.
+    connection = session.connection()
+    new_id = connection.execute(_upsert(connection.dialect.name), values).scalar()
+    if new_id is None:
+        return _duplicate(session, values=values, data=data, trace=trace)
+    conversion = Conversion(id=new_id, **values)
+    # Known in full without reading it back: attach it as if loaded, for the signal's receivers.
+    make_transient_to_detached(conversion)
+    session.add(conversion)
+
+    caps = connection.execute(_CAPS, {"offer_id": context.offer_id}).all() if reason is None else []
+    if not caps:
+        _created(session, conversion, trace, now)
+        return Answer(conversion.id, conversion.status, conversion.reason)
+    # With caps, the counter UPDATE comes last: on PostgreSQL its row lock is then held only until
+    # the commit that follows. If a cap is full, what was written since the savepoint (history,
+    # ledger and outbox rows, the log line) is undone and written again for the rejection.
+    savepoint = session.begin_nested()
+    _created(session, conversion, trace, now)
+    reason = rules.reject_reason(
+        facts,
+        take_cap=lambda: cap_counters.consume(session, caps, partner_id=row.partner_id, at=now, payout_minor=payout),
+    )
+    if reason is None:
+        savepoint.commit()
+        return Answer(conversion.id, conversion.status, conversion.reason)
+    savepoint.rollback()
+    rejected: dict[str, Any] = {"status": "rejected", "reason": reason, "flags": [], "hold_until": None, "payout_minor": 0,
+                "revenue_minor": 0}  # fmt: skip
+    session.execute(
+        update(Conversion).where(Conversion.id == new_id).values(**rejected),
+        execution_options={"synchronize_session": False},
+    )
+    for name, value in rejected.items():
+        set_committed_value(conversion, name, value)
+    _created(session, conversion, trace, now)
+    return Answer(conversion.id, conversion.status, conversion.reason)
+
+
+def _created(session: Session, conversion: Conversion, trace: Trace, now: dt.datetime) -> None:
+    """Record a new conversion: its history line, the signal, its log line."""
+    actor = "pixel" if trace.source == "pixel" else "postback"
+    _record(session, conversion, None, conversion.status, conversion.reason, actor=actor, at=now)
+    trace.conversion_id, trace.status, trace.reason = conversion.id, conversion.status, conversion.reason
+    write_trace(session, trace, at=now)
+
+
+def _duplicate(session: Session, *, values: dict[str, Any], data: _Input, trace: Trace) -> Answer:
+    table = _CONVERSION_TABLE
+    query = select(table.c.id, table.c.status, table.c.reason, table.c.amount_minor, table.c.currency).where(
+        table.c.event_id == values["event_id"]
+    )
+    if data.txn_id is not None:
+        query = query.where(table.c.offer_id == values["offer_id"], table.c.txn_id == data.txn_id)
+    else:
+        query = query.where(table.c.click_id == data.click_id, table.c.txn_id.is_(None))
+    first = session.execute(query).one()
+    trace.conversion_id, trace.status, trace.reason, trace.duplicate = first.id, first.status, first.reason, True
+    if data.txn_id is not None and (first.amount_minor, first.currency) != (values["amount_minor"], values["currency"]):
+        raise Conflict(
+            f"txn_id {data.txn_id!r} is already conversion {first.id} with another amount; it was not changed",
+            code="txn_id_amount_conflict",
+        )
+    write_trace(session, trace, at=values["created_at"])
+    return Answer(first.id, first.status, first.reason, duplicate=True)
+
+
+def _undo(
+    session: Session, *, settings: Settings, received: Received, data: _Input, trace: Trace, now: dt.datetime
+) -> Answer:
+    """Reverse or reject an earlier conversion named by txn_id, among the authenticated brand's offers only."""
+    if data.txn_id is None:
+        raise ValidationError("txn_id is required with status", field="txn_id")
+    context = _attribute(session, settings, data.click_id, None) if data.click_id else None
+    if data.offer_id is not None:
+        brand = _brand_of_offer(session, data.offer_id)
+    elif context is not None:
+        brand = (context.brand_id, context.brand_token)
+    else:
+        brand = _brand_by_token(session, data.token)
+    trace.brand_id, trace.offer_id = (brand[0] if brand else None), data.offer_id
+    _authenticate(received, data, brand[1] if brand else None, now)
+    assert brand is not None
+
+    query = select(Conversion).where(Conversion.brand_id == brand[0], Conversion.txn_id == data.txn_id)
+    if data.offer_id is not None:
+        query = query.where(Conversion.offer_id == data.offer_id)
+    if data.click_id is not None:
+        query = query.where(Conversion.click_id == data.click_id)
+    if data.event is not None:
+        query = query.join(OfferEvent, OfferEvent.id == Conversion.event_id).where(OfferEvent.key == data.event)
+    found = session.scalars(query.limit(2)).all()
+    if not found:
+        trace.reason = "unknown_txn_id"
+        return Answer(None, None, "unknown_txn_id")
+    if len(found) > 1:
+        raise ValidationError("txn_id names several conversions; send event or offer_id too", field="txn_id")
+    conversion = found[0]
+    trace.offer_id = conversion.offer_id
+    assert data.status is not None
+    target = rules.undo_target(conversion.status, data.status)
+    if target is not None:
+        reason = data.reason or f"{data.status} by brand postback"
+        if not transition(session, conversion, target, reason, actor="postback", at=now):
+            target = None  # a concurrent change won; answer what it left
+    trace.conversion_id, trace.status, trace.reason = conversion.id, conversion.status, conversion.reason
+    trace.duplicate = target is None
+    return Answer(conversion.id, conversion.status, conversion.reason, duplicate=target is None)
+
+
+# ---- statuses ------------------------------------------------------------------------------------
+
+
+def _record(
+    session: Session,
+    conversion: Conversion,
+    old: str | None,
+    new: str,
+    reason: str | None,
+    *,
+    actor: str,
+    at: dt.datetime,
+) -> None:
+    """Write the history line and tell the ledger and the outbox, in this transaction."""
+    history = {"conversion_id": conversion.id, "at": at, "old_status": old, "new_status": new, "reason": reason}
+    session.connection().execute(_HISTORY_INSERT, {**history, "actor": actor})
+    status_changed.send(session=session, conversion=conversion, old_status=old, new_status=new, at=at, reason=reason)
+
+
+def transition(
+    session: Session, conversion: Conversion, target: str, reason: str | None, *, actor: str, at: dt.datetime,
+    due_by: dt.datetime | None = None,
+) -> bool:  # fmt: skip
+    """Move a conversion to `target` if its status (as stored now) allows it; return whether it moved.
+
+    The UPDATE names the status it expects, so the history and the signal always carry the true
+    old status (the ledger treats approved -> rejected and pending -> rejected differently).
+    """
+    sources = rules.TRANSITIONS[target]
+    values: dict[str, Any] = {"status": target, "status_changed_at": at, "reason": reason, "hold_until": None}
+    expected = conversion.status
+    # A concurrent change may move it between our read and our UPDATE; look again, a few times.
+    for _attempt in range(3):
+        if expected not in sources:
+            return False
+        condition = (Conversion.id == conversion.id) & (Conversion.status == expected)
+        if due_by is not None:
+            condition &= Conversion.hold_until.is_not(None) & (Conversion.hold_until <= due_by)
+        result = session.execute(
+            update(Conversion).where(condition).values(**values), execution_options={"synchronize_session": False}
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            break
+        session.refresh(conversion)
+        if due_by is not None:
+            return False
+        expected = conversion.status
+    else:
+        return False
+    for name, value in values.items():
+        # What the UPDATE wrote, without marking the object dirty (no second UPDATE at flush).
+        set_committed_value(conversion, name, value)
+    _record(session, conversion, expected, target, reason, actor=actor, at=at)
+    return True
+
+
+def change_status(
+    session: Session, principal: Principal, conversion_id: int, *, status: str, reason: str | None, now: dt.datetime
+) -> Conversion:
+    """Approve, reject or reverse a conversion (its brand, admin); 409 when its status does not allow it."""
+    require(principal, Role.ADMIN, Role.BRAND)
+    conversion = get_conversion(session, principal, conversion_id)
+    if status not in rules.TRANSITIONS:
+        raise ValidationError("status must be approved, rejected or reversed", field="status")
+    if conversion.status == status:
+        return conversion  # asked twice: already done
+    if not rules.can_transition(conversion.status, status) or not transition(
+        session, conversion, status, reason, actor=principal.label, at=now
+    ):
+        raise Conflict(f"a {conversion.status} conversion cannot become {status}", code="invalid_transition")
+    return conversion
+
+
+# ---- reading -------------------------------------------------------------------------------------
+
+
+def get_conversion(session: Session, principal: Principal, conversion_id: int) -> Conversion:
+    """Return a conversion the principal may see, or 404."""
+    conversion = session.get(Conversion, conversion_id)
+    if conversion is None or not _visible(principal, conversion):
+        raise NotFound("conversion not found")
+    return conversion
+
+
+def _visible(principal: Principal, conversion: Conversion) -> bool:
+    if principal.role in (Role.ADMIN, Role.FINANCE):
+        return True
+    if principal.role is Role.BRAND:
+        return conversion.brand_id == principal.brand_id
+    if principal.role is Role.PARTNER:
+        return conversion.partner_id == principal.partner_id
+    return False
+
+
+def _scoped(query: Select[Any], principal: Principal) -> Select[Any]:
+    if principal.role is Role.BRAND:
+        return query.where(Conversion.brand_id == principal.brand_id)
+    if principal.role is Role.PARTNER:
+        return query.where(Conversion.partner_id == principal.partner_id)
+    return query
+
+
+def list_conversions(
+    session: Session,
+    principal: Principal,
+    *,
+    offer_id: int | None = None,
+    partner_id: int | None = None,
+    status: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    limit: int = 100,
+    after: int | None = None,
+) -> list[Conversion]:
+    """Return the conversions the principal may see, filtered, one page ordered by id."""
+    query = _scoped(select(Conversion), principal)
+    if offer_id is not None:
+        query = query.where(Conversion.offer_id == offer_id)
+    if partner_id is not None:
+        query = query.where(Conversion.partner_id == partner_id)
+    if status is not None:
+        query = query.where(Conversion.status == status)
+    if since is not None:
+        query = query.where(Conversion.created_at >= as_utc(since))
+    if until is not None:
+        query = query.where(Conversion.created_at < as_utc(until))
+    return list(session.scalars(paged(query, Conversion.id, limit=limit, after=after)))
+
+
+def history(session: Session, principal: Principal, conversion_id: int) -> list[ConversionHistory]:
+    """Return a conversion's status history (its brand, admin, finance; a partner its own)."""
+    conversion = get_conversion(session, principal, conversion_id)
+    return list(
+        session.scalars(
+            select(ConversionHistory)
+            .where(ConversionHistory.conversion_id == conversion.id)
+            .order_by(ConversionHistory.id)
+        )
+    )
+
+
+def event_keys(session: Session, event_ids: Sequence[int]) -> dict[int, str]:
+    """Return the key of each event id."""
+    if not event_ids:
+        return {}
+    rows = session.execute(select(OfferEvent.id, OfferEvent.key).where(OfferEvent.id.in_(set(event_ids))))
+    return {row.id: row.key for row in rows}
+
+
+def brands_sharing_txn_id(session: Session, brand_ids: Sequence[int]) -> set[int]:
+    """Return which of the brands let partners see their txn ids."""
+    if not brand_ids:
+        return set()
+    return set(session.scalars(select(Brand.id).where(Brand.id.in_(set(brand_ids)), Brand.share_txn_id.is_(True))))
+
+
+def list_postback_log(
+    session: Session,
+    principal: Principal,
+    *,
+    offer_id: int | None = None,
+    click_id: str | None = None,
+    txn_id: str | None = None,
+    http_status: int | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    limit: int = 100,
+    after: int | None = None,
+) -> list[PostbackLog]:
+    """Return postback log lines: a brand its own, admin all."""
+    require(principal, Role.ADMIN, Role.BRAND)
+    query = select(PostbackLog)
+    if principal.role is Role.BRAND:
+        query = query.where(PostbackLog.brand_id == principal.brand_id)
+    if offer_id is not None:
+        query = query.where(PostbackLog.offer_id == offer_id)
+    if click_id is not None:
+        query = query.where(PostbackLog.click_id == click_id)
+    if txn_id is not None:
+        query = query.where(PostbackLog.txn_id == txn_id)
+    if http_status is not None:
+        query = query.where(PostbackLog.http_status == http_status)
+    if since is not None:
+        query = query.where(PostbackLog.received_at >= as_utc(since))
+    if until is not None:
+        query = query.where(PostbackLog.received_at < as_utc(until))
+    return list(session.scalars(paged(query, PostbackLog.id, limit=limit, after=after)))

@@ -1,0 +1,109 @@
+"""Cap counters: how much of each cap a UTC period has used, consumed exactly under concurrency.
+
+A counter row per (cap, period start, partner) is consumed by a conditional
+`UPDATE ... SET used = used + :n WHERE ... AND used + :n <= limit` and the affected row count says
+whether it fit; the row is created with INSERT ... ON CONFLICT DO NOTHING. On PostgreSQL the UPDATE
+takes the row lock, so concurrent transactions queue on it and re-check the condition against the
+committed value; on SQLite every writing transaction holds the database lock (BEGIN IMMEDIATE).
+Caps are consumed in cap id order so two transactions never wait on each other in a cycle.
+
+Consumed caps are not given back when a conversion is later rejected or reversed: a cap limits
+what the network accepted in a period, and handing room back after the fact would let a period
+take more than its limit in total.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from network.clock import period_start
+from network.offers.models import CapCounter
+
+
+class Cap(Protocol):
+    """A cap as these functions need it: a Cap row, or a row of its columns."""
+
+    id: int
+    metric: str
+    period: str
+    limit: int
+    scope: str
+
+
+#: Cap metrics a conversion consumes (click caps are counted by tracking).
+CONVERSION_METRICS = ("conversions", "payout")
+
+
+_KEY = (
+    (CapCounter.cap_id == bindparam("b_cap"))
+    & (CapCounter.period_start == bindparam("start"))
+    & (CapCounter.partner_key == bindparam("key"))
+)
+# Built once and executed with parameters only: the hot path reuses SQLAlchemy's compiled form.
+_TAKE = (
+    update(CapCounter)
+    .where(_KEY & (CapCounter.used + bindparam("n") <= bindparam("limit")))
+    .values(used=CapCounter.used + bindparam("n"))
+)
+_GIVE_BACK = update(CapCounter).where(_KEY).values(used=CapCounter.used - bindparam("n"))
+_USED = select(CapCounter.used).where(_KEY)
+
+
+def _create(session: Session) -> Any:
+    name = session.get_bind().dialect.name
+    module = postgresql if name == "postgresql" else sqlite
+    return module.insert(CapCounter).on_conflict_do_nothing(index_elements=["cap_id", "period_start", "partner_key"])
+
+
+def partner_key(cap: Cap, partner_id: int) -> int:
+    """Return the counter key of a cap for a partner: the partner for partner-scoped caps, else 0."""
+    return partner_id if cap.scope == "partner" else 0
+
+
+def _consume_one(session: Session, cap: Cap, start: dt.datetime, key: int, n: int) -> bool:
+    params = {"b_cap": cap.id, "start": start, "key": key, "n": n, "limit": cap.limit}
+    connection = session.connection()
+    if connection.execute(_TAKE, params).rowcount == 1:
+        return True
+    # No room, or no row yet for this period: make the row (a concurrent maker wins harmlessly), retry.
+    connection.execute(_create(session), {"cap_id": cap.id, "period_start": start, "partner_key": key, "used": 0})
+    return connection.execute(_TAKE, params).rowcount == 1
+
+
+def _release_one(session: Session, cap: Cap, start: dt.datetime, key: int, n: int) -> None:
+    session.connection().execute(_GIVE_BACK, {"b_cap": cap.id, "start": start, "key": key, "n": n})
+
+
+def amount_for(cap: Cap, payout_minor: int) -> int:
+    """Return how much of `cap` one conversion uses: 1, or its payout for payout caps."""
+    return payout_minor if cap.metric == "payout" else 1
+
+
+def consume(session: Session, caps: Sequence[Cap], *, partner_id: int, at: dt.datetime, payout_minor: int) -> bool:
+    """Consume every conversion cap for one conversion at `at`; all or none. Return whether all had room."""
+    taken: list[tuple[Cap, dt.datetime, int, int]] = []
+    for cap in sorted((c for c in caps if c.metric in CONVERSION_METRICS), key=lambda c: c.id):
+        n = amount_for(cap, payout_minor)
+        if n == 0:
+            continue
+        start = period_start(at, cap.period)
+        key = partner_key(cap, partner_id)
+        if not _consume_one(session, cap, start, key, n):
+            # Same transaction, rows still locked by us: undo what this conversion took.
+            for done in reversed(taken):
+                _release_one(session, *done)
+            return False
+        taken.append((cap, start, key, n))
+    return True
+
+
+def used(session: Session, cap: Cap, *, at: dt.datetime, partner_id: int = 0) -> int:
+    """Return how much of `cap` the period holding `at` has used."""
+    start = period_start(at, cap.period)
+    return int(session.scalar(_USED, {"b_cap": cap.id, "start": start, "key": partner_key(cap, partner_id)}) or 0)
