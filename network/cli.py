@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 from alembic import command
 from flask import current_app
@@ -9,9 +11,10 @@ from flask.cli import with_appcontext
 
 from network import migrate
 from network.auth import Role
+from network.db import Database
 
 
-def _db():  # type: ignore[no-untyped-def]
+def _db() -> Database:
     return current_app.extensions["network.db"]
 
 
@@ -52,8 +55,6 @@ def db_check() -> None:
 
 
 def _ensure_sqlite_dir(url: str) -> None:
-    from pathlib import Path
-
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
@@ -86,26 +87,57 @@ def keys_create(role: str, brand_id: int | None, partner_id: int | None, label: 
     click.echo(key)
 
 
+@keys_group.command("list")
+@with_appcontext
+def keys_list() -> None:
+    """List keys (id, prefix, role, binding, revoked); never the keys themselves."""
+    from sqlalchemy import select
+
+    from network.accounts.models import ApiKey
+
+    with _db().session_scope() as session:
+        for row in session.scalars(select(ApiKey).order_by(ApiKey.id)):
+            bound = f"brand={row.brand_id}" if row.brand_id else f"partner={row.partner_id}" if row.partner_id else "-"
+            revoked = f"revoked {row.revoked_at.isoformat()}" if row.revoked_at else "active"
+            click.echo(f"{row.id}\t{row.prefix}\t{row.role}\t{bound}\t{revoked}\t{row.label or ''}")
+
+
+@keys_group.command("revoke")
+@click.argument("key_id", type=int)
+@with_appcontext
+def keys_revoke(key_id: int) -> None:
+    """Revoke key KEY_ID at once."""
+    from network.accounts import service
+    from network.auth import SYSTEM
+    from network.errors import DomainError
+
+    try:
+        with _db().session_scope() as session:
+            row = service.revoke_key(session, SYSTEM, key_id)
+            click.echo(f"key {row.id} ({row.prefix}...) revoked")
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
+
+
 @click.group("demo")
 def demo_group() -> None:
     """Demo data for trying the network."""
 
 
 @demo_group.command("seed")
-@click.option("--env-file", default=None, help="Also write the demo keys to this file.")
+@click.option(
+    "--env-file", default=None, help="Where to keep the demo's keys and ids (default instance/demo-keys.env)."
+)
 @with_appcontext
 def demo_seed(env_file: str | None) -> None:
     """Create a demo network when the database is empty and print how to use it."""
     from network import demo
 
     settings = current_app.extensions["network.settings"]
+    keys_file = Path(env_file) if env_file else demo.KEYS_FILE
     with _db().session_scope() as session:
-        info = demo.seed(session, settings)
-    click.echo(demo.instructions(info, settings.public_base_url))
-    if env_file and info.get("keys"):
-        with open(env_file, "w") as fh:
-            for name, value in info["keys"].items():
-                fh.write(f"{name}={value}\n")
+        info = demo.seed(session, settings, keys_file)
+    click.echo(demo.instructions(info, settings.public_base_url, keys_file))
 
 
 commands = [db_group, keys_group, demo_group]

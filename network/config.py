@@ -46,8 +46,8 @@ class Settings:
     testing: bool = False
 
     def payout_min_minor(self, currency: str) -> int:
-        """Return the default payout threshold in minor units of `currency`."""
-        return money.parse_amount(self.payout_min_amount, currency)
+        """Return the default payout threshold in minor units of `currency` (one setting for all currencies)."""
+        return money.parse_threshold(self.payout_min_amount, currency)
 
     def with_overrides(self, **values: Any) -> Settings:
         """Return a copy with some settings replaced."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import DateTime, Engine, MetaData, Select, create_engine, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -85,6 +85,21 @@ def _sqlite_autobegin_off(dbapi_connection: Any, _record: Any) -> None:
 def _sqlite_begin(conn: Any) -> None:
     # IMMEDIATE: take the write lock up front, so a read-then-write never fails to upgrade.
     conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+#: Page sizes of every list: the default, and the bound past which a request is refused
+#: (RELIABILITY.md case 18).
+DEFAULT_PAGE = 100
+MAX_PAGE = 500
+
+_Query = TypeVar("_Query", bound=Select[Any])
+
+
+def paged(query: _Query, id_column: Any, *, limit: int = DEFAULT_PAGE, after: int | None = None) -> _Query:
+    """Return `query` ordered by id, limited to one page after the cursor `after` (keyset paging)."""
+    if after is not None:
+        query = query.where(id_column > after)
+    return query.order_by(id_column).limit(limit)
 
 
 class Database:

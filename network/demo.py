@@ -21,9 +21,10 @@ KEYS_FILE = ROOT / "instance" / "demo-keys.env"
 def seed(session: Session, settings: Settings, keys_file: Path = KEYS_FILE) -> dict[str, Any]:
     """Create the demo when the database has no brand yet; return its ids and keys."""
     if session.scalar(select(func.count()).select_from(Brand)):
-        keys = {}
+        keys: dict[str, str] = {}
         if keys_file.exists():
-            keys = dict(line.split("=", 1) for line in keys_file.read_text().split() if "=" in line)
+            saved = dict(line.split("=", 1) for line in keys_file.read_text().split() if "=" in line)
+            keys = {name: saved[name] for name in ("ADMIN", "FINANCE", "BRAND", "PARTNER") if name in saved}
         return {"created": False, "keys": keys}
     brand = accounts.create_brand(session, SYSTEM, name="Acme Shop", currency="USD")
     partner = partners.create_partner(session, SYSTEM, name="Deal Blog", email="ops@dealblog.example")
@@ -51,34 +52,51 @@ def seed(session: Session, settings: Settings, keys_file: Path = KEYS_FILE) -> d
         "BRAND": accounts.create_key(session, role="brand", brand_id=brand.id, label="demo")[1],
         "PARTNER": accounts.create_key(session, role="partner", partner_id=partner.id, label="demo")[1],
     }
-    keys_file.parent.mkdir(parents=True, exist_ok=True)
-    keys_file.write_text("".join(f"{k}={v}\n" for k, v in keys.items()))
-    keys_file.chmod(0o600)
-    return {
-        "created": True,
-        "keys": keys,
-        "brand_id": brand.id,
-        "partner_id": partner.id,
-        "offer_id": offer.id,
-        "postback_token": brand.postback_token,
+    values: dict[str, str] = {
+        **keys,
+        "BASE": settings.public_base_url,
+        "BRAND_ID": str(brand.id),
+        "PARTNER_ID": str(partner.id),
+        "OFFER_ID": str(offer.id),
+        "TOKEN": brand.postback_token,
     }
+    keys_file.parent.mkdir(parents=True, exist_ok=True)
+    # Written private before the secrets go in.
+    keys_file.touch(mode=0o600, exist_ok=True)
+    keys_file.chmod(0o600)
+    keys_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    return {"created": True, "keys": keys, "brand_id": brand.id, "partner_id": partner.id, "offer_id": offer.id}
 
 
-def instructions(info: dict[str, Any], base_url: str) -> str:
-    """Return what `make run` prints: the keys and curl lines to try the network."""
+def instructions(info: dict[str, Any], base_url: str, keys_file: Path = KEYS_FILE) -> str:
+    """Return what `make run` prints: the keys and curl lines that work as printed."""
     keys = info.get("keys") or {}
     lines = ["", "network demo" + (" (created now)" if info.get("created") else " (already seeded)"), ""]
-    for name in ("ADMIN", "FINANCE", "BRAND", "PARTNER"):
-        if name in keys:
-            lines.append(f"export {name}={keys[name]}")
+    if not keys:
+        lines += [
+            f"The demo's keys are not in {keys_file}; make an admin key with:",
+            "  .venv/bin/flask --app wsgi keys create --role admin",
+        ]
+        return "\n".join(lines)
+    lines.append("API keys (shown here because this is a demo; a key is normally shown once):")
+    lines += [f"  {name:<8} {keys[name]}" for name in ("ADMIN", "FINANCE", "BRAND", "PARTNER") if name in keys]
     lines += [
-        f"export BASE={base_url}",
         "",
-        "Try it:",
-        '  curl -s $BASE/api/v1/offers -H "Authorization: Bearer $PARTNER"',
-        '  curl -s $BASE/api/v1/brands -H "Authorization: Bearer $ADMIN"',
-        "  open $BASE/api/docs for the interactive API documentation",
+        "Try it from another terminal once the server below is up:",
+        f"  curl -s {base_url}/healthz",
+        f'  curl -s {base_url}/api/v1/offers -H "Authorization: Bearer {keys.get("PARTNER", "")}"',
+        f'  curl -s {base_url}/api/v1/brands -H "Authorization: Bearer {keys.get("ADMIN", "")}"',
+        f'  curl -s {base_url}/api/v1/partners -H "Authorization: Bearer {keys.get("ADMIN", "")}"',
         "",
-        f"(keys are also in {KEYS_FILE.relative_to(ROOT)})",
+        f"Or load the keys and ids into your shell (`source {_shown(keys_file)}`) and follow README.md.",
+        f"Interactive API documentation: {base_url}/api/docs",
+        "",
     ]
     return "\n".join(lines)
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)

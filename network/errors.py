@@ -1,8 +1,14 @@
-"""Domain errors and the one place they become JSON responses."""
+"""Domain errors and the one place they become JSON responses.
+
+Every error answer is `{"code": ..., "message": ..., "errors": {field: [messages]}}`. Bad input
+is 400 everywhere, whether a schema or a service rule refused it (flask-smorest's 422 for schema
+errors is answered as 400 too), and the message names the field.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -37,21 +43,29 @@ class ValidationError(DomainError):
 
 
 class Unauthorized(DomainError):
+    """No API key, or one that is unknown or revoked."""
+
     status = 401
     code = "unauthorized"
 
 
 class Forbidden(DomainError):
+    """The key's role may not do this."""
+
     status = 403
     code = "forbidden"
 
 
 class NotFound(DomainError):
+    """No such object, or one of another tenant (existence is not leaked)."""
+
     status = 404
     code = "not_found"
 
 
 class Conflict(DomainError):
+    """The object's state does not allow this (a status transition, a duplicate)."""
+
     status = 409
     code = "conflict"
 
@@ -64,6 +78,55 @@ def error_body(status: int, code: str, message: str, fields: dict[str, Any] | No
     return body
 
 
+def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Return marshmallow's nested error messages keyed by field path (`events[0].payout`)."""
+    if isinstance(messages, Mapping):
+        flat: dict[str, list[str]] = {}
+        for key, value in messages.items():
+            if isinstance(key, int) or (isinstance(key, str) and key.isdigit()):
+                path = f"{prefix}[{key}]"
+            elif key == "_schema":
+                path = prefix or "_schema"
+            else:
+                path = f"{prefix}.{key}" if prefix else str(key)
+            for name, texts in flatten_messages(value, path).items():
+                flat.setdefault(name, []).extend(texts)
+        return flat
+    if isinstance(messages, list | tuple) and all(isinstance(m, str) for m in messages):
+        return {prefix or "_schema": [str(m) for m in messages]}
+    if isinstance(messages, list | tuple):
+        flat = {}
+        for item in messages:
+            for name, texts in flatten_messages(item, prefix).items():
+                flat.setdefault(name, []).extend(texts)
+        return flat
+    return {prefix or "_schema": [str(messages)]}
+
+
+def schema_error_body(messages: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the 400 body for webargs/marshmallow errors ({location: {field: [msg]}}), naming the fields."""
+    fields: dict[str, list[str]] = {}
+    for location_errors in messages.values():
+        for name, texts in flatten_messages(location_errors).items():
+            fields.setdefault(name, []).extend(texts)
+    if list(fields) == ["_schema"]:
+        text = fields["_schema"][0]
+        message = "request body is not valid JSON" if text == "Invalid JSON body." else f"invalid input: {text}"
+        return error_body(400, "validation_error", message, fields)
+    first = next(name for name in fields if name != "_schema")
+    message = f"invalid {first}: {fields[first][0]}"
+    if len(fields) > 1:
+        message += f" (and {len(fields) - 1} more: see errors)"
+    return error_body(400, "validation_error", message, fields)
+
+
+def _is_unique_violation(error: Exception) -> bool:
+    orig = getattr(error, "orig", None)
+    if getattr(orig, "sqlstate", None) == "23505":  # PostgreSQL unique_violation
+        return True
+    return "UNIQUE constraint failed" in str(orig)
+
+
 def _respond(status: int, body: dict[str, Any]) -> Response:
     from flask import jsonify
 
@@ -72,10 +135,37 @@ def _respond(status: int, body: dict[str, Any]) -> Response:
     return response
 
 
+#: How the error answer looks in the OpenAPI document (flask-smorest's default says otherwise).
+ERROR_SCHEMA_DOC = {
+    "type": "object",
+    "properties": {
+        "code": {"type": "string", "description": "Machine-readable error code, e.g. validation_error"},
+        "message": {"type": "string", "description": "What went wrong, naming the field"},
+        "errors": {
+            "type": "object",
+            "description": "Field path -> messages",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "required": ["code", "message"],
+}
+
+
+def _document(app: Flask) -> None:
+    apis = app.extensions.get("flask-smorest", {}).get("apis", {})
+    for entry in apis.values():
+        spec = getattr(entry.get("ext_obj"), "spec", None)
+        if spec is not None and "Error" in spec.components.schemas:
+            spec.components.schemas["Error"] = ERROR_SCHEMA_DOC
+
+
 def register(app: Flask) -> None:
     """Map domain errors, HTTP errors and anything unexpected to JSON; never leak a traceback."""
     # Imported here so services can import the error classes without importing flask.
+    from sqlalchemy.exc import IntegrityError
     from werkzeug.exceptions import HTTPException
+
+    _document(app)
 
     @app.errorhandler(DomainError)
     def _domain(error: DomainError) -> Response:
@@ -86,16 +176,20 @@ def register(app: Flask) -> None:
         status = error.code or 500
         data = getattr(error, "data", None) or {}
         messages = data.get("messages") if isinstance(data, dict) else None
-        if messages:
-            # webargs/flask-smorest schema errors: {"json": {"field": ["msg"]}} -> name the fields.
-            fields: dict[str, Any] = {}
-            for location_errors in messages.values():
-                if isinstance(location_errors, dict):
-                    fields.update(location_errors)
-            names = ", ".join(sorted(fields)) or "input"
-            return _respond(status, error_body(status, "validation_error", f"invalid {names}", fields))
-        code = (error.name or "error").lower().replace(" ", "_")
+        if messages and status in (400, 422):
+            return _respond(400, schema_error_body(messages))
+        code = (error.name or "error").lower().replace(" ", "_").replace("'", "")
         return _respond(status, error_body(status, code, error.description or error.name))
+
+    @app.errorhandler(IntegrityError)
+    def _integrity(error: IntegrityError) -> Response:
+        if _is_unique_violation(error):
+            # Two requests raced to create the same thing; the loser is told, not given a 500.
+            return _respond(409, error_body(409, "conflict", "this conflicts with a concurrent change; retry"))
+        # The constraint's name, never the statement's parameters (they may hold tokens).
+        diag = getattr(error.orig, "diag", None)
+        log.error("integrity error: %s", getattr(diag, "constraint_name", None) or str(error.orig)[:200])
+        return _respond(500, error_body(500, "internal_error", "internal error"))
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:

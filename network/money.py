@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 
 #: ISO 4217 minor-unit exponents that differ from 2; every other known code has 2.
 _EXPONENTS: dict[str, int] = {
@@ -95,6 +95,17 @@ def parse_amount(text: str, currency: str, *, allow_negative: bool = False) -> i
             raise MoneyError("amount must not be negative")
         minor = -minor
     return minor
+
+
+def parse_threshold(text: str, currency: str) -> int:
+    """Parse one threshold meant for every currency into minor units of `currency`, rounding up
+    the decimals the currency lacks ("50.00" JPY -> 50, "50.50" JPY -> 51)."""
+    match = _AMOUNT.match(text) if isinstance(text, str) else None
+    if match is None or match.group(1):
+        raise MoneyError("threshold must be a plain non-negative decimal number like 50.00")
+    if len(match.group(2)) > 15:
+        raise MoneyError("threshold is too large")
+    return int(Decimal(text).scaleb(exponent(currency)).to_integral_value(rounding=ROUND_CEILING))
 
 
 def format_amount(minor: int, currency: str) -> str:

@@ -47,3 +47,34 @@ def test_spec_session_up_to_offer_activation(client, session):
     r = Api(client, partner_key).get(f"/api/v1/offers/{offer_id}")
     assert r.status_code == 200
     assert "revenue" not in r.json["events"][1] and r.json["events"][1]["payout"] == "2.00"
+
+
+def test_demo_seed_makes_a_network_whose_printed_curl_lines_work(committed_app, tmp_path):
+    import re
+    import shlex
+
+    # Real commits, as under `make run` (the printed lines include /healthz, which opens its own connection).
+    app, client = committed_app, committed_app.test_client()
+    keys_file = tmp_path / "demo-keys.env"
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["demo", "seed", "--env-file", str(keys_file)])
+    assert result.exit_code == 0, result.output
+    assert "created now" in result.output
+    curls = [line.strip() for line in result.output.splitlines() if line.strip().startswith("curl ")]
+    assert len(curls) >= 3
+    for line in curls:
+        words = shlex.split(line)
+        url = next(w for w in words if w.startswith("http"))
+        path = re.sub(r"^https?://[^/]+", "", url)
+        headers = dict(h.split(": ", 1) for h in (words[i + 1] for i, w in enumerate(words) if w == "-H"))
+        response = client.get(path, headers=headers)
+        assert response.status_code == 200, (line, response.json)
+    # The demo offer is live for the demo partner, and the keys file holds what README.md uses.
+    saved = dict(line.split("=", 1) for line in keys_file.read_text().split())
+    assert {"ADMIN", "FINANCE", "BRAND", "PARTNER", "BASE", "BRAND_ID", "PARTNER_ID", "OFFER_ID", "TOKEN"} <= set(saved)
+    offer = Api(client, saved["PARTNER"]).get(f"/api/v1/offers/{saved['OFFER_ID']}").json
+    assert offer["status"] == "active" and offer["can_run"] is True
+    assert Api(client, saved["FINANCE"]).get("/api/v1/brands").status_code == 200
+    assert keys_file.stat().st_mode & 0o077 == 0
+    again = runner.invoke(args=["demo", "seed", "--env-file", str(keys_file)])
+    assert again.exit_code == 0 and "already seeded" in again.output and saved["ADMIN"] in again.output

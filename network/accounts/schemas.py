@@ -4,20 +4,30 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from network.schemas import StrictSchema
+from network.schemas import PageArgs, PageSchema, StrictSchema
 
 ROLES = ("admin", "finance", "brand", "partner")
 
 
 class KeyCreateSchema(StrictSchema):
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
+    #: Required for a brand key: the brand it acts for.
     brand_id = fields.Integer(load_default=None)
+    #: Required for a partner key: the partner it acts for.
     partner_id = fields.Integer(load_default=None)
     label = fields.String(load_default=None, validate=validate.Length(max=200))
 
 
+class KeyListArgs(PageArgs):
+    role = fields.String(validate=validate.OneOf(ROLES))
+    brand_id = fields.Integer()
+    partner_id = fields.Integer()
+    revoked = fields.Boolean()
+
+
 class KeySchema(Schema):
     id = fields.Integer()
+    #: The readable start of the key, to tell keys apart; the key itself is never shown again.
     prefix = fields.String()
     role = fields.String()
     brand_id = fields.Integer(allow_none=True)
@@ -32,12 +42,13 @@ class NewKeySchema(KeySchema):
     key = fields.String()
 
 
-class KeyListSchema(Schema):
+class KeyListSchema(PageSchema):
     items = fields.List(fields.Nested(KeySchema))
 
 
 class BrandCreateSchema(StrictSchema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    #: ISO 4217 code; the default currency of the brand's offers.
     currency = fields.String(required=True, validate=validate.Length(equal=3))
     share_txn_id = fields.Boolean(load_default=False)
 
@@ -56,9 +67,9 @@ class BrandSchema(Schema):
 
 
 class BrandWithTokenSchema(BrandSchema):
-    #: Shown when the brand is created and when the token is rotated.
+    #: Authenticates the brand's postbacks; shown to an admin and to the brand itself.
     postback_token = fields.String()
 
 
-class BrandListSchema(Schema):
+class BrandListSchema(PageSchema):
     items = fields.List(fields.Nested(BrandSchema))

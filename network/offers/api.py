@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from network import web
 from network.auth import Role
@@ -23,23 +23,26 @@ from network.offers.schemas import (
     OfferSchema,
     OfferUpdateSchema,
     OverrideInSchema,
+    OverrideListArgs,
     OverrideListSchema,
     OverrideSchema,
     dump_access,
     dump_offer,
     dump_override,
 )
+from network.schemas import page
 
-blp = Blueprint("offers", __name__, url_prefix="/api/v1/offers", description="Offers")
+blp = web.Blueprint("offers", __name__, url_prefix="/api/v1/offers", description="Offers")
 blp.before_request(web.authenticate)
 
 
-def _out(offer: Offer) -> dict[str, Any]:
+def _out(offers: Sequence[Offer]) -> list[dict[str, Any]]:
+    """Dump offers for the caller; a partner's view says whether it may run each and shows its own payout."""
     principal = web.principal()
-    can_run = None
-    if principal.role is Role.PARTNER and principal.partner_id is not None:
-        can_run = service.partner_may_run(web.session(), offer, principal.partner_id)
-    return dump_offer(offer, principal, can_run=can_run)
+    if principal.role is not Role.PARTNER or principal.partner_id is None:
+        return [dump_offer(offer, principal) for offer in offers]
+    views = service.partner_views(web.session(), offers, principal.partner_id)
+    return [dump_offer(offer, principal, can_run=views[offer.id][0], overrides=views[offer.id][1]) for offer in offers]
 
 
 @blp.route("")
@@ -47,14 +50,14 @@ class Offers(MethodView):
     @blp.arguments(OfferListArgs, location="query")
     @blp.response(200, OfferListSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
-        """List the offers the caller may see."""
-        return {"items": [_out(o) for o in service.list_offers(web.session(), web.principal(), **args)]}
+        """List the offers the caller may see (a brand its own; a partner those open, approved or invited)."""
+        return page(_out(service.list_offers(web.session(), web.principal(), **args)), args["limit"])
 
     @blp.arguments(OfferCreateSchema)
     @blp.response(201, OfferSchema)
     def post(self, data: dict[str, Any]) -> Any:
         """Create a draft offer (brand; admin with brand_id)."""
-        return _out(service.create_offer(web.session(), web.principal(), data))
+        return _out([service.create_offer(web.session(), web.principal(), data)])[0]
 
 
 @blp.route("/<int:offer_id>")
@@ -62,22 +65,24 @@ class OfferItem(MethodView):
     @blp.response(200, OfferSchema)
     def get(self, offer_id: int) -> Any:
         """Read an offer."""
-        return _out(service.get_offer(web.session(), web.principal(), offer_id))
+        return _out([service.get_offer(web.session(), web.principal(), offer_id)])[0]
 
     @blp.arguments(OfferUpdateSchema)
     @blp.response(200, OfferSchema)
     def patch(self, data: dict[str, Any], offer_id: int) -> Any:
-        """Change an offer's settings (its brand, admin)."""
-        return _out(service.update_offer(web.session(), web.principal(), offer_id, data))
+        """Change an offer's settings (its brand, admin); events are matched by key."""
+        return _out([service.update_offer(web.session(), web.principal(), offer_id, data)])[0]
 
 
 def _status_view(action: str) -> type[MethodView]:
     class StatusChange(MethodView):
         @blp.response(200, OfferSchema)
         def post(self, offer_id: int) -> Any:
-            return _out(service.change_status(web.session(), web.principal(), offer_id, action))
+            return _out([service.change_status(web.session(), web.principal(), offer_id, action)])[0]
 
-    StatusChange.post.__doc__ = f"{action.capitalize()} the offer; 409 when its status does not allow it."
+    StatusChange.post.__doc__ = (
+        f"{action.capitalize()} the offer (its brand, admin); 409 when its status does not allow it."
+    )
     StatusChange.__name__ = f"Offer{action.capitalize()}"
     return StatusChange
 
@@ -91,9 +96,9 @@ class Applications(MethodView):
     @blp.arguments(AccessListArgs, location="query")
     @blp.response(200, AccessListSchema)
     def get(self, args: dict[str, Any], offer_id: int) -> dict[str, Any]:
-        """List applications and invitations (its brand, admin; a partner sees its own)."""
-        items = service.list_access(web.session(), web.principal(), offer_id, args.get("status"))
-        return {"items": [dump_access(a) for a in items]}
+        """List applications and invitations (its brand, admin, finance; a partner sees its own)."""
+        items = service.list_access(web.session(), web.principal(), offer_id, **args)
+        return page([dump_access(a) for a in items], args["limit"])
 
     @blp.arguments(ApplicationInSchema)
     @blp.response(201, AccessSchema)
@@ -124,33 +129,33 @@ class Invitations(MethodView):
     @blp.arguments(InvitationInSchema)
     @blp.response(201, AccessSchema)
     def post(self, data: dict[str, Any], offer_id: int) -> Any:
-        """Invite a partner to a private offer (its brand, admin)."""
+        """Invite a partner to a private offer; the invitation is its approval (its brand, admin)."""
         return dump_access(service.invite(web.session(), web.principal(), offer_id, data["partner_id"]))
 
 
 @blp.route("/<int:offer_id>/overrides")
 class Overrides(MethodView):
+    @blp.arguments(OverrideListArgs, location="query")
     @blp.response(200, OverrideListSchema)
-    def get(self, offer_id: int) -> dict[str, Any]:
+    def get(self, args: dict[str, Any], offer_id: int) -> dict[str, Any]:
         """List per-partner payout overrides (its brand, admin)."""
         session, principal = web.session(), web.principal()
+        items = service.list_overrides(session, principal, offer_id, **args)
         offer = service.get_offer(session, principal, offer_id)
-        items = service.list_overrides(session, principal, offer_id)
-        return {"items": [dump_override(o, offer, service.event_key(session, o.event_id)) for o in items]}
+        return page([dump_override(o, offer) for o in items], args["limit"])
 
     @blp.arguments(OverrideInSchema)
     @blp.response(200, OverrideSchema)
     def put(self, data: dict[str, Any], offer_id: int) -> Any:
-        """Set one partner's payout for one event (its brand, admin)."""
+        """Set one partner's payout for one event, replacing any earlier one (its brand, admin)."""
         session, principal = web.session(), web.principal()
         override = service.set_override(session, principal, offer_id, data)
-        offer = service.get_offer(session, principal, offer_id)
-        return dump_override(override, offer, data["event"])
+        return dump_override(override, service.get_offer(session, principal, offer_id))
 
 
 @blp.route("/<int:offer_id>/overrides/<int:override_id>")
 class OverrideItem(MethodView):
     @blp.response(204)
     def delete(self, offer_id: int, override_id: int) -> None:
-        """Remove a per-partner override."""
+        """Remove a per-partner override (its brand, admin)."""
         service.delete_override(web.session(), web.principal(), offer_id, override_id)

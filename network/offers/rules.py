@@ -20,6 +20,12 @@ def next_status(current: str, action: str) -> str | None:
     return target if current in sources else None
 
 
+def may_run(*, partner_active: bool, offer_status: str, visibility: str, approved: bool) -> bool:
+    """Return whether a partner may take links for and be paid on an offer: an active partner, an
+    active offer, and either a public offer or an approved application or invitation."""
+    return partner_active and offer_status == "active" and (visibility == "public" or approved)
+
+
 @dataclass(frozen=True, slots=True)
 class Figures:
     """What one event is worth: flat parts in minor units, percent parts in 1/10,000ths of a percent."""

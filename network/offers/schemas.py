@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from marshmallow import Schema, fields, validate
@@ -9,17 +10,20 @@ from marshmallow import Schema, fields, validate
 from network import money
 from network.auth import Principal, Role
 from network.offers.models import Offer, OfferAccess, PartnerOverride
-from network.schemas import Amount, Percent, StrictSchema
+from network.schemas import Amount, PageArgs, PageSchema, Percent, StrictSchema
 
 MODELS = ("cpa", "cpl", "cpi", "revshare", "hybrid")
 DEVICES = ("desktop", "mobile", "tablet", "other")
 
 
 class EventInSchema(StrictSchema):
+    #: What postbacks send as `event`; the first event is the default.
     key = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_.-]{1,64}$"))
     model = fields.String(required=True, validate=validate.OneOf(MODELS))
+    #: Flat amounts (cpa, cpl, cpi, hybrid): what the partner earns, what the brand pays the network.
     payout = Amount()
     revenue = Amount()
+    #: Percent of the sale amount (revshare, hybrid).
     payout_percent = Percent()
     revenue_percent = Percent()
 
@@ -27,7 +31,7 @@ class EventInSchema(StrictSchema):
 class CapInSchema(StrictSchema):
     metric = fields.String(required=True, validate=validate.OneOf(("conversions", "payout", "clicks")))
     period = fields.String(required=True, validate=validate.OneOf(("day", "week", "month", "lifetime")))
-    #: A count; for the payout metric a decimal amount string.
+    #: A whole number; for the payout metric a decimal amount string ("500.00").
     limit = fields.Raw(required=True, metadata={"example": 1000})
     scope = fields.String(load_default="offer", validate=validate.OneOf(("offer", "partner")))
 
@@ -47,13 +51,16 @@ class OfferUpdateSchema(StrictSchema):
     devices = fields.List(fields.String(validate=validate.OneOf(DEVICES)))
     fallback_url = fields.String(allow_none=True, validate=validate.Length(max=4000))
     caps = fields.List(fields.Nested(CapInSchema), validate=validate.Length(max=20))
+    #: Matched by key; an event cannot be removed once created.
     events = fields.List(fields.Nested(EventInSchema), validate=validate.Length(min=1, max=50))
+    #: CPC: per unique, non-bot click. CPM: per 1,000 impressions.
     click_payout = Amount()
     click_revenue = Amount()
     impression_payout = Amount()
     impression_revenue = Amount()
+    #: Admin only: overrides PAYOUT_MIN_AMOUNT for this offer's commissions.
     payout_min_amount = Amount(allow_none=True)
-    #: Admin only.
+    #: Admin only: allow payout above revenue (a loss leader).
     allow_loss = fields.Boolean()
 
 
@@ -110,12 +117,13 @@ class OfferSchema(Schema):
     updated_at = fields.DateTime()
 
 
-class OfferListSchema(Schema):
+class OfferListSchema(PageSchema):
     items = fields.List(fields.Nested(OfferSchema))
 
 
-class OfferListArgs(StrictSchema):
+class OfferListArgs(PageArgs):
     status = fields.String(validate=validate.OneOf(("draft", "active", "paused", "archived")))
+    visibility = fields.String(validate=validate.OneOf(("public", "approval", "private")))
     brand_id = fields.Integer()
 
 
@@ -138,17 +146,19 @@ class AccessSchema(Schema):
     decided_at = fields.DateTime(allow_none=True)
 
 
-class AccessListSchema(Schema):
+class AccessListSchema(PageSchema):
     items = fields.List(fields.Nested(AccessSchema))
 
 
-class AccessListArgs(StrictSchema):
+class AccessListArgs(PageArgs):
     status = fields.String(validate=validate.OneOf(("pending", "approved", "rejected")))
 
 
 class OverrideInSchema(StrictSchema):
     partner_id = fields.Integer(required=True)
-    event = fields.String(required=True)
+    #: The event's key.
+    event = fields.String(required=True, validate=validate.Length(max=64))
+    #: The figures the event's model has: payout (flat models), payout_percent (revshare), both (hybrid).
     payout = Amount()
     payout_percent = Percent()
 
@@ -162,24 +172,38 @@ class OverrideSchema(Schema):
     payout_percent = fields.String()
 
 
-class OverrideListSchema(Schema):
+class OverrideListSchema(PageSchema):
     items = fields.List(fields.Nested(OverrideSchema))
 
 
-def dump_offer(offer: Offer, principal: Principal, *, can_run: bool | None = None) -> dict[str, Any]:
-    """Return an offer as the principal may see it: partners see payouts, never the brand's revenue."""
+class OverrideListArgs(PageArgs):
+    partner_id = fields.Integer()
+
+
+def dump_offer(
+    offer: Offer,
+    principal: Principal,
+    *,
+    can_run: bool | None = None,
+    overrides: Mapping[int, PartnerOverride] | None = None,
+) -> dict[str, Any]:
+    """Return an offer as the principal may see it: a partner sees its own payout (overrides applied),
+    never the brand's revenue, caps or other partners' figures."""
     cur = offer.currency
     fmt = money.format_amount
     partner_view = principal.role is Role.PARTNER
     events = []
     for event in offer.events:
+        override = (overrides or {}).get(event.id) if partner_view else None
+        payout_minor = override.payout_minor if override else event.payout_minor
+        payout_percent = override.payout_percent if override else event.payout_percent
         item = {"key": event.key, "model": event.model}
         if event.model in ("cpa", "cpl", "cpi", "hybrid"):
-            item["payout"] = fmt(event.payout_minor, cur)
+            item["payout"] = fmt(payout_minor, cur)
             if not partner_view:
                 item["revenue"] = fmt(event.revenue_minor, cur)
         if event.model in ("revshare", "hybrid"):
-            item["payout_percent"] = money.format_percent(event.payout_percent)
+            item["payout_percent"] = money.format_percent(payout_percent)
             if not partner_view:
                 item["revenue_percent"] = money.format_percent(event.revenue_percent)
         events.append(item)
@@ -223,16 +247,20 @@ def dump_offer(offer: Offer, principal: Principal, *, can_run: bool | None = Non
     return out
 
 
-def dump_override(override: PartnerOverride, offer: Offer, event_key: str) -> dict[str, Any]:
-    """Return an override with money as strings."""
-    return {
+def dump_override(override: PartnerOverride, offer: Offer) -> dict[str, Any]:
+    """Return an override with its event's key and money as strings (only the figures its model has)."""
+    event = next(e for e in offer.events if e.id == override.event_id)
+    out: dict[str, Any] = {
         "id": override.id,
         "offer_id": override.offer_id,
         "partner_id": override.partner_id,
-        "event": event_key,
-        "payout": money.format_amount(override.payout_minor, offer.currency),
-        "payout_percent": money.format_percent(override.payout_percent),
+        "event": event.key,
     }
+    if event.model in ("cpa", "cpl", "cpi", "hybrid"):
+        out["payout"] = money.format_amount(override.payout_minor, offer.currency)
+    if event.model in ("revshare", "hybrid"):
+        out["payout_percent"] = money.format_percent(override.payout_percent)
+    return out
 
 
 def dump_access(access: OfferAccess) -> dict[str, Any]:

@@ -12,7 +12,8 @@ from network import money
 from network.accounts.models import Brand
 from network.auth import Principal, Role, require
 from network.clock import now_utc
-from network.errors import Conflict, Forbidden, NotFound, ValidationError
+from network.db import DEFAULT_PAGE, paged
+from network.errors import Conflict, NotFound, ValidationError
 from network.offers import rules
 from network.offers.models import (
     AccessStatus,
@@ -32,6 +33,8 @@ _MONEY_FIELDS = {
     "impression_payout": "impression_payout_minor",
     "impression_revenue": "impression_revenue_minor",
 }
+#: Fields only an admin may set: the owner, loss leaders, the payout threshold.
+ADMIN_FIELDS = ("brand_id", "allow_loss", "payout_min_amount")
 _SCALARS = (
     "name", "destination_url", "visibility", "conversion_window_days", "hold_days", "min_seconds",
     "fallback_url",
@@ -82,14 +85,14 @@ def partner_may_see(session: Session, offer: Offer, partner_id: int) -> bool:
 def partner_may_run(session: Session, offer: Offer, partner_id: int) -> bool:
     """Return whether a partner may take links for and be paid on an offer."""
     partner = session.get(Partner, partner_id)
-    if partner is None or partner.status != PartnerStatus.ACTIVE.value:
-        return False
-    if offer.status != OfferStatus.ACTIVE.value:
-        return False
-    if offer.visibility == Visibility.PUBLIC.value:
-        return True
-    access = partner_access(session, offer, partner_id)
-    return access is not None and access.status == AccessStatus.APPROVED.value
+    active = partner is not None and partner.status == PartnerStatus.ACTIVE.value
+    # The access row matters only when nothing else has decided already.
+    needs_access = active and offer.status == OfferStatus.ACTIVE.value and offer.visibility != Visibility.PUBLIC.value
+    access = partner_access(session, offer, partner_id) if needs_access else None
+    approved = access is not None and access.status == AccessStatus.APPROVED.value
+    return rules.may_run(
+        partner_active=active, offer_status=offer.status, visibility=offer.visibility, approved=approved
+    )
 
 
 def get_offer(session: Session, principal: Principal, offer_id: int) -> Offer:
@@ -112,18 +115,23 @@ def get_offer(session: Session, principal: Principal, offer_id: int) -> Offer:
 
 
 def _own_offer(session: Session, principal: Principal, offer_id: int) -> Offer:
-    """Return an offer the principal may change (its brand, or admin), or 404/403."""
-    offer = get_offer(session, principal, offer_id)
-    if principal.role not in (Role.ADMIN, Role.BRAND):
-        raise Forbidden(f"the {principal.role.value} role may not change offers")
-    return offer
+    """Return an offer the principal may change (admin, or the brand that owns it): 403 for other roles, else 404."""
+    require(principal, Role.ADMIN, Role.BRAND)
+    return get_offer(session, principal, offer_id)
 
 
 def list_offers(
-    session: Session, principal: Principal, *, status: str | None = None, brand_id: int | None = None
+    session: Session,
+    principal: Principal,
+    *,
+    status: str | None = None,
+    brand_id: int | None = None,
+    visibility: str | None = None,
+    limit: int = DEFAULT_PAGE,
+    after: int | None = None,
 ) -> list[Offer]:
-    """Return the offers the principal may see."""
-    query = select(Offer).options(selectinload(Offer.events), selectinload(Offer.caps)).order_by(Offer.id)
+    """Return one page of the offers the principal may see."""
+    query = select(Offer).options(selectinload(Offer.events), selectinload(Offer.caps))
     if principal.role is Role.BRAND:
         query = query.where(Offer.brand_id == principal.brand_id)
     elif principal.role is Role.PARTNER:
@@ -140,7 +148,44 @@ def list_offers(
         query = query.where(Offer.brand_id == brand_id)
     if status is not None:
         query = query.where(Offer.status == status)
-    return list(session.scalars(query))
+    if visibility is not None:
+        query = query.where(Offer.visibility == visibility)
+    return list(session.scalars(paged(query, Offer.id, limit=limit, after=after)))
+
+
+def partner_views(
+    session: Session, offers: Sequence[Offer], partner_id: int
+) -> dict[int, tuple[bool, dict[int, PartnerOverride]]]:
+    """Return, per offer id, whether the partner may run it and its payout overrides by event id (3 queries)."""
+    ids = [offer.id for offer in offers]
+    partner = session.get(Partner, partner_id)
+    active = partner is not None and partner.status == PartnerStatus.ACTIVE.value
+    approved = set(
+        session.scalars(
+            select(OfferAccess.offer_id).where(
+                OfferAccess.partner_id == partner_id,
+                OfferAccess.offer_id.in_(ids),
+                OfferAccess.status == AccessStatus.APPROVED.value,
+            )
+        )
+    )
+    overrides: dict[int, dict[int, PartnerOverride]] = {offer_id: {} for offer_id in ids}
+    for override in session.scalars(
+        select(PartnerOverride).where(PartnerOverride.partner_id == partner_id, PartnerOverride.offer_id.in_(ids))
+    ):
+        overrides[override.offer_id][override.event_id] = override
+    return {
+        offer.id: (
+            rules.may_run(
+                partner_active=active,
+                offer_status=offer.status,
+                visibility=offer.visibility,
+                approved=offer.id in approved,
+            ),
+            overrides[offer.id],
+        )
+        for offer in offers
+    }
 
 
 # ---- writing -----------------------------------------------------------------------------------
@@ -188,7 +233,7 @@ def _event_figures(data: dict[str, Any], currency: str, index: int) -> dict[str,
     return figures
 
 
-def _check_loss(offer: Offer, principal: Principal) -> None:
+def _check_loss(offer: Offer) -> None:
     if offer.allow_loss:
         return
     for index, event in enumerate(offer.events):
@@ -211,25 +256,39 @@ def _check_loss(offer: Offer, principal: Principal) -> None:
             )
 
 
-def _caps(offer: Offer, caps: Sequence[dict[str, Any]]) -> list[Cap]:
+def _cap_limit(cap: dict[str, Any], currency: str, field: str) -> int:
+    limit = cap["limit"]
+    if cap["metric"] == "payout":
+        # Money arrives as a decimal string only: a JSON number would be a float.
+        if not isinstance(limit, str):
+            raise ValidationError(f'{field} must be a decimal string like "500.00" for a payout cap', field=field)
+        return _amount(limit, currency, field)
+    if isinstance(limit, bool) or not (
+        isinstance(limit, int) or (isinstance(limit, str) and limit.isascii() and limit.isdigit())
+    ):
+        raise ValidationError(f"{field} must be a whole number", field=field)
+    if int(limit) < 0:
+        raise ValidationError(f"{field} must not be negative", field=field)
+    return int(limit)
+
+
+def _apply_caps(offer: Offer, caps: Sequence[dict[str, Any]]) -> None:
+    """Replace the offer's caps; a cap with the same metric, period and scope keeps its row (and its counters)."""
+    existing = {(cap.metric, cap.period, cap.scope): cap for cap in offer.caps}
     result = []
-    for index, cap in enumerate(caps):
-        limit = cap["limit"]
-        field = f"caps[{index}].limit"
-        if cap["metric"] == "payout":
-            limit_minor = _amount(str(limit), offer.currency, field)
-        else:
-            if isinstance(limit, bool) or (
-                not isinstance(limit, int) and not (isinstance(limit, str) and limit.isascii() and limit.isdigit())
-            ):
-                raise ValidationError(f"{field} must be a whole number", field=field)
-            limit_minor = int(limit)
-            if limit_minor < 0:
-                raise ValidationError(f"{field} must not be negative", field=field)
-        result.append(
-            Cap(metric=cap["metric"], period=cap["period"], limit=limit_minor, scope=cap.get("scope", "offer"))
-        )
-    return result
+    seen = set()
+    for index, data in enumerate(caps):
+        key = (data["metric"], data["period"], data.get("scope", "offer"))
+        if key in seen:
+            raise ValidationError(
+                f"caps[{index}]: a {key[0]} cap per {key[1]} and {key[2]} is already given", field=f"caps[{index}]"
+            )
+        seen.add(key)
+        limit = _cap_limit(data, offer.currency, f"caps[{index}].limit")
+        cap = existing.get(key) or Cap(metric=key[0], period=key[1], scope=key[2])
+        cap.limit = limit
+        result.append(cap)
+    offer.caps = result
 
 
 def _apply_events(offer: Offer, events: Sequence[dict[str, Any]]) -> None:
@@ -256,14 +315,18 @@ def _apply_events(offer: Offer, events: Sequence[dict[str, Any]]) -> None:
     offer.events = ordered
 
 
+def _refuse_admin_fields(data: dict[str, Any]) -> None:
+    for field in ADMIN_FIELDS:
+        if field in data:
+            raise ValidationError(f"{field} may only be set by an admin", field=field)
+
+
 def create_offer(session: Session, principal: Principal, data: dict[str, Any]) -> Offer:
     """Create a draft offer for the brand of the key (or, for admin, the given brand_id)."""
     require(principal, Role.ADMIN, Role.BRAND)
     data = dict(data)
     if principal.role is Role.BRAND:
-        if "brand_id" in data or "allow_loss" in data:
-            field = "brand_id" if "brand_id" in data else "allow_loss"
-            raise ValidationError(f"{field} may not be set by a brand", field=field)
+        _refuse_admin_fields(data)
         brand_id = principal.brand_id
     else:
         brand_id = data.pop("brand_id", None)
@@ -284,7 +347,7 @@ def create_offer(session: Session, principal: Principal, data: dict[str, Any]) -
         allow_loss=False,
         **{column: 0 for column in _MONEY_FIELDS.values()},
     )
-    _apply(session, principal, offer, data, creating=True)
+    _apply(session, offer, data, creating=True)
     session.add(offer)
     session.flush()
     return offer
@@ -299,13 +362,13 @@ def update_offer(session: Session, principal: Principal, offer_id: int, data: di
     if "currency" in data and data["currency"] != offer.currency:
         raise ValidationError("currency cannot change after creation", field="currency")
     data.pop("currency", None)
-    if principal.role is Role.BRAND and "allow_loss" in data:
-        raise ValidationError("allow_loss may not be set by a brand", field="allow_loss")
-    _apply(session, principal, offer, data, creating=False)
+    if principal.role is Role.BRAND:
+        _refuse_admin_fields(data)
+    _apply(session, offer, data, creating=False)
     return offer
 
 
-def _apply(session: Session, principal: Principal, offer: Offer, data: dict[str, Any], *, creating: bool) -> None:
+def _apply(session: Session, offer: Offer, data: dict[str, Any], *, creating: bool) -> None:
     _check_urls(data)
     for name in _SCALARS:
         if name in data:
@@ -329,8 +392,13 @@ def _apply(session: Session, principal: Principal, offer: Offer, data: dict[str,
     elif creating:
         raise ValidationError("events is required", field="events")
     if "caps" in data:
-        offer.caps = _caps(offer, data["caps"])
-    _check_loss(offer, principal)
+        _apply_caps(offer, data["caps"])
+    _check_loss(offer)
+    if offer.id is not None and not offer.allow_loss:
+        # Changed figures must not turn an existing per-partner override into a loss.
+        for override in session.scalars(select(PartnerOverride).where(PartnerOverride.offer_id == offer.id)):
+            event = next(e for e in offer.events if e.id == override.event_id)
+            _check_override_loss(offer, event, override.payout_minor, override.payout_percent)
 
 
 def change_status(session: Session, principal: Principal, offer_id: int, action: str) -> Offer:
@@ -370,17 +438,23 @@ def apply_to_offer(session: Session, principal: Principal, offer_id: int, note: 
     return access
 
 
-def list_access(session: Session, principal: Principal, offer_id: int, status: str | None = None) -> list[OfferAccess]:
-    """Return an offer's applications and invitations (its brand, admin); a partner sees its own."""
+def list_access(
+    session: Session,
+    principal: Principal,
+    offer_id: int,
+    *,
+    status: str | None = None,
+    limit: int = DEFAULT_PAGE,
+    after: int | None = None,
+) -> list[OfferAccess]:
+    """Return one page of an offer's applications and invitations (its brand, admin, finance); a partner its own."""
     offer = get_offer(session, principal, offer_id)
-    query = select(OfferAccess).where(OfferAccess.offer_id == offer.id).order_by(OfferAccess.id)
+    query = select(OfferAccess).where(OfferAccess.offer_id == offer.id)
     if principal.role is Role.PARTNER:
         query = query.where(OfferAccess.partner_id == principal.partner_id)
-    elif principal.role not in (Role.ADMIN, Role.BRAND, Role.FINANCE):
-        raise Forbidden("not allowed")
     if status is not None:
         query = query.where(OfferAccess.status == status)
-    return list(session.scalars(query))
+    return list(session.scalars(paged(query, OfferAccess.id, limit=limit, after=after)))
 
 
 def decide_access(session: Session, principal: Principal, offer_id: int, access_id: int, decision: str) -> OfferAccess:
@@ -419,6 +493,39 @@ def invite(session: Session, principal: Principal, offer_id: int, partner_id: in
 # ---- overrides ---------------------------------------------------------------------------------
 
 
+def _override_figures(event: OfferEvent, data: dict[str, Any], currency: str) -> tuple[int, int]:
+    """Return (payout_minor, payout_percent) of an override: exactly the payout figures the event's model has."""
+    flat = event.model in ("cpa", "cpl", "cpi", "hybrid")
+    percent = event.model in ("revshare", "hybrid")
+    for field, needed in (("payout", flat), ("payout_percent", percent)):
+        given = data.get(field) not in (None, "")
+        if needed and not given:
+            raise ValidationError(f"{field} is required to override a {event.model} event", field=field)
+        if given and not needed:
+            raise ValidationError(f"a {event.model} event has no {field}", field=field)
+    payout = _amount(data["payout"], currency, "payout") if flat else 0
+    payout_percent = _percent(data["payout_percent"], "payout_percent") if percent else 0
+    return payout, payout_percent
+
+
+def _check_override_loss(offer: Offer, event: OfferEvent, payout_minor: int, payout_percent: int) -> None:
+    figures = rules.with_override(
+        rules.Figures(
+            event.model, event.payout_minor, event.revenue_minor, event.payout_percent, event.revenue_percent
+        ),
+        payout_minor,
+        payout_percent,
+    )
+    loss = rules.loss_problem(figures)
+    if loss and not offer.allow_loss:
+        field = "payout_percent" if "percent" in loss else "payout"
+        raise ValidationError(
+            f"{event.key}: a partner override's {loss}; only an admin may allow a loss leader (allow_loss)",
+            field=field,
+            code="loss_leader",
+        )
+
+
 def set_override(session: Session, principal: Principal, offer_id: int, data: dict[str, Any]) -> PartnerOverride:
     """Set one partner's payout for one event of an offer (brand of the offer, or admin)."""
     offer = _own_offer(session, principal, offer_id)
@@ -427,21 +534,8 @@ def set_override(session: Session, principal: Principal, offer_id: int, data: di
         raise ValidationError(f"unknown event {data['event']!r}", field="event")
     if session.get(Partner, data["partner_id"]) is None:
         raise ValidationError("unknown partner", field="partner_id")
-    payout = _amount(data["payout"], offer.currency, "payout") if data.get("payout") else 0
-    percent = _percent(data["payout_percent"], "payout_percent") if data.get("payout_percent") else 0
-    figures = rules.with_override(
-        rules.Figures(
-            event.model, event.payout_minor, event.revenue_minor, event.payout_percent, event.revenue_percent
-        ),
-        payout,
-        percent,
-    )
-    problem = rules.shape_problem(figures)
-    if problem:
-        raise ValidationError(problem[1], field=problem[0])
-    loss = rules.loss_problem(figures)
-    if loss and not offer.allow_loss:
-        raise ValidationError(f"{loss}; only an admin may allow a loss leader", field="payout", code="loss_leader")
+    payout, percent = _override_figures(event, data, offer.currency)
+    _check_override_loss(offer, event, payout, percent)
     override = session.scalars(
         select(PartnerOverride).where(
             PartnerOverride.event_id == event.id, PartnerOverride.partner_id == data["partner_id"]
@@ -456,26 +550,28 @@ def set_override(session: Session, principal: Principal, offer_id: int, data: di
     return override
 
 
-def list_overrides(session: Session, principal: Principal, offer_id: int) -> list[PartnerOverride]:
-    """Return an offer's per-partner overrides (brand of the offer, admin)."""
+def list_overrides(
+    session: Session,
+    principal: Principal,
+    offer_id: int,
+    *,
+    partner_id: int | None = None,
+    limit: int = DEFAULT_PAGE,
+    after: int | None = None,
+) -> list[PartnerOverride]:
+    """Return one page of an offer's per-partner overrides (brand of the offer, admin)."""
     offer = _own_offer(session, principal, offer_id)
-    return list(
-        session.scalars(
-            select(PartnerOverride).where(PartnerOverride.offer_id == offer.id).order_by(PartnerOverride.id)
-        )
-    )
+    query = select(PartnerOverride).where(PartnerOverride.offer_id == offer.id)
+    if partner_id is not None:
+        query = query.where(PartnerOverride.partner_id == partner_id)
+    return list(session.scalars(paged(query, PartnerOverride.id, limit=limit, after=after)))
 
 
 def delete_override(session: Session, principal: Principal, offer_id: int, override_id: int) -> None:
-    """Remove a per-partner override."""
+    """Remove a per-partner override (brand of the offer, admin)."""
     offer = _own_offer(session, principal, offer_id)
     override = session.get(PartnerOverride, override_id)
     if override is None or override.offer_id != offer.id:
         raise NotFound("override not found")
     session.delete(override)
-
-
-def event_key(session: Session, event_id: int) -> str:
-    """Return the key of an event id."""
-    event = session.get(OfferEvent, event_id)
-    return event.key if event else ""
+    session.flush()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from network.schemas import Amount, StrictSchema
+from network.schemas import Amount, PageArgs, PageSchema, StrictSchema
 
 STATUSES = ("pending", "active", "suspended")
 
@@ -18,12 +18,16 @@ class PartnerCreateSchema(StrictSchema):
 class PartnerUpdateSchema(StrictSchema):
     name = fields.String(validate=validate.Length(min=1, max=200))
     email = fields.Email(allow_none=True)
+    #: Called on each conversion and status change; macros of SPEC §5. Empty or null removes it.
     postback_url = fields.String(allow_none=True, validate=validate.Length(max=2000))
+    #: "get" calls the URL; "post" sends signed JSON.
     postback_method = fields.String(validate=validate.OneOf(("get", "post")))
-
-
-class PartnerAdminUpdateSchema(PartnerUpdateSchema):
+    #: Admin only: overrides PAYOUT_MIN_AMOUNT for this partner.
     payout_min_amount = Amount(allow_none=True)
+
+
+class PartnerListArgs(PageArgs):
+    status = fields.String(validate=validate.OneOf(STATUSES))
 
 
 class PartnerStatusSchema(StrictSchema):
@@ -47,5 +51,5 @@ class PartnerSecretSchema(Schema):
     postback_secret = fields.String()
 
 
-class PartnerListSchema(Schema):
+class PartnerListSchema(PageSchema):
     items = fields.List(fields.Nested(PartnerSchema))
