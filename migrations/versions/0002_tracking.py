@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("sub3", sa.String(length=255), nullable=True),
         sa.Column("sub4", sa.String(length=255), nullable=True),
         sa.Column("sub5", sa.String(length=255), nullable=True),
+        sa.Column("deep_link", sa.Text(), nullable=True),
         sa.Column("created_at", network.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["offer_id"], ["offers.id"], name=op.f("fk_links_offer_id_offers")),
         sa.ForeignKeyConstraint(["partner_id"], ["partners.id"], name=op.f("fk_links_partner_id_partners")),
@@ -66,6 +67,14 @@ def upgrade() -> None:
     op.create_index("ix_clicks_offer_created", "clicks", ["offer_id", "created_at"], unique=False)
     op.create_index("ix_clicks_partner_created", "clicks", ["partner_id", "created_at"], unique=False)
     op.create_table(
+        "click_visitors",
+        sa.Column("link_id", sa.Integer(), nullable=False),
+        sa.Column("visitor", sa.String(length=32), nullable=False),
+        sa.Column("window_start", network.db.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("link_id", "visitor", name=op.f("pk_click_visitors")),
+    )
+    op.create_index(op.f("ix_click_visitors_window_start"), "click_visitors", ["window_start"], unique=False)
+    op.create_table(
         "impression_counts",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("link_id", sa.Integer(), nullable=False),
@@ -85,6 +94,8 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_impression_counts_partner_id"), table_name="impression_counts")
     op.drop_index(op.f("ix_impression_counts_offer_id"), table_name="impression_counts")
     op.drop_table("impression_counts")
+    op.drop_index(op.f("ix_click_visitors_window_start"), table_name="click_visitors")
+    op.drop_table("click_visitors")
     op.drop_index("ix_clicks_partner_created", table_name="clicks")
     op.drop_index("ix_clicks_offer_created", table_name="clicks")
     op.drop_index(op.f("ix_clicks_link_id"), table_name="clicks")

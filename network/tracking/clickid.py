@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import os
 import struct
+import threading
 from dataclasses import dataclass
 
 from network.clock import UTC
@@ -21,6 +22,36 @@ VERSION = 1
 _BODY = struct.Struct(">BI6s12s")
 _MAC_LEN = 12
 LENGTH = 47
+
+
+class _RandomPool:
+    """Hands out bytes of os.urandom read in blocks, each byte once."""
+
+    # Where system calls are slow (sandboxes), one per click costs more than the rest of the id.
+
+    def __init__(self, block: int = 12 * 1024) -> None:
+        self._block = block
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        """Drop buffered bytes (a forked child must never reuse its parent's)."""
+        self._buffer = b""
+        self._position = 0
+
+    def take(self, size: int) -> bytes:
+        """Return `size` fresh random bytes."""
+        with self._lock:
+            if self._position + size > len(self._buffer):
+                self._buffer = os.urandom(max(self._block, size))
+                self._position = 0
+            start = self._position
+            self._position = start + size
+            return self._buffer[start : start + size]
+
+
+_RANDOM = _RandomPool()
+os.register_at_fork(after_in_child=_RANDOM.reset)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +71,7 @@ class ClickIdCodec:
     def issue(self, link_id: int, clicked_at: dt.datetime) -> str:
         """Return a new unguessable click id for a click on `link_id` at `clicked_at`."""
         millis = int(clicked_at.timestamp() * 1000)
-        body = _BODY.pack(VERSION, link_id, millis.to_bytes(6, "big"), os.urandom(12))
+        body = _BODY.pack(VERSION, link_id, millis.to_bytes(6, "big"), _RANDOM.take(12))
         mac = hmac.new(self._key, body, hashlib.sha256).digest()[:_MAC_LEN]
         return base64.urlsafe_b64encode(body + mac).decode().rstrip("=")
 
@@ -52,7 +83,9 @@ class ClickIdCodec:
             raw = base64.urlsafe_b64decode(click_id + "=")
         except ValueError:
             return None
-        if len(raw) != _BODY.size + _MAC_LEN:
+        # 47 characters carry 282 bits for 280: only the canonical spelling is the id (else one
+        # click would have 4 spellings, each deduped and looked up as another click).
+        if len(raw) != _BODY.size + _MAC_LEN or base64.urlsafe_b64encode(raw).decode().rstrip("=") != click_id:
             return None
         body, mac = raw[: _BODY.size], raw[_BODY.size :]
         if not hmac.compare_digest(mac, hmac.new(self._key, body, hashlib.sha256).digest()[:_MAC_LEN]):

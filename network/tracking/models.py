@@ -26,6 +26,8 @@ class Link(Base):
     sub3: Mapped[str | None] = mapped_column(String(255))
     sub4: Mapped[str | None] = mapped_column(String(255))
     sub5: Mapped[str | None] = mapped_column(String(255))
+    #: Default deep link (within the offer's allowed_domains); a click's own `url=` wins.
+    deep_link: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=now_utc)
 
 
@@ -62,6 +64,22 @@ class Click(Base):
     is_bot: Mapped[bool] = mapped_column(default=False)
     #: Why the click went to the fallback instead of the offer (paused, targeting, cap); None when it did not.
     fallback_reason: Mapped[str | None] = mapped_column(String(32))
+
+    @property
+    def billable(self) -> bool:
+        """Return whether the click may be paid as CPC: unique, not a bot, and sent to the offer."""
+        return self.is_unique and not self.is_bot and self.fallback_reason is None
+
+
+class ClickVisitor(Base):
+    """The start of a visitor's 24-hour uniqueness window on a link; decides Click.is_unique."""
+
+    __tablename__ = "click_visitors"
+
+    link_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    visitor: Mapped[str] = mapped_column(String(32), primary_key=True)
+    #: Time of the visitor's last unique click on the link; the next one is unique 24 h after it.
+    window_start: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class ImpressionCount(Base):

@@ -1,0 +1,215 @@
+"""The click redirect and the impression counter: the network's hottest path.
+
+A click is answered from the in-process snapshot (no query) and queued for the writer (no write).
+Only offers with a click cap take a database round trip: the cap is consumed by a conditional
+UPDATE so it holds exactly across processes.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from network import clock
+from network.config import Settings
+from network.db import Database
+from network.offers.models import CapCounter, OfferStatus
+from network.tracking import rules
+from network.tracking.clickid import ClickIdCodec
+from network.tracking.snapshot import LinkView, OfferView, SnapshotCache
+from network.tracking.traffic import CountryResolver, VisitorHasher, classify_agent
+from network.tracking.writer import ClickWriter, PendingClick
+
+_PAUSED = OfferStatus.PAUSED.value
+_SUBS = ("sub1", "sub2", "sub3", "sub4", "sub5")
+
+
+#: The query string: the first value of each parameter.
+QueryArgs = Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Where a click goes: a 302 to `location`, or a 404 (no location)."""
+
+    location: str | None
+    #: The click id to put in the cookie (only for clicks sent to the offer).
+    click_id: str | None = None
+    #: Whether a click row was queued (a 404 for an unknown link records nothing).
+    recorded: bool = False
+
+
+NOT_FOUND = Outcome(None)
+
+
+class Tracker:
+    """Resolves clicks and impressions for one app: snapshot, click ids, targeting, buffered writer."""
+
+    def __init__(self, settings: Settings, database: Database) -> None:
+        testing = settings.testing
+        #: Freeze the garbage collector's view of everything loaded before the first click (servers).
+        self.freeze_gc = not testing
+        self._frozen_pid = 0
+        self.database = database
+        #: The public URL is https: cookies are Secure even when TLS ends at a proxy.
+        self.https = settings.public_base_url.startswith("https://")
+        self.codec = ClickIdCodec(settings.secret_key)
+        # Tests change offers under a frozen clock and expect the next click to see it.
+        self.snapshots = SnapshotCache(
+            database, max_age=0.0 if testing else 0.5, trust_fingerprint=not testing, background=not testing
+        )
+        self.countries = CountryResolver(settings.trusted_country_header, settings.geoip_db)
+        self.writer = ClickWriter(
+            database, hasher=VisitorHasher(settings.secret_key), countries=self.countries, background=not testing
+        )
+
+    def click(
+        self,
+        code: str,
+        args: QueryArgs,
+        *,
+        agent: str | None,
+        referrer: str | None,
+        ip: str | None,
+        country_header: str | None,
+        head: bool = False,
+    ) -> Outcome:
+        """Record a click on `code` and return where to send it."""
+        if self.freeze_gc and self._frozen_pid != os.getpid():
+            self._freeze_gc()
+        resolved = self.snapshots.get().resolve(code)
+        if resolved is None:
+            return NOT_FOUND
+        link, offer = resolved
+        now = clock.now_utc()
+        # The id carries milliseconds: the row keeps the same instant, so both say the same time.
+        now = now.replace(microsecond=now.microsecond - now.microsecond % 1000)
+        click_id = self.codec.issue(link.id, now)
+        if args:
+            subs = [args.get(name) or default for name, default in zip(_SUBS, link.subs, strict=True)]
+        else:
+            subs = list(link.subs)
+        country = device = reason = None
+        if offer.status == _PAUSED:
+            reason = rules.PAUSED
+        else:
+            if offer.countries:
+                country = self.countries.resolve(country_header, ip)
+            if offer.devices:
+                device = classify_agent(agent)[0]
+            reason = rules.targeting_miss(offer.countries, offer.devices, country, device)
+            if reason is None and offer.click_caps and not head and not self._take_caps(offer, link, now):
+                reason = rules.CAP
+        utm_pairs = [(k, v) for k, v in args.items() if k.startswith("utm_")] if args else []
+        utm = dict(rules.utm_params(utm_pairs, frozenset())) if utm_pairs else None
+        location: str | None
+        if reason is None:
+            location = self._destination(link, offer, args.get("url"), utm_pairs, click_id, subs)
+        else:
+            location = offer.fallback_url
+        self.writer.add(
+            PendingClick(
+                id=click_id,
+                link_id=link.id,
+                offer_id=offer.id,
+                partner_id=link.partner_id,
+                created_at=now,
+                sub1=subs[0],
+                sub2=subs[1],
+                sub3=subs[2],
+                sub4=subs[3],
+                sub5=subs[4],
+                utm=utm or None,
+                referrer=referrer,
+                country=country,
+                device=device,
+                ip=ip,
+                fallback_reason=reason,
+                agent=agent,
+                country_header=country_header,
+                head=head,
+            )
+        )
+        return Outcome(location, click_id if reason is None else None, recorded=True)
+
+    def _freeze_gc(self) -> None:
+        # The app, SQLAlchemy's metadata and the snapshot are ~150k long-lived objects; each full
+        # collection walks them all (~70 ms here), and buffered clicks make those collections
+        # frequent. Frozen, they are skipped: collections see only what clicks allocate.
+        self._frozen_pid = os.getpid()
+        gc.collect()
+        gc.freeze()
+
+    def _destination(
+        self,
+        link: LinkView,
+        offer: OfferView,
+        deep: str | None,
+        utm_pairs: list[tuple[str, str]],
+        click_id: str,
+        subs: list[str | None],
+    ) -> str:
+        base = rules.clean_deep_link(deep, offer.allowed) if deep else None
+        if base is None and link.deep_link:
+            # Checked again: the offer's allowed domains may have changed since the link was made.
+            base = rules.clean_deep_link(link.deep_link, offer.allowed)
+        if base is not None:
+            params = [("click_id", click_id)]
+            exclude = rules.compile_target(base).query_keys
+        else:
+            target = offer.target
+            values: dict[str, str | None] = dict(link.macros)
+            values["click_id"] = click_id
+            values.update(zip(_SUBS, subs, strict=True))
+            base = rules.fill(target, values)
+            params = [] if target.has_click_id else [("click_id", click_id)]
+            exclude = target.query_keys
+        if utm_pairs:
+            params.extend(rules.utm_params(utm_pairs, exclude))
+        return rules.add_params(base, params)
+
+    def _take_caps(self, offer: OfferView, link: LinkView, now: Any) -> bool:
+        """Consume one click of each of the offer's click caps, all or none; False when one is full."""
+        with self.database.session() as session:
+            insert_ = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+            for cap in offer.click_caps:
+                start = clock.period_start(now, cap.period)
+                key = link.partner_id if cap.scope == "partner" else 0
+                session.execute(
+                    insert_(CapCounter)
+                    .values(cap_id=cap.id, period_start=start, partner_key=key, used=0)
+                    .on_conflict_do_nothing()
+                )
+                taken = session.execute(
+                    update(CapCounter)
+                    .where(
+                        CapCounter.cap_id == cap.id,
+                        CapCounter.period_start == start,
+                        CapCounter.partner_key == key,
+                        CapCounter.used < cap.limit,
+                    )
+                    .values(used=CapCounter.used + 1)
+                    .execution_options(synchronize_session=False)
+                )
+                if taken.rowcount != 1:  # type: ignore[attr-defined]
+                    session.rollback()
+                    return False
+            session.commit()
+        return True
+
+    def impression(self, code: str, *, agent: str | None, head: bool = False) -> bool:
+        """Count an impression of `code` (bots and HEAD requests are not counted); False when unknown."""
+        resolved = self.snapshots.get().resolve(code)
+        if resolved is None:
+            return False
+        link, offer = resolved
+        if head or offer.status == _PAUSED or classify_agent(agent)[1]:
+            return True
+        self.writer.add_impression(link.id, offer.id, link.partner_id, clock.now_utc().date())
+        return True

@@ -1,0 +1,324 @@
+"""An in-process, read-only snapshot of links and offers, so a click needs no database query.
+
+It is reloaded every `max_age` seconds (0.5 by default: changes take effect within a second). A
+reload first asks one cheap fingerprint query whether offers, partners, access or click caps
+changed; links are append-only and loaded incrementally by id. In a server a background thread
+reloads, so requests never wait for the database; without it (tests), the first request that finds
+the snapshot stale reloads it while other threads keep answering from the previous one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select, text
+
+from network.db import Database
+from network.offers import rules as offer_rules
+from network.offers.models import AccessStatus, Cap, Offer, OfferAccess, OfferStatus
+from network.partners.models import Partner, PartnerStatus
+from network.tracking import rules
+from network.tracking.models import Link
+
+log = logging.getLogger(__name__)
+
+_FINGERPRINT = text(
+    """
+    SELECT
+      (SELECT count(*) FROM offers),
+      (SELECT max(updated_at) FROM offers),
+      (SELECT count(*) FROM links),
+      (SELECT max(id) FROM links),
+      (SELECT count(*) FROM partners WHERE status = 'active'),
+      (SELECT coalesce(sum(id), 0) FROM partners WHERE status = 'active'),
+      (SELECT count(*) FROM offer_access WHERE status = 'approved'),
+      (SELECT coalesce(sum(id), 0) FROM offer_access WHERE status = 'approved'),
+      (SELECT count(*) FROM caps WHERE metric = 'clicks'),
+      (SELECT coalesce(sum(id + "limit"), 0) FROM caps WHERE metric = 'clicks')
+    """
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ClickCap:
+    """A click cap of an offer."""
+
+    id: int
+    period: str
+    limit: int
+    #: "offer" or "partner".
+    scope: str
+
+
+@dataclass(frozen=True, slots=True)
+class OfferView:
+    """What a click needs to know about an offer."""
+
+    id: int
+    brand_id: int
+    status: str
+    visibility: str
+    target: rules.Target
+    allowed: frozenset[str]
+    fallback_url: str | None
+    countries: frozenset[str]
+    devices: frozenset[str]
+    click_caps: tuple[ClickCap, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkView:
+    """What a click needs to know about a link."""
+
+    id: int
+    offer_id: int
+    partner_id: int
+    subs: tuple[str | None, str | None, str | None, str | None, str | None]
+    deep_link: str | None
+    #: The macros a link fixes: offer_id, partner_id, link_id (as text, made once).
+    macros: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Links by code and offers by id, with who may run what; never changed once built."""
+
+    links: dict[str, LinkView] = field(default_factory=dict)
+    offers: dict[int, OfferView] = field(default_factory=dict)
+    active_partners: frozenset[int] = frozenset()
+    #: (offer id, partner id) pairs with an approved application or invitation.
+    approved: frozenset[tuple[int, int]] = frozenset()
+
+    def resolve(self, code: str) -> tuple[LinkView, OfferView] | None:
+        """Return the link and its offer when a click on `code` may be served, else None (404)."""
+        link = self.links.get(code)
+        if link is None:
+            return None
+        offer = self.offers.get(link.offer_id)
+        if offer is None or link.partner_id not in self.active_partners:
+            return None
+        # Draft and archived offers are not live; paused ones send clicks to their fallback, for
+        # the partners who could run them when active.
+        if offer.status not in _LIVE:
+            return None
+        if not offer_rules.may_run(
+            partner_active=True,
+            offer_status=OfferStatus.ACTIVE.value,
+            visibility=offer.visibility,
+            approved=(offer.id, link.partner_id) in self.approved,
+        ):
+            return None
+        return link, offer
+
+
+_LIVE = frozenset({OfferStatus.ACTIVE.value, OfferStatus.PAUSED.value})
+
+
+def _offer_view(row: Any, caps: tuple[ClickCap, ...]) -> OfferView:
+    return OfferView(
+        id=row.id,
+        brand_id=row.brand_id,
+        status=row.status,
+        visibility=row.visibility,
+        target=rules.compile_target(row.destination_url),
+        allowed=frozenset(row.allowed_domains or ()),
+        fallback_url=row.fallback_url,
+        countries=frozenset(row.countries or ()),
+        devices=frozenset(row.devices or ()),
+        click_caps=caps,
+    )
+
+
+def _link_view(row: Any) -> LinkView:
+    return LinkView(
+        id=row.id,
+        offer_id=row.offer_id,
+        partner_id=row.partner_id,
+        subs=(row.sub1, row.sub2, row.sub3, row.sub4, row.sub5),
+        deep_link=row.deep_link,
+        macros={"offer_id": str(row.offer_id), "partner_id": str(row.partner_id), "link_id": str(row.id)},
+    )
+
+
+class SnapshotCache:
+    """Holds the current snapshot of one database and reloads it when stale."""
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        max_age: float = 0.5,
+        trust_fingerprint: bool = True,
+        background: bool = False,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.database = database
+        #: Reload from a background thread (servers) instead of the request that finds it stale.
+        self.background = background
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        #: Seconds a snapshot is served before the next request checks for changes.
+        self.max_age = max_age
+        #: False: reload everything on every check (tests with a frozen clock, where
+        #: offers.updated_at would not move).
+        self.trust_fingerprint = trust_fingerprint
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._snapshot: Snapshot | None = None
+        self._checked_at = 0.0
+        self._fingerprint: tuple[Any, ...] | None = None
+        self._max_link_id = 0
+
+    def get(self) -> Snapshot:
+        """Return a snapshot no older than max_age, reloading it first when needed."""
+        snapshot = self._snapshot
+        if snapshot is not None and self._monotonic() - self._checked_at < self.max_age:
+            return snapshot
+        if snapshot is not None and self.background:
+            if self._pid != os.getpid() or self._thread is None:
+                self._start()
+            # Twice the period without a reload: the refresher is stuck (or was never started).
+            if self._monotonic() - self._checked_at < 2 * self.max_age + 1:
+                return snapshot
+        # Only one thread reloads; the others answer from the previous snapshot meanwhile.
+        if self._lock.acquire(blocking=snapshot is None):
+            try:
+                if self._snapshot is None or self._monotonic() - self._checked_at >= self.max_age:
+                    self.reload()
+            except Exception:
+                if self._snapshot is None:
+                    raise
+                # Keep serving what we have; try again after max_age.
+                log.exception("tracking snapshot reload failed")
+                self._checked_at = self._monotonic()
+            finally:
+                self._lock.release()
+        assert self._snapshot is not None
+        return self._snapshot
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid() and self._thread is not None:
+                return
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._refresh_loop, name="tracking-snapshot", daemon=True)
+            self._thread.start()
+
+    def _refresh_loop(self) -> None:
+        while True:
+            time.sleep(max(self.max_age - (self._monotonic() - self._checked_at), 0.05))
+            try:
+                with self._lock:
+                    self.reload()
+            except Exception:
+                log.exception("tracking snapshot reload failed; serving the previous one")
+                time.sleep(self.max_age)
+
+    def invalidate(self) -> None:
+        """Make the next get() check the database."""
+        self._checked_at = float("-inf")
+
+    def reload(self) -> None:
+        """Bring the snapshot up to date with the database."""
+        old = self._snapshot
+        with self.database.session() as session:
+            fingerprint = tuple(session.execute(_FINGERPRINT).one())
+            links_count, max_link_id = fingerprint[2], fingerprint[3] or 0
+            full = (
+                old is None
+                or not self.trust_fingerprint
+                or self._fingerprint is None
+                or fingerprint[:2] != self._fingerprint[:2]
+                or fingerprint[4:] != self._fingerprint[4:]
+                or max_link_id < self._max_link_id
+                or links_count < len(old.links)
+            )
+            if full:
+                new = self._load_all(session)
+            else:
+                assert old is not None
+                links = old.links
+                if max_link_id > self._max_link_id:
+                    links = dict(links)
+                    rows = session.execute(
+                        select(
+                            Link.id,
+                            Link.code,
+                            Link.offer_id,
+                            Link.partner_id,
+                            Link.sub1,
+                            Link.sub2,
+                            Link.sub3,
+                            Link.sub4,
+                            Link.sub5,
+                            Link.deep_link,
+                        ).where(Link.id > self._max_link_id)
+                    )
+                    for row in rows:
+                        links[row.code] = _link_view(row)
+                new = Snapshot(links, old.offers, old.active_partners, old.approved)
+            session.rollback()
+        self._fingerprint = fingerprint
+        self._max_link_id = max(max_link_id, max((v.id for v in new.links.values()), default=0))
+        self._snapshot = new
+        self._checked_at = self._monotonic()
+
+    def _load_all(self, session: Any) -> Snapshot:
+        caps: dict[int, list[ClickCap]] = {}
+        for cap in session.execute(
+            select(Cap.id, Cap.offer_id, Cap.period, Cap.limit, Cap.scope).where(Cap.metric == "clicks")
+        ):
+            caps.setdefault(cap.offer_id, []).append(ClickCap(cap.id, cap.period, cap.limit, cap.scope))
+        offers = {
+            row.id: _offer_view(row, tuple(caps.get(row.id, ())))
+            for row in session.execute(
+                select(
+                    Offer.id,
+                    Offer.brand_id,
+                    Offer.status,
+                    Offer.visibility,
+                    Offer.destination_url,
+                    Offer.allowed_domains,
+                    Offer.fallback_url,
+                    Offer.countries,
+                    Offer.devices,
+                )
+            )
+        }
+        links = {
+            row.code: _link_view(row)
+            for row in session.execute(
+                select(
+                    Link.id,
+                    Link.code,
+                    Link.offer_id,
+                    Link.partner_id,
+                    Link.sub1,
+                    Link.sub2,
+                    Link.sub3,
+                    Link.sub4,
+                    Link.sub5,
+                    Link.deep_link,
+                )
+            )
+        }
+        active = frozenset(session.scalars(select(Partner.id).where(Partner.status == PartnerStatus.ACTIVE.value)))
+        approved = frozenset(
+            (row.offer_id, row.partner_id)
+            for row in session.execute(
+                select(OfferAccess.offer_id, OfferAccess.partner_id).where(
+                    OfferAccess.status == AccessStatus.APPROVED.value
+                )
+            )
+        )
+        return Snapshot(links, offers, active, approved)
+
+    def link_count(self) -> int:
+        """Return how many links the snapshot holds (for diagnostics)."""
+        return len(self._snapshot.links) if self._snapshot else 0
