@@ -1,0 +1,375 @@
+"""The append-only ledger: entries booked from conversion signals and traffic, balances as SQL sums.
+
+Importing this module connects the ledger to `network.conversions.signals.status_changed`, so
+every conversion approved (or reversed after approval) books its entry in the same transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Table, and_, case, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from network import money
+from network.auth import Principal, Role, require
+from network.clock import UTC, now_utc
+from network.conversions import signals
+from network.conversions.models import Conversion, ConversionStatus
+from network.errors import NotFound, ValidationError
+from network.offers.models import Offer
+from network.partners import service as partners
+from network.payouts import rules
+from network.payouts.models import AuditLog, EntryKind, LedgerEntry, Payout, PayoutItem
+from network.tracking.models import Click, ImpressionCount
+
+#: Payout statuses whose entries are claimed but not yet paid out.
+_IN_FLIGHT = ("pending_approval", "on_hold", "approved", "processing")
+
+
+# ---- writing -----------------------------------------------------------------------------------
+
+
+def insert_ignoring_duplicates(session: Session, table: Table, rows: list[dict[str, Any]], key: str) -> int:
+    """INSERT rows, skipping those whose unique `key` exists (ON CONFLICT DO NOTHING); return how many went in."""
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(table).on_conflict_do_nothing(index_elements=[key]).returning(table.c[key])
+    return len(session.execute(stmt, rows).all())
+
+
+def add_entry(
+    session: Session,
+    *,
+    partner_id: int,
+    currency: str,
+    kind: EntryKind,
+    amount_minor: int,
+    key: str,
+    at: dt.datetime | None = None,
+    conversion_id: int | None = None,
+    offer_id: int | None = None,
+    payout_id: int | None = None,
+    memo: str | None = None,
+) -> int | None:
+    """Book one entry; return its id, or None when an entry with this key was booked before."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = (
+        insert(LedgerEntry)
+        .values(
+            partner_id=partner_id,
+            currency=money.check_currency(currency),
+            kind=EntryKind(kind).value,
+            amount_minor=amount_minor,
+            idempotency_key=key,
+            created_at=at or now_utc(),
+            conversion_id=conversion_id,
+            offer_id=offer_id,
+            payout_id=payout_id,
+            memo=memo,
+        )
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(LedgerEntry.id)
+    )
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def book_conversion(
+    session: Session, *, conversion: Conversion, old_status: str | None, new_status: str, at: dt.datetime
+) -> int | None:
+    """Book what a conversion's status change means for the partner's balance; return the entry id."""
+    if new_status == ConversionStatus.APPROVED and old_status != ConversionStatus.APPROVED:
+        if conversion.payout_minor <= 0:
+            return None
+        return add_entry(
+            session,
+            partner_id=conversion.partner_id,
+            currency=conversion.currency,
+            kind=EntryKind.COMMISSION,
+            amount_minor=conversion.payout_minor,
+            key=f"commission-{conversion.id}",
+            at=at,
+            conversion_id=conversion.id,
+            offer_id=conversion.offer_id,
+        )
+    if new_status in (ConversionStatus.REVERSED, ConversionStatus.REJECTED) and old_status == ConversionStatus.APPROVED:
+        commission = session.execute(
+            select(LedgerEntry.id, LedgerEntry.amount_minor).where(
+                LedgerEntry.idempotency_key == f"commission-{conversion.id}"
+            )
+        ).one_or_none()
+        if commission is None:
+            return None
+        # Claimed by a payout: the money is (or is about to be) with the partner, so it is
+        # clawed back from the next payout rather than silently dropped from this one.
+        claimed = session.scalar(select(PayoutItem.payout_id).where(PayoutItem.entry_id == commission.id))
+        return add_entry(
+            session,
+            partner_id=conversion.partner_id,
+            currency=conversion.currency,
+            kind=EntryKind.CLAWBACK if claimed is not None else EntryKind.REVERSAL,
+            amount_minor=-commission.amount_minor,
+            key=f"reversal-{conversion.id}",
+            at=at,
+            conversion_id=conversion.id,
+            offer_id=conversion.offer_id,
+            memo=f"conversion {new_status}" + (f" after payout {claimed}" if claimed is not None else ""),
+        )
+    return None
+
+
+@signals.status_changed.connect
+def _on_status_changed(
+    sender: Any,
+    *,
+    session: Session,
+    conversion: Conversion,
+    old_status: str | None,
+    new_status: str,
+    at: dt.datetime,
+    **_: Any,
+) -> None:
+    """Book the ledger entry of a conversion's new status in the sender's transaction."""
+    book_conversion(session, conversion=conversion, old_status=old_status, new_status=new_status, at=at)
+
+
+def add_adjustment(
+    session: Session, principal: Principal, partner_id: int, *, currency: str, amount: str, memo: str
+) -> LedgerEntry:
+    """Book a manual correction (finance, admin): a signed amount in major units with a reason."""
+    require(principal, Role.FINANCE, Role.ADMIN)
+    partners.get_partner(session, principal, partner_id)
+    try:
+        minor = money.parse_amount(amount, currency, allow_negative=True)
+    except money.MoneyError as exc:
+        raise ValidationError(f"amount: {exc}", field="amount") from exc
+    if minor == 0:
+        raise ValidationError("amount: an adjustment must not be zero", field="amount")
+    at = now_utc()
+    entry_id = add_entry(
+        session,
+        partner_id=partner_id,
+        currency=currency,
+        kind=EntryKind.ADJUSTMENT,
+        amount_minor=minor,
+        key=f"adjustment-{secrets.token_hex(12)}",
+        at=at,
+        memo=memo,
+    )
+    assert entry_id is not None
+    audit(
+        session,
+        actor=principal.label,
+        action="ledger.adjustment",
+        object_type="partner",
+        object_id=partner_id,
+        details={"entry_id": entry_id, "currency": currency, "amount": amount, "memo": memo},
+        at=at,
+    )
+    entry = session.get(LedgerEntry, entry_id)
+    assert entry is not None
+    return entry
+
+
+def audit(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    object_type: str,
+    object_id: int | str,
+    details: Mapping[str, Any] | None = None,
+    at: dt.datetime | None = None,
+) -> None:
+    """Record a money-moving action in the audit log."""
+    session.add(
+        AuditLog(
+            at=at or now_utc(),
+            actor=actor,
+            action=action,
+            object_type=object_type,
+            object_id=str(object_id),
+            details=dict(details or {}),
+        )
+    )
+
+
+# ---- traffic accrual -----------------------------------------------------------------------------
+
+
+def accrue_traffic(session: Session, *, day: dt.date, at: dt.datetime | None = None) -> dict[str, int]:
+    """Book one day's CPC and CPM earnings per offer and partner, once per (offer, partner, day)."""
+    # CPC counts unique, non-bot clicks that reached the offer (no fallback).
+    start = dt.datetime(day.year, day.month, day.day, tzinfo=UTC)
+    end = start + dt.timedelta(days=1)
+    at = at or now_utc()
+    clicks = session.execute(
+        select(Click.offer_id, Click.partner_id, func.count(), Offer.click_payout_minor, Offer.currency)
+        .join(Offer, Offer.id == Click.offer_id)
+        .where(
+            Click.created_at >= start,
+            Click.created_at < end,
+            Click.is_unique.is_(True),
+            Click.is_bot.is_(False),
+            Click.fallback_reason.is_(None),
+            Offer.click_payout_minor > 0,
+        )
+        .group_by(Click.offer_id, Click.partner_id, Offer.click_payout_minor, Offer.currency)
+    ).all()
+    impressions = session.execute(
+        select(
+            ImpressionCount.offer_id,
+            ImpressionCount.partner_id,
+            func.sum(ImpressionCount.count),
+            Offer.impression_payout_minor,
+            Offer.currency,
+        )
+        .join(Offer, Offer.id == ImpressionCount.offer_id)
+        .where(ImpressionCount.day == day, Offer.impression_payout_minor > 0)
+        .group_by(ImpressionCount.offer_id, ImpressionCount.partner_id, Offer.impression_payout_minor, Offer.currency)
+    ).all()
+    rows: list[dict[str, Any]] = []
+    for offer_id, partner_id, count, price, currency in clicks:
+        rows.append(_accrual(EntryKind.CPC, offer_id, partner_id, currency, count * price, day, at, count))
+    for offer_id, partner_id, count, price, currency in impressions:
+        amount = rules.cpm_amount(int(count or 0), price)
+        if amount > 0:
+            rows.append(_accrual(EntryKind.CPM, offer_id, partner_id, currency, amount, day, at, int(count)))
+    booked = insert_ignoring_duplicates(session, LedgerEntry.__table__, rows, "idempotency_key")  # type: ignore[arg-type]
+    return {"groups": len(rows), "booked": booked}
+
+
+def _accrual(
+    kind: EntryKind,
+    offer_id: int,
+    partner_id: int,
+    currency: str,
+    amount: int,
+    day: dt.date,
+    at: dt.datetime,
+    units: int,
+) -> dict[str, Any]:
+    unit = "clicks" if kind is EntryKind.CPC else "impressions"
+    return {
+        "partner_id": partner_id,
+        "currency": currency,
+        "kind": kind.value,
+        "amount_minor": int(amount),
+        "idempotency_key": f"{kind.value}-{offer_id}-{partner_id}-{day.isoformat()}",
+        "offer_id": offer_id,
+        "conversion_id": None,
+        "payout_id": None,
+        "memo": f"{units} {unit} on {day.isoformat()}",
+        "created_at": at,
+    }
+
+
+# ---- reading -----------------------------------------------------------------------------------
+
+
+def _visible_partner(session: Session, principal: Principal, partner_id: int) -> None:
+    """Raise NotFound unless the principal may see this partner's money (itself, finance, admin)."""
+    if principal.role is Role.BRAND:
+        # A brand never sees partners' money; 404, so existence is not leaked either.
+        raise NotFound("partner not found")
+    partners.get_partner(session, principal, partner_id)
+
+
+def balances(session: Session, principal: Principal, partner_id: int) -> list[dict[str, Any]]:
+    """Return the partner's pending, available, in-payout and paid money per currency (SQL sums)."""
+    _visible_partner(session, principal, partner_id)
+    return balance_rows(session, partner_id)
+
+
+def balance_rows(session: Session, partner_id: int) -> list[dict[str, Any]]:
+    """Return the partner's pending, available, in_payout, paid and balance per currency, summed in SQL."""
+    # pending: pending conversions; available: entries no payout holds; in_payout: held by unpaid
+    # payouts; paid: sent, net of reversed transfers; balance: the sum of all entries.
+    item = PayoutItem.__table__.alias("live_item")
+    entry = LedgerEntry.__table__
+    payout = Payout.__table__
+    claimed = item.c.entry_id.is_not(None)
+    ledger = session.execute(
+        select(
+            entry.c.currency,
+            func.sum(
+                case((and_(entry.c.kind != EntryKind.PAYOUT.value, ~claimed), entry.c.amount_minor), else_=0)
+            ).label("available"),
+            func.sum(case((and_(claimed, payout.c.status.in_(_IN_FLIGHT)), entry.c.amount_minor), else_=0)).label(
+                "in_payout"
+            ),
+            func.sum(
+                case(
+                    (
+                        entry.c.kind.in_((EntryKind.PAYOUT.value, EntryKind.PAYOUT_REVERSAL.value)),
+                        -entry.c.amount_minor,
+                    ),
+                    else_=0,
+                )
+            ).label("paid"),
+            func.sum(entry.c.amount_minor).label("balance"),
+        )
+        .select_from(entry)
+        .outerjoin(item, item.c.entry_id == entry.c.id)
+        .outerjoin(payout, payout.c.id == item.c.payout_id)
+        .where(entry.c.partner_id == partner_id)
+        .group_by(entry.c.currency)
+    ).all()
+    pending = dict(
+        session.execute(
+            select(Conversion.currency, func.sum(Conversion.payout_minor))
+            .where(Conversion.partner_id == partner_id, Conversion.status == ConversionStatus.PENDING.value)
+            .group_by(Conversion.currency)
+        ).all()
+    )
+    rows: dict[str, dict[str, Any]] = {}
+    for currency, available, in_payout, paid, balance in ledger:
+        rows[currency] = {
+            "currency": currency,
+            "pending": int(pending.get(currency) or 0),
+            "available": int(available or 0),
+            "in_payout": int(in_payout or 0),
+            "paid": int(paid or 0),
+            "balance": int(balance or 0),
+        }
+    for currency, amount in pending.items():
+        rows.setdefault(
+            currency,
+            {
+                "currency": currency,
+                "pending": int(amount or 0),
+                "available": 0,
+                "in_payout": 0,
+                "paid": 0,
+                "balance": 0,
+            },
+        )
+    return [rows[c] for c in sorted(rows)]
+
+
+def list_entries(
+    session: Session,
+    principal: Principal,
+    partner_id: int,
+    *,
+    limit: int = 100,
+    after: int | None = None,
+    currency: str | None = None,
+    kind: str | None = None,
+) -> list[LedgerEntry]:
+    """Return a page of the partner's ledger, oldest first, after the entry id `after`."""
+    _visible_partner(session, principal, partner_id)
+    query = select(LedgerEntry).where(LedgerEntry.partner_id == partner_id).order_by(LedgerEntry.id).limit(limit)
+    if after is not None:
+        query = query.where(LedgerEntry.id > after)
+    if currency is not None:
+        query = query.where(LedgerEntry.currency == currency)
+    if kind is not None:
+        query = query.where(LedgerEntry.kind == kind)
+    return list(session.scalars(query))
