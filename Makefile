@@ -38,7 +38,7 @@ run: install ## Migrate the SQLite database, seed a demo, run the scheduler and 
 	  echo "starting the scheduler beside the server"; \
 	  $(BIN)/flask --app wsgi scheduler run & \
 	fi; \
-	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers $(WORKERS) --access-logfile - wsgi:app
+	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers $(WORKERS) --limit-request-line 16384 --access-logfile - wsgi:app
 
 .PHONY: lint
 lint: install ## ruff (lint and format check) and mypy

@@ -84,6 +84,21 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
         return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename)
 
+    @app.get("/stripe/onboarding/<any(return, refresh):step>")
+    def stripe_onboarding_landing(step: str) -> Any:
+        """Where Stripe sends a partner back after (or instead of) onboarding."""
+        if step == "return":
+            text = "Thank you: Stripe has your details. Payouts start once Stripe enables your account."
+        else:
+            text = "This onboarding link has expired: ask for a new one (POST /api/v1/partners/{id}/stripe/onboarding)."
+        return text, 200, {"Content-Type": "text/plain; charset=utf-8"}
+
+    if settings.scheduler_in_process and not settings.testing:
+        # One-machine use only (a single web worker): job claims keep a second scheduler harmless.
+        from network import scheduler
+
+        app.extensions["network.scheduler"] = scheduler.start_in_process(app.extensions["network.db"], settings)
+
     @app.get("/healthz")
     def healthz() -> Any:
         """Answer load balancers: the app is up and its database answers."""

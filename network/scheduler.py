@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from apscheduler.events import EVENT_SCHEDULER_STARTED
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Table, delete, update
@@ -144,7 +146,7 @@ JOBS: tuple[Job, ...] = (
         {"hour": "3", "minute": "15"},
         _purge_click_ips,
     ),
-    Job("deliver_postbacks", "Send due partner postbacks", {"second": "*/30"}, _deliver_postbacks),
+    Job("deliver_postbacks", "Send due partner postbacks", {"second": "*/5"}, _deliver_postbacks),
 )
 
 
@@ -248,9 +250,11 @@ def _scheduled(database: Database, settings: Settings, job_id: str) -> None:
         log.debug("job %s raised", job_id)
 
 
-def build_scheduler(database: Database, settings: Settings) -> BlockingScheduler:
-    """Return a BlockingScheduler with every job of JOBS added under its stable id."""
-    scheduler = BlockingScheduler(
+def build_scheduler(
+    database: Database, settings: Settings, *, kind: type[BaseScheduler] = BlockingScheduler
+) -> BaseScheduler:
+    """Return a scheduler (blocking by default) with every job of JOBS added under its stable id."""
+    scheduler = kind(
         timezone=UTC,
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
     )
@@ -266,7 +270,14 @@ def build_scheduler(database: Database, settings: Settings) -> BlockingScheduler
     return scheduler
 
 
-def on_started(scheduler: BlockingScheduler, callback: Callable[[], None]) -> None:
+def start_in_process(database: Database, settings: Settings) -> BaseScheduler:
+    """Start the jobs in a background thread of this process (one-machine use, one web worker)."""
+    scheduler = build_scheduler(database, settings, kind=BackgroundScheduler)
+    scheduler.start()
+    return scheduler
+
+
+def on_started(scheduler: BaseScheduler, callback: Callable[[], None]) -> None:
     """Call `callback` once the scheduler has started (its jobs are then scheduled)."""
     scheduler.add_listener(lambda _event: callback(), EVENT_SCHEDULER_STARTED)
 
