@@ -56,7 +56,7 @@ def test_a_run_belongs_to_the_latest_fire_time(settings):
     assert period("build_payouts", NOW + dt.timedelta(days=6)) == dt.datetime(2026, 3, 9, tzinfo=UTC)
     assert period("settle_payouts", NOW + dt.timedelta(minutes=7, seconds=3)) == NOW + dt.timedelta(minutes=5)
     assert period("recover_payouts", NOW + dt.timedelta(minutes=1)) == NOW - dt.timedelta(minutes=3)
-    assert period("deliver_postbacks", NOW + dt.timedelta(seconds=59)) == NOW + dt.timedelta(seconds=30)
+    assert period("deliver_postbacks", NOW + dt.timedelta(seconds=59)) == NOW + dt.timedelta(seconds=55)
 
 
 def test_a_period_runs_once_and_run_now_always_runs(db, session, settings, exports):
