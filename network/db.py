@@ -63,6 +63,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets WAL, foreign keys and a busy timeout on every connection."""
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    # Statement errors never carry their parameters: they may hold postback tokens or keys.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         if url in {"sqlite://", "sqlite:///:memory:"}:
             kwargs.setdefault("poolclass", StaticPool)

@@ -162,7 +162,7 @@ def _document(app: Flask) -> None:
 def register(app: Flask) -> None:
     """Map domain errors, HTTP errors and anything unexpected to JSON; never leak a traceback."""
     # Imported here so services can import the error classes without importing flask.
-    from sqlalchemy.exc import IntegrityError
+    from sqlalchemy.exc import DataError, IntegrityError
     from werkzeug.exceptions import HTTPException
 
     _document(app)
@@ -190,6 +190,14 @@ def register(app: Flask) -> None:
         diag = getattr(error.orig, "diag", None)
         log.error("integrity error: %s", getattr(diag, "constraint_name", None) or str(error.orig)[:200])
         return _respond(500, error_body(500, "internal_error", "internal error"))
+
+    @app.errorhandler(DataError)
+    @app.errorhandler(OverflowError)
+    def _out_of_range(error: Exception) -> Response:
+        # A number too large for its column (an id past 2**31-1) or a value the database cannot
+        # hold: the client's input, so 400; the statement and its parameters are never shown.
+        log.info("input the database refused: %s", type(error).__name__)
+        return _respond(400, error_body(400, "validation_error", "a value is out of range or not storable"))
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:

@@ -6,14 +6,17 @@ import json
 import logging
 import re
 from typing import Any
+from urllib.parse import unquote_plus
 
 import flask
 from flask import Response, request
 from flask.views import MethodView
+from werkzeug.exceptions import HTTPException
 
 from network import web
 from network.clock import now_utc
 from network.conversions import service
+from network.conversions.context import ContextCache
 from network.conversions.schemas import (
     ConversionListArgs,
     ConversionListSchema,
@@ -34,6 +37,7 @@ log = logging.getLogger(__name__)
 GIF = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b")
 
 postbacks = flask.Blueprint("postbacks", __name__)
+_CONTEXTS = "network.conversions.contexts"
 
 blp = web.Blueprint("conversions", __name__, url_prefix="/api/v1", description="Conversions and the postback log")
 blp.before_request(web.authenticate)
@@ -98,30 +102,41 @@ def _read_request(source: str) -> service.Received:
     )
 
 
+def _contexts() -> ContextCache:
+    return flask.current_app.extensions[_CONTEXTS]
+
+
 def _handle(source: str) -> service.Answer:
     """Judge the request and log it; the conversion and its log line commit before the answer.
 
-    A refused request (400/403/409) is rolled back and only its log line is committed.
+    A refused request (400/403/409) is rolled back and only its log line is committed; so is one
+    that failed unexpectedly (500), from a fresh session.
     """
     now = now_utc()
     parse_error: DomainError | None = None
     try:
         received = _read_request(source)
-    except DomainError as error:
-        parse_error = error
+    except (DomainError, HTTPException) as error:
         received = service.Received(
             source=source,
             method=request.method,
             params={name: request.args.getlist(name) for name in request.args},
             remote_addr=request.remote_addr,
         )
+        if isinstance(error, HTTPException):
+            # A body the server would not read (too large): logged with its status, then answered.
+            _log_failure(service.start_trace(received), now, status=error.code or 400, reason=error.name)
+            raise
+        parse_error = error
     trace = service.start_trace(received)
     session = web.database().session()
     try:
         try:
             if parse_error is not None:
                 raise parse_error
-            answer = service.receive(session, settings=web.settings(), received=received, trace=trace, now=now)
+            answer = service.receive(
+                session, settings=web.settings(), received=received, trace=trace, now=now, contexts=_contexts()
+            )
         except DomainError as error:
             # Nothing of the refused request stays, except its log line.
             session.rollback()
@@ -134,11 +149,29 @@ def _handle(source: str) -> service.Answer:
             raise
         session.commit()
         return answer
+    except DomainError:
+        raise
+    except Exception:
+        session.rollback()
+        _log_failure(trace, now)
+        raise
     except BaseException:
         session.rollback()
         raise
     finally:
         session.close()
+
+
+def _log_failure(trace: service.Trace, now: Any, *, status: int = 500, reason: str = "internal error") -> None:
+    """Commit the log line of a request that failed unexpectedly (500), in a session of its own."""
+    trace.http_status, trace.reason = status, reason[:255]
+    trace.conversion_id = trace.status = None
+    trace.duplicate = False
+    try:
+        with web.database().session_scope() as session:
+            service.write_trace(session, trace, at=now)
+    except Exception:  # the database itself may be what failed: the error handler logs the cause
+        log.warning("could not log a failed postback in the postback log", exc_info=True)
 
 
 @postbacks.route("/postback", methods=["GET", "POST"])
@@ -167,17 +200,27 @@ def pixel() -> Response:
 
 # ---- secrets never reach the access logs ---------------------------------------------------------
 
-_SECRET_IN_URL = re.compile(r"(?i)\b(token=)[^&\s\"']*")
+#: One `name=value` pair of a query string in a log line.
+_PAIR = re.compile(r"([?&])([^=&\s]*)=([^&\s]*)")
+
+
+def _redact_pair(match: re.Match[str]) -> str:
+    # The name as the app reads it (percent- and plus-decoded): `%74oken=` is a token too.
+    if unquote_plus(match.group(2)).strip().lower() in service.SECRET_PARAMS:
+        return f"{match.group(1)}{match.group(2)}=[redacted]"
+    return match.group(0)
 
 
 class RedactTokens(logging.Filter):
-    """Blanks `token=...` in access log lines (werkzeug, gunicorn) before they are written."""
+    """Blanks the value of every `token` parameter in access log lines (werkzeug, gunicorn), however spelt."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Rewrite the record's message with the token removed."""
+        """Rewrite the record's message with the tokens removed."""
         message = record.getMessage()
-        if "token=" in message.lower():
-            record.msg, record.args = _SECRET_IN_URL.sub(r"\1[redacted]", message), ()
+        if "=" in message:
+            redacted = _PAIR.sub(_redact_pair, message)
+            if redacted != message:
+                record.msg, record.args = redacted, ()
         return True
 
 
@@ -295,8 +338,15 @@ def _document(app: flask.Flask, api: Any) -> None:
             "get": {
                 "tags": ["Postbacks"],
                 "security": [],
-                "summary": "Report a conversion from the browser's click cookie; always a 1x1 GIF",
-                "parameters": [p for p in _POSTBACK_PARAMS if p["name"] in ("offer_id", "event", "amount", "txn_id")],
+                "summary": "Report a conversion from the browser's click cookie (held for the brand's review);"
+                " always a 1x1 GIF",
+                "parameters": [
+                    {**p, "required": True, "description": "The offer the page converts for (required)"}
+                    if p["name"] == "offer_id"
+                    else p
+                    for p in _POSTBACK_PARAMS
+                    if p["name"] in ("offer_id", "event", "amount", "txn_id")
+                ],
                 "responses": {"200": {"description": "A 1x1 GIF", "content": {"image/gif": {}}}},
             }
         },
@@ -305,6 +355,9 @@ def _document(app: flask.Flask, api: Any) -> None:
 
 def register(app: flask.Flask, api: Any) -> None:
     """Add the postback and pixel endpoints and the conversions API to the app."""
+    settings = app.extensions["network.settings"]
+    # Tests change offers between requests and expect the next postback to see it.
+    app.extensions[_CONTEXTS] = ContextCache(max_age=0.0 if settings.testing else 0.5)
     app.register_blueprint(postbacks)
     api.register_blueprint(blp)
     _document(app, api)

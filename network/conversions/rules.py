@@ -31,8 +31,9 @@ CLOCK_SKEW = dt.timedelta(seconds=5)
 #: "too fast but allowed": accepted, flagged and held for review.
 SUSPICIOUS_FACTOR = 2
 
-#: Fraud signals that keep a conversion pending for review.
-FLAGS = ("too_fast", "bot", "not_unique")
+#: Fraud signals that keep a conversion pending for review. "pixel": reported by a browser, not
+#: authenticated by the brand (any page can fire it, with any amount), so a person confirms it.
+FLAGS = ("too_fast", "bot", "not_unique", "pixel")
 
 #: Allowed status changes: target -> statuses it may be reached from.
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -62,6 +63,8 @@ class Facts:
     min_seconds: int = 0
     click_is_bot: bool | None = None
     click_is_unique: bool | None = None
+    #: Reported by the browser pixel rather than by the brand's server.
+    pixel: bool = False
 
 
 def elapsed(facts: Facts) -> dt.timedelta:
@@ -104,6 +107,8 @@ def fraud_flags(facts: Facts) -> list[str]:
         flags.append("bot")
     if facts.click_is_unique is False:
         flags.append("not_unique")
+    if facts.pixel:
+        flags.append("pixel")
     return flags
 
 

@@ -20,9 +20,15 @@ def _time(**kwargs: Any) -> fields.AwareDateTime:
     return fields.AwareDateTime(default_timezone=dt.UTC, **kwargs)
 
 
+#: Ids are INTEGER columns: a larger one is refused as input (400), never sent to the database.
+_ID = validate.Range(min=1, max=2**31 - 1)
+#: No control characters (PostgreSQL cannot even compare a NUL).
+_PRINTABLE = validate.Regexp(r"^[^\x00-\x1f\x7f]*$", error="must not contain control characters")
+
+
 class ConversionListArgs(PageArgs):
-    offer_id = fields.Integer()
-    partner_id = fields.Integer()
+    offer_id = fields.Integer(validate=_ID)
+    partner_id = fields.Integer(validate=_ID)
     status = fields.String(validate=validate.OneOf(STATUSES))
     #: Created at or after this time.
     since = _time(data_key="from")
@@ -59,7 +65,7 @@ class ConversionSchema(Schema):
     #: Fraud signals that hold it for review (brand and admin only).
     flags = fields.List(fields.String())
     currency = fields.String()
-    #: The sale amount the brand reported.
+    #: The sale amount the brand reported (never shown to partners).
     amount = fields.String(allow_none=True)
     #: What the partner earns (never shown to brands).
     payout = fields.String()
@@ -76,10 +82,10 @@ class ConversionListSchema(PageSchema):
 
 
 class PostbackLogArgs(PageArgs):
-    offer_id = fields.Integer()
-    click_id = fields.String(validate=validate.Length(max=512))
-    txn_id = fields.String(validate=validate.Length(max=512))
-    http_status = fields.Integer()
+    offer_id = fields.Integer(validate=_ID)
+    click_id = fields.String(validate=[validate.Length(max=512), _PRINTABLE])
+    txn_id = fields.String(validate=[validate.Length(max=512), _PRINTABLE])
+    http_status = fields.Integer(validate=validate.Range(min=100, max=599))
     since = _time(data_key="from")
     until = _time(data_key="to")
 
@@ -129,7 +135,6 @@ def dump_conversion(
         "status": conversion.status,
         "reason": conversion.reason,
         "currency": cur,
-        "amount": money.format_amount(conversion.amount_minor, cur) if conversion.amount_minor is not None else None,
         "created_at": conversion.created_at,
         "hold_until": conversion.hold_until,
         "status_changed_at": conversion.status_changed_at,
@@ -141,6 +146,8 @@ def dump_conversion(
             out["txn_id"] = conversion.txn_id
         return out
     out["brand_id"] = conversion.brand_id
+    # The brand's sale amount, like reports' sale_amount, is never shown to partners.
+    out["amount"] = money.format_amount(conversion.amount_minor, cur) if conversion.amount_minor is not None else None
     out["txn_id"] = conversion.txn_id
     out["flags"] = list(conversion.flags or [])
     out["revenue"] = money.format_amount(conversion.revenue_minor, cur)

@@ -2,8 +2,11 @@
 
 A postback is judged in this order: malformed input (400), then authentication (403), then the
 pipeline of SPEC §5 (200 whatever the verdict, 409 for a known txn_id with another amount). The
-dedupe key is claimed first with INSERT ... ON CONFLICT DO NOTHING, so a replay, even one racing
-the original, answers the first conversion; only the winner then consumes the offer's caps.
+brand is the one the request names (offer_id, else the token, else a signature's click) and only
+an authenticated brand's log shows the request. The dedupe key is claimed first with INSERT ... ON
+CONFLICT DO NOTHING, so a replay, even one racing the original, answers the first conversion; only
+the winner then consumes the offer's caps. A pixel is not authenticated: it must name its offer,
+the visitor's click must be on it, and what it reports is held for the brand's review.
 """
 
 from __future__ import annotations
@@ -12,13 +15,14 @@ import datetime as dt
 import functools
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, bindparam, insert, select, update
+from sqlalchemy import Integer, Select, Table, bindparam, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from network import money
@@ -27,25 +31,17 @@ from network.auth import Principal, Role, require
 from network.clock import as_utc
 from network.config import Settings
 from network.conversions import rules
+from network.conversions.context import ContextCache, LinkContext, read_context
 from network.conversions.models import Conversion, ConversionHistory, PostbackLog
 from network.conversions.signals import status_changed
 from network.db import paged
 from network.errors import Conflict, Forbidden, NotFound, ValidationError
 from network.offers import caps as cap_counters
-from network.offers.models import (
-    AccessStatus,
-    Cap,
-    Offer,
-    OfferAccess,
-    OfferEvent,
-    PartnerOverride,
-    Visibility,
-)
+from network.offers.models import Cap, Offer, OfferEvent
 from network.offers.rules import Figures, needs_amount
-from network.partners.models import Partner, PartnerStatus
 from network.tracking.clickid import ClickIdCodec, ClickRef
-from network.tracking.models import Link
-from network.tracking.service import get_click
+from network.tracking.models import Click
+from network.tracking.writer import live_writers
 
 #: Parameters a postback reads; any other is ignored (and kept in the log).
 PARAMS = (
@@ -66,6 +62,13 @@ SECRET_PARAMS = frozenset({"token"})
 SIGNATURE_WINDOW = dt.timedelta(minutes=5)
 _MAX_LEN = {"click_id": 64, "event": 64, "txn_id": 255, "currency": 3, "status": 16, "offer_id": 18, "reason": 255}
 _MAX_AMOUNT_LEN = 32
+#: Ids are INTEGER columns (PostgreSQL's is 32-bit): larger ones are refused as input, not sent.
+MAX_ID = 2**31 - 1
+#: Control characters and lone surrogates: never part of an id, a key or an amount, and NUL cannot be
+#: stored in a PostgreSQL text column.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+#: Unix seconds have 10 digits until the year 2286; a longer t= is not a time.
+_MAX_TIMESTAMP_DIGITS = 12
 #: What the log keeps of each parameter (the whole request is never needed to trace a discrepancy).
 _LOG_VALUE_LEN = 512
 _LOG_PARAMS = 50
@@ -115,20 +118,26 @@ class Trace:
     duplicate: bool = False
 
 
+def _loggable(text: str, limit: int) -> str:
+    """Return `text` cut to `limit` with what a database text column cannot hold replaced."""
+    text = text[:limit]
+    return _UNPRINTABLE.sub("\ufffd", text) if _UNPRINTABLE.search(text) else text
+
+
 def start_trace(received: Received) -> Trace:
     """Return the log line of a request, with its secrets removed and long values cut."""
     kept: dict[str, Any] = {}
     for name, values in list(received.params.items())[:_LOG_PARAMS]:
         if name.lower() in SECRET_PARAMS:
             continue
-        cut = [v[:_LOG_VALUE_LEN] for v in values]
-        kept[name[:64]] = cut[0] if len(cut) == 1 else cut
+        cut = [_loggable(v, _LOG_VALUE_LEN) for v in values]
+        kept[_loggable(name, 64)] = cut[0] if len(cut) == 1 else cut
     return Trace(
         source=received.source,
         method=received.method,
         params=kept,
-        remote_addr=(received.remote_addr or "")[:45] or None,
-        click_id=received.cookie_click_id[:_LOG_VALUE_LEN] if received.cookie_click_id else None,
+        remote_addr=_loggable(received.remote_addr or "", 45) or None,
+        click_id=_loggable(received.cookie_click_id, _LOG_VALUE_LEN) if received.cookie_click_id else None,
     )
 
 
@@ -205,6 +214,9 @@ def _read_params(received: Received) -> _Input:
         raise ValidationError("click_id was given twice (transaction_id is its alias); send it once", field="click_id")
     if "transaction_id" in values:
         values["click_id"] = values.pop("transaction_id")
+    for name, value in values.items():
+        if _UNPRINTABLE.search(value):
+            raise ValidationError(f"{name} must not contain control characters", field=name)
     for name, limit in _MAX_LEN.items():
         if len(values.get(name, "")) > limit:
             raise ValidationError(f"{name} is longer than {limit} characters", field=name)
@@ -223,8 +235,8 @@ def _read_params(received: Received) -> _Input:
     )
     offer_id = values.get("offer_id")
     if offer_id:
-        if not (offer_id.isascii() and offer_id.isdigit()):
-            raise ValidationError("offer_id must be a whole number", field="offer_id")
+        if not (offer_id.isascii() and offer_id.isdigit()) or not 1 <= int(offer_id) <= MAX_ID:
+            raise ValidationError(f"offer_id must be a whole number from 1 to {MAX_ID}", field="offer_id")
         data.offer_id = int(offer_id)
     if data.status is not None and data.status not in ("reversed", "rejected"):
         raise ValidationError("status must be reversed or rejected", field="status")
@@ -264,6 +276,8 @@ def _signature_ok(header: str, token: str, raw: bytes, now: dt.datetime) -> bool
             candidates.append(value.strip().lower())
     if not timestamp or not timestamp.isascii() or not timestamp.isdigit() or not candidates:
         return False
+    if len(timestamp) > _MAX_TIMESTAMP_DIGITS:
+        return False
     at = int(timestamp)
     if abs(now.timestamp() - at) > SIGNATURE_WINDOW.total_seconds():
         return False
@@ -295,111 +309,119 @@ def _authenticate(received: Received, data: _Input, brand_token: str | None, now
         raise Forbidden("postback not authenticated: bad or stale X-Signature")
 
 
-def _brand_by_token(session: Session, token: str | None) -> tuple[int, str] | None:
-    if not token:
-        return None
-    row = session.execute(select(Brand.id, Brand.postback_token).where(Brand.postback_token == token)).one_or_none()
+def _brand_by_token(session: Session, token: str) -> tuple[int, str] | None:
+    row = session.connection().execute(_BRAND_BY_TOKEN, {"token": token}).first()
     return (row.id, row.postback_token) if row else None
 
 
 def _brand_of_offer(session: Session, offer_id: int) -> tuple[int, str] | None:
-    row = session.execute(
-        select(Brand.id, Brand.postback_token).join(Offer, Offer.brand_id == Brand.id).where(Offer.id == offer_id)
-    ).one_or_none()
+    row = session.connection().execute(_BRAND_OF_OFFER, {"offer_id": offer_id}).first()
     return (row.id, row.postback_token) if row else None
 
 
 # ---- the click and the offer ---------------------------------------------------------------------
 
+# Built once: the hot path executes them with parameters only (SQLAlchemy's compiled cache hits).
+_BRAND_BY_TOKEN = select(Brand.id, Brand.postback_token).where(Brand.postback_token == bindparam("token"))
+_BRAND_OF_OFFER = (
+    select(Brand.id, Brand.postback_token)
+    .join(Offer, Offer.brand_id == Brand.id)
+    .where(Offer.id == bindparam("offer_id"))
+)
+_ANCHOR = select(bindparam("offer_id", type_=Integer).label("offer_id")).subquery("anchor")
+# Not metric IN (...): an expanding parameter is processed again on every execution.
+_CONVERSION_CAP = or_(*(Cap.metric == metric for metric in cap_counters.CONVERSION_METRICS))
+#: The click's country and flags and the offer's conversion caps, in one round trip: one row per
+#: cap (the click's columns repeated), or one row of NULL caps; the click's columns are NULL when
+#: its row is not written yet.
+_CLICK_AND_CAPS = (
+    select(
+        Click.country, Click.is_bot, Click.is_unique,
+        Cap.id.label("cap_id"), Cap.metric, Cap.period, Cap.limit, Cap.scope,
+    )
+    .select_from(_ANCHOR)
+    .outerjoin(Click, Click.id == bindparam("click_id"))
+    .outerjoin(Cap, (Cap.offer_id == _ANCHOR.c.offer_id) & _CONVERSION_CAP)
+)  # fmt: skip
+_CONVERSION_TABLE = cast(Table, Conversion.__table__)
+_HISTORY_INSERT = insert(ConversionHistory)
+_REJECT = (
+    update(_CONVERSION_TABLE)
+    .where(_CONVERSION_TABLE.c.id == bindparam("b_id"))
+    .values(status="rejected", reason=bindparam("reason"), flags=[], hold_until=None, payout_minor=0, revenue_minor=0)
+)
+_FIRST_COLUMNS = (
+    _CONVERSION_TABLE.c.id,
+    _CONVERSION_TABLE.c.status,
+    _CONVERSION_TABLE.c.reason,
+    _CONVERSION_TABLE.c.amount_minor,
+    _CONVERSION_TABLE.c.currency,
+)
+#: The conversion that holds a dedupe key: by offer, event and txn_id, or by click and event.
+_FIRST_BY_TXN = select(*_FIRST_COLUMNS).where(
+    _CONVERSION_TABLE.c.offer_id == bindparam("offer_id"),
+    _CONVERSION_TABLE.c.event_id == bindparam("event_id"),
+    _CONVERSION_TABLE.c.txn_id == bindparam("txn_id"),
+)
+_FIRST_BY_CLICK = select(*_FIRST_COLUMNS).where(
+    _CONVERSION_TABLE.c.click_id == bindparam("click_id"),
+    _CONVERSION_TABLE.c.event_id == bindparam("event_id"),
+    _CONVERSION_TABLE.c.txn_id.is_(None),
+)
+
 
 @dataclass(frozen=True, slots=True)
-class _Context:
-    """What a verified click id leads to: its link, offer, brand, partner and the posted event."""
+class _Attribution:
+    """What a verified click id leads to: when the click was, and its link's context."""
 
     ref: ClickRef
-    row: Any
-
-    @property
-    def offer_id(self) -> int:
-        return int(self.row.offer_id)
-
-    @property
-    def brand_id(self) -> int:
-        return int(self.row.brand_id)
-
-    @property
-    def brand_token(self) -> str:
-        return str(self.row.postback_token)
+    link: LinkContext
 
 
-def _context_query(*, default_event: bool) -> Select:  # type: ignore[type-arg]
-    """Return the one query that reads everything a conversion needs about its click's link."""
-    event_on = OfferEvent.offer_id == Link.offer_id
-    # The default event is the first (position 0: positions are kept dense by the offers service).
-    event_on &= (OfferEvent.position == 0) if default_event else (OfferEvent.key == bindparam("event_key"))
-    return (
-        select(
-            Link.offer_id, Link.partner_id, Offer.brand_id, Offer.status, Offer.visibility, Offer.currency,
-            Offer.conversion_window_days, Offer.hold_days, Offer.min_seconds, Offer.countries,
-            Brand.postback_token, Partner.status.label("partner_status"), OfferAccess.status.label("access_status"),
-            OfferEvent.id.label("event_id"), OfferEvent.model, OfferEvent.payout_minor, OfferEvent.revenue_minor,
-            OfferEvent.payout_percent, OfferEvent.revenue_percent,
-            PartnerOverride.payout_minor.label("override_payout_minor"),
-            PartnerOverride.payout_percent.label("override_payout_percent"),
-        )
-        .join(Offer, Offer.id == Link.offer_id)
-        .join(Brand, Brand.id == Offer.brand_id)
-        .join(Partner, Partner.id == Link.partner_id)
-        .outerjoin(OfferAccess, (OfferAccess.offer_id == Link.offer_id) & (OfferAccess.partner_id == Link.partner_id))
-        .outerjoin(OfferEvent, event_on)
-        .outerjoin(
-            PartnerOverride,
-            (PartnerOverride.event_id == OfferEvent.id) & (PartnerOverride.partner_id == Link.partner_id),
-        )
-        .where(Link.id == bindparam("link_id"))
-    )  # fmt: skip
-
-
-# Built once: the hot path executes them with parameters only (SQLAlchemy's compiled cache hits).
-_CONTEXT_DEFAULT_EVENT = _context_query(default_event=True)
-_CONTEXT_EVENT = _context_query(default_event=False)
-_CAPS = select(Cap.id, Cap.metric, Cap.period, Cap.limit, Cap.scope).where(
-    Cap.offer_id == bindparam("offer_id"), Cap.metric.in_(cap_counters.CONVERSION_METRICS)
-)
-_CONVERSION_TABLE = Conversion.__table__
-_HISTORY_INSERT = insert(ConversionHistory)
-
-
-def _attribute(session: Session, settings: Settings, click_id: str | None, event: str | None) -> _Context | None:
+def _attribute(
+    session: Session, settings: Settings, contexts: ContextCache | None, click_id: str | None, event: str | None
+) -> _Attribution | None:
     """Return what a click id leads to when its HMAC holds and its link exists, else None."""
     ref = _codec(settings.secret_key).verify(click_id)
     if ref is None:
         return None
-    if event is None:
-        row = session.connection().execute(_CONTEXT_DEFAULT_EVENT, {"link_id": ref.link_id}).first()
+    if contexts is None:
+        link = read_context(session, ref.link_id, event)
     else:
-        row = session.connection().execute(_CONTEXT_EVENT, {"link_id": ref.link_id, "event_key": event}).first()
-    return _Context(ref, row) if row is not None else None
+        link = contexts.get(session, ref.link_id, event)
+    return _Attribution(ref, link) if link is not None else None
 
 
-def _click_row(session: Session, click_id: str) -> Any | None:
-    """Return the click's row (or its still-buffered record) for country and fraud flags, if known."""
-    return get_click(session, click_id)
+@dataclass(slots=True)
+class _CapRow:
+    id: int
+    metric: str
+    period: str
+    limit: int
+    scope: str
 
 
-def _partner_approved(row: Any) -> bool:
-    if row.partner_status != PartnerStatus.ACTIVE.value:
-        return False
-    return row.visibility == Visibility.PUBLIC.value or row.access_status == AccessStatus.APPROVED.value
+def _click_and_caps(session: Session, click_id: str, offer_id: int) -> tuple[Any | None, list[_CapRow]]:
+    """Return the click's country and fraud flags (its row, or its still-buffered record; None when
+    unknown) and the offer's conversion caps."""
+    rows = session.connection().execute(_CLICK_AND_CAPS, {"click_id": click_id, "offer_id": offer_id}).all()
+    caps = [_CapRow(r.cap_id, r.metric, r.period, r.limit, r.scope) for r in rows if r.cap_id is not None]
+    # As tracking.service.get_click: a click this process has not written yet is in its buffer.
+    for writer in live_writers():
+        pending = writer.find(click_id)
+        if pending is not None:
+            return writer.preview(session, pending), caps
+    return (rows[0] if rows[0].is_bot is not None else None), caps
 
 
-def _commission(row: Any, amount_minor: int | None) -> tuple[int, int]:
-    figures = Figures(row.model, row.payout_minor, row.revenue_minor, row.payout_percent, row.revenue_percent)
+def _commission(link: LinkContext, amount_minor: int | None) -> tuple[int, int]:
+    assert link.model is not None
+    figures = Figures(link.model, link.payout_minor, link.revenue_minor, link.payout_percent, link.revenue_percent)
     return rules.compute_commission(
         figures,
         amount_minor,
-        override_payout_minor=row.override_payout_minor,
-        override_payout_percent=row.override_payout_percent,
+        override_payout_minor=link.override_payout_minor,
+        override_payout_percent=link.override_payout_percent,
     )
 
 
@@ -413,100 +435,153 @@ def _upsert(dialect: str) -> Any:
 # ---- the postback --------------------------------------------------------------------------------
 
 
-def receive(session: Session, *, settings: Settings, received: Received, trace: Trace, now: dt.datetime) -> Answer:
+def receive(
+    session: Session,
+    *,
+    settings: Settings,
+    received: Received,
+    trace: Trace,
+    now: dt.datetime,
+    contexts: ContextCache | None = None,
+) -> Answer:
     """Judge one brand postback or pixel; raise ValidationError/Forbidden/Conflict, else return the 200 answer.
 
     `trace` is filled in as the request is understood, so the caller can log it whatever happens;
     a 200 answer's log line is written here, in the transaction that holds the conversion.
+    `contexts` keeps links' contexts for a moment (None: read each time).
     """
     data = _read_params(received)
-    if received.source == "pixel":
+    pixel = received.source == "pixel"
+    if pixel:
+        # Unchecked (a cookie may hold anything): it only has to verify; the log keeps a safe copy.
         data.click_id = received.cookie_click_id
+    else:
+        trace.click_id = data.click_id
     trace.txn_id = data.txn_id
-    trace.click_id = data.click_id or trace.click_id
+    trace.offer_id = data.offer_id
     if data.status is not None:
-        answer = _undo(session, settings=settings, received=received, data=data, trace=trace, now=now)
+        answer = _undo(session, settings=settings, contexts=contexts, received=received, data=data, trace=trace,
+                       now=now)  # fmt: skip
         write_trace(session, trace, at=now)
         return answer
     if data.click_id is None:
-        where = "the click cookie" if received.source == "pixel" else "click_id"
+        where = "the click cookie" if pixel else "click_id"
         raise ValidationError(f"click_id is required (from {where})", field="click_id")
+    if pixel and data.offer_id is None:
+        # The pixel is not authenticated: it must at least name the offer its page converts for.
+        raise ValidationError("offer_id is required: the pixel names the offer it converts for", field="offer_id")
 
-    context = _attribute(session, settings, data.click_id, data.event)
-    brand: tuple[int, str] | None
-    if received.source == "pixel":
-        # A browser has no token: the pixel speaks for the offer its click belongs to.
-        brand = (context.brand_id, context.brand_token) if context else None
+    found = _attribute(session, settings, contexts, data.click_id, data.event)
+    link = found.link if found is not None else None
+    brand_id: int | None
+    if pixel:
+        # A browser has no token: the pixel counts only for the offer it names, when the visitor's
+        # click is on that offer; it is then held for review (SPEC §5 fraud signals: "pixel").
+        brand_id = link.brand_id if link is not None and link.offer_id == data.offer_id else None
     else:
-        # Whose postback is this: the offer it names, else the click's offer, else the token's brand.
-        if data.offer_id is not None:
-            brand = _brand_of_offer(session, data.offer_id)
-        elif context is not None:
-            brand = (context.brand_id, context.brand_token)
-        else:
-            brand = _brand_by_token(session, data.token)
-        trace.brand_id, trace.offer_id = (brand[0] if brand else None), data.offer_id
-        _authenticate(received, data, brand[1] if brand else None, now)
-    trace.brand_id, trace.offer_id = (brand[0] if brand else None), data.offer_id
+        brand_id = _authenticated_brand(session, received, data, link, now)
+    trace.brand_id = brand_id
 
     # A forged id, another network's id, or a click on another brand's (or another) offer.
     if (
-        context is None
-        or brand is None
-        or context.brand_id != brand[0]
-        or (data.offer_id is not None and context.offer_id != data.offer_id)
+        found is None
+        or link is None
+        or brand_id is None
+        or link.brand_id != brand_id
+        or (data.offer_id is not None and link.offer_id != data.offer_id)
     ):
         trace.status, trace.reason = "rejected", "unknown_click"
         write_trace(session, trace, at=now)
         return Answer(None, "rejected", "unknown_click")
-    return _convert(session, context=context, data=data, trace=trace, now=now)
+    return _convert(session, ref=found.ref, link=link, data=data, trace=trace, now=now, pixel=pixel)
 
 
-def _convert(session: Session, *, context: _Context, data: _Input, trace: Trace, now: dt.datetime) -> Answer:
-    row = context.row
-    trace.offer_id = context.offer_id
-    if row.event_id is None:
+def _authenticated_brand(
+    session: Session, received: Received, data: _Input, link: LinkContext | None, now: dt.datetime
+) -> int:
+    """Return the brand whose token or signature the postback carries; raise Forbidden otherwise.
+
+    The brand is the one the request names: the offer's (offer_id), else the token's, else (a
+    signature alone) the click's. A token is never checked against the click's brand: another
+    brand's click under a valid token is that brand's unknown_click, logged in its own log.
+    """
+    brand: tuple[int, str] | None
+    if data.offer_id is not None:
+        if link is not None and link.offer_id == data.offer_id:
+            brand = (link.brand_id, link.brand_token)
+        else:
+            brand = _brand_of_offer(session, data.offer_id)
+    elif data.token is not None:
+        # Tokens are unique: the click's brand's token names that brand (no query); else look it up.
+        if link is not None and hmac.compare_digest(data.token.encode(), link.brand_token.encode()):
+            brand = (link.brand_id, link.brand_token)
+        else:
+            brand = _brand_by_token(session, data.token)
+        if brand is None:
+            raise Forbidden("postback not authenticated: wrong token")
+    elif link is not None:
+        brand = (link.brand_id, link.brand_token)
+    else:
+        brand = None
+    _authenticate(received, data, brand[1] if brand else None, now)
+    assert brand is not None
+    return brand[0]
+
+
+def _convert(
+    session: Session,
+    *,
+    ref: ClickRef,
+    link: LinkContext,
+    data: _Input,
+    trace: Trace,
+    now: dt.datetime,
+    pixel: bool,
+) -> Answer:
+    trace.offer_id = link.offer_id
+    if link.event_id is None or link.model is None:
         raise ValidationError(f"unknown event {data.event!r} for this offer", field="event")
-    currency = data.currency or row.currency
+    currency = data.currency or link.currency
     amount_minor = _parse_amount(data.amount, currency) if data.amount is not None else None
-    if needs_amount(row.model):
+    if needs_amount(link.model):
         if amount_minor is None:
-            raise ValidationError(f"amount is required for a {row.model} event", field="amount")
+            raise ValidationError(f"amount is required for a {link.model} event", field="amount")
         if amount_minor == 0:
-            raise ValidationError(f"amount must be greater than 0 for a {row.model} event", field="amount")
+            raise ValidationError(f"amount must be greater than 0 for a {link.model} event", field="amount")
 
     assert data.click_id is not None
-    click = _click_row(session, data.click_id)
+    click, caps = _click_and_caps(session, data.click_id, link.offer_id)
     facts = rules.Facts(
         now=now,
-        clicked_at=context.ref.clicked_at,
-        offer_status=row.status,
-        partner_approved=_partner_approved(row),
-        window_days=row.conversion_window_days,
-        offer_currency=row.currency,
+        clicked_at=ref.clicked_at,
+        offer_status=link.offer_status,
+        partner_approved=link.partner_approved,
+        window_days=link.conversion_window_days,
+        offer_currency=link.currency,
         currency=currency,
-        countries=frozenset(row.countries or ()),
+        countries=link.countries,
         click_country=getattr(click, "country", None),
-        min_seconds=row.min_seconds,
+        min_seconds=link.min_seconds,
         click_is_bot=getattr(click, "is_bot", None),
         click_is_unique=getattr(click, "is_unique", None),
+        pixel=pixel,
     )
     # Every check but the caps, which only the winner of the dedupe key takes, last.
     reason = rules.reject_reason(facts)
     flags = rules.fraud_flags(facts) if reason is None else []
-    status, hold_until = rules.first_status(reason, flags, row.hold_days, now)
+    status, hold_until = rules.first_status(reason, flags, link.hold_days, now)
     payout = revenue = 0
     if reason is None:
         # A rejected conversion is worth nothing; an accepted one what its rule gives.
-        payout, revenue = _commission(row, amount_minor)
+        payout, revenue = _commission(link, amount_minor)
     values: dict[str, Any] = {
-        "offer_id": context.offer_id,
-        "event_id": row.event_id,
-        "brand_id": context.brand_id,
-        "partner_id": row.partner_id,
-        "link_id": context.ref.link_id,
+        "offer_id": link.offer_id,
+        "event_id": link.event_id,
+        "brand_id": link.brand_id,
+        "partner_id": link.partner_id,
+        "link_id": link.link_id,
         "click_id": data.click_id,
-        "clicked_at": context.ref.clicked_at,
+        "clicked_at": ref.clicked_at,
         "txn_id": data.txn_id,
         "status": status,
         "reason": reason,
@@ -524,38 +599,45 @@ def _convert(session: Session, *, context: _Context, data: _Input, trace: Trace,
     new_id = connection.execute(_upsert(connection.dialect.name), values).scalar()
     if new_id is None:
         return _duplicate(session, values=values, data=data, trace=trace)
+    # Known in full without reading it back; the signal's receivers read it, nothing writes it.
     conversion = Conversion(id=new_id, **values)
-    # Known in full without reading it back: attach it as if loaded, for the signal's receivers.
-    make_transient_to_detached(conversion)
-    session.add(conversion)
 
-    caps = connection.execute(_CAPS, {"offer_id": context.offer_id}).all() if reason is None else []
-    if not caps:
+    if reason is not None or not caps:
         _created(session, conversion, trace, now)
         return Answer(conversion.id, conversion.status, conversion.reason)
-    # With caps, the counter UPDATE comes last: on PostgreSQL its row lock is then held only until
-    # the commit that follows. If a cap is full, what was written since the savepoint (history,
-    # ledger and outbox rows, the log line) is undone and written again for the rejection.
+
+    def take_cap() -> bool:
+        return cap_counters.consume(session, caps, partner_id=link.partner_id, at=now, payout_minor=payout)
+
+    if connection.dialect.name == "sqlite":
+        # The transaction holds the database's write lock from its start: consume the caps first,
+        # then record the outcome once (no savepoint, nothing written twice).
+        reason = rules.reject_reason(facts, take_cap=take_cap)
+        if reason is not None:
+            _reject(connection, conversion, reason)
+        _created(session, conversion, trace, now)
+        return Answer(conversion.id, conversion.status, conversion.reason)
+    # PostgreSQL: the counter UPDATE comes last, so its row lock (which every conversion of the
+    # offer queues on) is held only until the commit that follows. If a cap is full, what was
+    # written since the savepoint (history, ledger and outbox rows, the log line) is undone and
+    # written again for the rejection.
     savepoint = session.begin_nested()
     _created(session, conversion, trace, now)
-    reason = rules.reject_reason(
-        facts,
-        take_cap=lambda: cap_counters.consume(session, caps, partner_id=row.partner_id, at=now, payout_minor=payout),
-    )
+    reason = rules.reject_reason(facts, take_cap=take_cap)
     if reason is None:
         savepoint.commit()
         return Answer(conversion.id, conversion.status, conversion.reason)
     savepoint.rollback()
-    rejected: dict[str, Any] = {"status": "rejected", "reason": reason, "flags": [], "hold_until": None, "payout_minor": 0,
-                "revenue_minor": 0}  # fmt: skip
-    session.execute(
-        update(Conversion).where(Conversion.id == new_id).values(**rejected),
-        execution_options={"synchronize_session": False},
-    )
-    for name, value in rejected.items():
-        set_committed_value(conversion, name, value)
+    _reject(connection, conversion, reason)
     _created(session, conversion, trace, now)
     return Answer(conversion.id, conversion.status, conversion.reason)
+
+
+def _reject(connection: Any, conversion: Conversion, reason: str) -> None:
+    """Make a just-inserted conversion rejected (a cap was full), in the database and on the object."""
+    connection.execute(_REJECT, {"b_id": conversion.id, "reason": reason})
+    conversion.status, conversion.reason, conversion.flags, conversion.hold_until = "rejected", reason, [], None
+    conversion.payout_minor = conversion.revenue_minor = 0
 
 
 def _created(session: Session, conversion: Conversion, trace: Trace, now: dt.datetime) -> None:
@@ -567,15 +649,12 @@ def _created(session: Session, conversion: Conversion, trace: Trace, now: dt.dat
 
 
 def _duplicate(session: Session, *, values: dict[str, Any], data: _Input, trace: Trace) -> Answer:
-    table = _CONVERSION_TABLE
-    query = select(table.c.id, table.c.status, table.c.reason, table.c.amount_minor, table.c.currency).where(
-        table.c.event_id == values["event_id"]
-    )
     if data.txn_id is not None:
-        query = query.where(table.c.offer_id == values["offer_id"], table.c.txn_id == data.txn_id)
+        params = {"offer_id": values["offer_id"], "event_id": values["event_id"], "txn_id": data.txn_id}
+        first = session.connection().execute(_FIRST_BY_TXN, params).one()
     else:
-        query = query.where(table.c.click_id == data.click_id, table.c.txn_id.is_(None))
-    first = session.execute(query).one()
+        params = {"click_id": data.click_id, "event_id": values["event_id"]}
+        first = session.connection().execute(_FIRST_BY_CLICK, params).one()
     trace.conversion_id, trace.status, trace.reason, trace.duplicate = first.id, first.status, first.reason, True
     if data.txn_id is not None and (first.amount_minor, first.currency) != (values["amount_minor"], values["currency"]):
         raise Conflict(
@@ -587,36 +666,38 @@ def _duplicate(session: Session, *, values: dict[str, Any], data: _Input, trace:
 
 
 def _undo(
-    session: Session, *, settings: Settings, received: Received, data: _Input, trace: Trace, now: dt.datetime
+    session: Session,
+    *,
+    settings: Settings,
+    contexts: ContextCache | None,
+    received: Received,
+    data: _Input,
+    trace: Trace,
+    now: dt.datetime,
 ) -> Answer:
     """Reverse or reject an earlier conversion named by txn_id, among the authenticated brand's offers only."""
     if data.txn_id is None:
         raise ValidationError("txn_id is required with status", field="txn_id")
-    context = _attribute(session, settings, data.click_id, None) if data.click_id else None
-    if data.offer_id is not None:
-        brand = _brand_of_offer(session, data.offer_id)
-    elif context is not None:
-        brand = (context.brand_id, context.brand_token)
-    else:
-        brand = _brand_by_token(session, data.token)
-    trace.brand_id, trace.offer_id = (brand[0] if brand else None), data.offer_id
-    _authenticate(received, data, brand[1] if brand else None, now)
-    assert brand is not None
+    found = None
+    if data.click_id is not None and data.offer_id is None and data.token is None:
+        found = _attribute(session, settings, contexts, data.click_id, None)  # a signature alone: the click's brand
+    brand_id = _authenticated_brand(session, received, data, found.link if found else None, now)
+    trace.brand_id = brand_id
 
-    query = select(Conversion).where(Conversion.brand_id == brand[0], Conversion.txn_id == data.txn_id)
+    query = select(Conversion).where(Conversion.brand_id == brand_id, Conversion.txn_id == data.txn_id)
     if data.offer_id is not None:
         query = query.where(Conversion.offer_id == data.offer_id)
     if data.click_id is not None:
         query = query.where(Conversion.click_id == data.click_id)
     if data.event is not None:
         query = query.join(OfferEvent, OfferEvent.id == Conversion.event_id).where(OfferEvent.key == data.event)
-    found = session.scalars(query.limit(2)).all()
-    if not found:
+    named = session.scalars(query.limit(2)).all()
+    if not named:
         trace.reason = "unknown_txn_id"
         return Answer(None, None, "unknown_txn_id")
-    if len(found) > 1:
+    if len(named) > 1:
         raise ValidationError("txn_id names several conversions; send event or offer_id too", field="txn_id")
-    conversion = found[0]
+    conversion = named[0]
     trace.offer_id = conversion.offer_id
     assert data.status is not None
     target = rules.undo_target(conversion.status, data.status)

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from network import money, netguard
@@ -47,6 +48,21 @@ def url_hash(template: str) -> str:
     return hashlib.sha256(template.encode("utf-8", "surrogateescape")).hexdigest()
 
 
+#: A partner's global URL and its URL for one offer (built once: executed with parameters only).
+_TARGETS = (
+    select(
+        Partner.postback_url,
+        OfferPostback.id.label("per_offer_id"),
+        OfferPostback.url.label("per_offer_url"),
+    )
+    .outerjoin(
+        OfferPostback,
+        (OfferPostback.partner_id == Partner.id) & (OfferPostback.offer_id == bindparam("offer_id")),
+    )
+    .where(Partner.id == bindparam("partner_id"))
+)
+
+
 def target_of(offer_postback: OfferPostback | None) -> str:
     """Return the target name of the partner's global URL (None) or of a per-offer URL."""
     return GLOBAL if offer_postback is None else f"offer:{offer_postback.id}"
@@ -79,23 +95,34 @@ def find_disable(session: Session, partner_id: int, target: str, template: str) 
 def disable_url(
     session: Session, *, partner_id: int, target: str, template: str, reason: str, delivery_id: int | None
 ) -> PostbackDisable:
-    """Stop calling a URL (it answered 410 Gone), recording why; idempotent."""
-    existing = find_disable(session, partner_id, target, template)
-    if existing is not None:
-        return existing
-    row = PostbackDisable(
-        partner_id=partner_id,
-        target=target,
-        url_hash=url_hash(template),
-        url=netguard.redact_url(template),
-        reason=reason,
-        delivery_id=delivery_id,
-        disabled_at=now_utc(),
+    """Stop calling a URL (it answered 410 Gone), recording why; idempotent, also when two 410s race."""
+    # ON CONFLICT DO NOTHING, not check-then-insert: a concurrent job disabling the same URL must
+    # not turn this one's unique violation into a rollback of its attempt record.
+    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    redacted = netguard.redact_url(template)
+    insert = (
+        module.insert(PostbackDisable)
+        .values(
+            partner_id=partner_id,
+            target=target,
+            url_hash=url_hash(template),
+            url=redacted,
+            reason=reason,
+            delivery_id=delivery_id,
+            disabled_at=now_utc(),
+        )
+        .on_conflict_do_nothing(index_elements=["partner_id", "target", "url_hash"])
+        .returning(PostbackDisable.id)
     )
-    session.add(row)
-    session.flush()
-    log.warning("postback URL disabled: partner=%s target=%s url=%s (%s)", partner_id, target, row.url, reason)
-    return row
+    for _attempt in range(3):
+        existing = find_disable(session, partner_id, target, template)
+        if existing is not None:
+            return existing
+        # Nothing inserted: a concurrent job's row (committed: the INSERT waited for it) is found
+        # by the next look; in the unlikely case it was enabled again meanwhile, insert again.
+        if session.execute(insert).scalar() is not None:
+            log.warning("postback URL disabled: partner=%s target=%s url=%s (%s)", partner_id, target, redacted, reason)
+    raise RuntimeError("a disabled postback URL kept being enabled again while it was being disabled")
 
 
 # ---- the outbox ----------------------------------------------------------------------------------
@@ -146,21 +173,24 @@ def enqueue(
     at: dt.datetime,
 ) -> list[PostbackDelivery]:
     """Write one outbox row per partner URL for a conversion change, in the caller's transaction."""
-    partner = session.get(Partner, conversion.partner_id)
-    if partner is None:
+    # One query says whether there is anything to do: most partners have no URL (conversions of
+    # theirs then cost the outbox nothing more).
+    # Core on the session's connection (the ORM's execution path costs more than the query);
+    # flushed first, so a partner changed in this session is read as changed.
+    session.flush()
+    params = {"partner_id": conversion.partner_id, "offer_id": conversion.offer_id}
+    found = session.connection().execute(_TARGETS, params).first()
+    if found is None:
         return []
     targets: list[tuple[str, str]] = []
-    if partner.postback_url:
-        targets.append((GLOBAL, partner.postback_url))
-    per_offer = session.scalars(
-        select(OfferPostback).where(
-            OfferPostback.partner_id == partner.id, OfferPostback.offer_id == conversion.offer_id
-        )
-    ).one_or_none()
-    if per_offer is not None:
-        targets.append((target_of(per_offer), per_offer.url))
+    if found.postback_url:
+        targets.append((GLOBAL, found.postback_url))
+    if found.per_offer_id is not None:
+        targets.append((f"offer:{found.per_offer_id}", found.per_offer_url))
+    if not targets:
+        return []
     # A URL disabled by a 410 stays silent until the partner changes or enables it again.
-    targets = [(t, url) for t, url in targets if find_disable(session, partner.id, t, url) is None]
+    targets = [(t, url) for t, url in targets if find_disable(session, conversion.partner_id, t, url) is None]
     if not targets:
         return []
     if conversion.id is None:
@@ -178,7 +208,7 @@ def enqueue(
         delivery = PostbackDelivery(
             dedupe_key=keys[target],
             webhook_id="msg_" + uuid.uuid4().hex,
-            partner_id=partner.id,
+            partner_id=conversion.partner_id,
             offer_id=conversion.offer_id,
             conversion_id=conversion.id,
             target=target,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 from collections import defaultdict
 
@@ -26,7 +28,7 @@ def _accepted_at_creation(session: Session) -> dict[int, bool]:
 
 
 def check_invariants(session: Session, secret: str) -> None:
-    """Assert: attributable clicks, caps never exceeded, commissions by the rule, history matches status."""
+    """Assert: attributable clicks credited once, caps never exceeded, commissions by the rule, history matches status."""
     session.expire_all()
     codec = ClickIdCodec(secret)
     all_conversions = list(session.scalars(select(Conversion).order_by(Conversion.id)))
@@ -35,6 +37,18 @@ def check_invariants(session: Session, secret: str) -> None:
     events = {e.id: e for e in session.scalars(select(OfferEvent))}
     links = {link.id: link for link in session.scalars(select(Link))}
     overrides = {(o.event_id, o.partner_id): o for o in session.scalars(select(PartnerOverride))}
+
+    # One conversion per click and event without txn_id, whatever the click id's spelling: the
+    # decoded bytes are the click (base64 has several spellings of the same bytes).
+    without_txn: set[tuple[bytes | str, int]] = set()
+    for c in all_conversions:
+        if c.txn_id is None:
+            try:
+                click_key: bytes | str = base64.urlsafe_b64decode(c.click_id + "=")
+            except (binascii.Error, ValueError):
+                click_key = c.click_id
+            assert (click_key, c.event_id) not in without_txn, f"click of conversion {c.id} credited twice"
+            without_txn.add((click_key, c.event_id))
 
     for c in all_conversions:
         # Every conversion has a history, whose last line is its status.

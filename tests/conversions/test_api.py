@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 
+from network.conversions.jobs import mature_holds
 from tests.conversions.conftest import (
     CPL,
     NOW,
@@ -100,17 +101,27 @@ def test_postback_log_is_the_brands_own_and_never_holds_the_token(client, sessio
     postback(client, click_id=make_click(session, b.link, at=NOW - HOUR), token=b.token)
     postback(client, click_id="garbage", token="pbt_wrong")  # nobody's
 
+    # Brand A's valid token on brand B's click: A's unknown_click, in A's log (B never sees A's call).
+    postback(client, click_id=make_click(session, b.link, at=NOW - HOUR), txn_id="from-a", token=a.token)
+
     mine = a.brand_api.get("/api/v1/postback-log")
     assert mine.status_code == 200
-    assert [(x["http_status"], x["status"], x["txn_id"]) for x in mine.json["items"]] == [
-        (200, "approved", "t1"),
-        (403, None, None),
+    # Only what A authenticated: an unauthenticated call names no brand (anyone can send one).
+    assert [(x["http_status"], x["status"], x["reason"], x["txn_id"]) for x in mine.json["items"]] == [
+        (200, "approved", None, "t1"),
+        (200, "rejected", "unknown_click", "from-a"),
     ]
     assert "token" not in mine.json["items"][0]["params"] and mine.json["items"][0]["params"]["txn_id"] == "t1"
     assert a.token not in str(mine.json)
-    assert len(a.admin_api.get("/api/v1/postback-log").json["items"]) == 4
+    everything = a.admin_api.get("/api/v1/postback-log").json["items"]
+    assert [(x["http_status"], x["brand_id"]) for x in everything] == [
+        (200, a.brand.id), (403, None), (200, b.brand.id), (403, None), (200, a.brand.id),
+    ]  # fmt: skip
     assert [x["brand_id"] for x in b.brand_api.get("/api/v1/postback-log").json["items"]] == [b.brand.id]
-    assert [x["http_status"] for x in a.brand_api.get("/api/v1/postback-log?http_status=403").json["items"]] == [403]
+    assert a.brand_api.get("/api/v1/postback-log?http_status=403").json["items"] == []
+    assert [x["http_status"] for x in a.admin_api.get("/api/v1/postback-log?http_status=403").json["items"]] == [
+        403, 403,
+    ]  # fmt: skip
     assert a.brand_api.get("/api/v1/postback-log?txn_id=t1").json["items"][0]["conversion_id"] is not None
     assert a.partner_api.get("/api/v1/postback-log").status_code == 403
 
@@ -138,8 +149,11 @@ def test_pixel_converts_from_the_click_cookie_and_always_answers_a_gif(client, s
     _pixel(client, None, offer_id=shop.offer.id, event="lead")  # no cookie
     _pixel(client, click, offer_id=shop.offer.id, event="sale", amount="NaN")  # bad amount
     _pixel(client, click, offer_id=shop.offer.id, event="lead", status="reversed", txn_id="PX-1")  # no undo
+    _pixel(client, click, event="lead")  # no offer_id
     (row,) = conversions(session)
-    assert (row.txn_id, row.payout_minor, row.status) == ("PX-1", 800, "approved")
+    # A browser's report is not the brand's word: held for the brand's review, never auto-approved.
+    assert (row.txn_id, row.payout_minor, row.status, row.flags, row.hold_until) == ("PX-1", 800, "pending", ["pixel"],
+                                                                                    None)  # fmt: skip
     lines = log_lines(session)
     assert [(x.source, x.http_status, x.reason if x.http_status == 200 else None, x.duplicate) for x in lines] == [
         ("pixel", 200, None, False),
@@ -148,8 +162,26 @@ def test_pixel_converts_from_the_click_cookie_and_always_answers_a_gif(client, s
         ("pixel", 400, None, False),
         ("pixel", 400, None, False),
         ("pixel", 400, None, False),
+        ("pixel", 400, None, False),
     ]
     assert lines[0].brand_id == shop.brand.id and lines[0].click_id == click
+    assert "offer_id" in lines[-1].reason
+    assert mature_holds(session, now=NOW + dt.timedelta(days=90)) == 0
+    r = shop.brand_api.post(f"/api/v1/conversions/{row.id}/status", json={"status": "approved"})
+    assert r.status_code == 200 and r.json["status"] == "approved" and r.json["flags"] == ["pixel"]
+
+
+def test_another_brands_cookie_on_a_pixel_bills_nobody(client, session):
+    """A visitor who clicked brand B's offer, then converts on brand A's page: nothing for B."""
+    a = make_shop(session, client, name="A", events=[CPL])
+    b = make_shop(session, client, name="B", events=[CPL])
+    b_click = make_click(session, b.link, at=NOW - HOUR)
+    _pixel(client, b_click, offer_id=a.offer.id, event="lead", amount="500.00")
+    _pixel(client, b_click, event="lead", amount="500.00")  # no offer_id: not "whichever offer the cookie names"
+    assert conversions(session) == []
+    assert [(x.http_status, x.reason, x.brand_id) for x in log_lines(session)] == [
+        (200, "unknown_click", None), (400, "offer_id is required: the pixel names the offer it converts for", None),
+    ]  # fmt: skip
 
 
 def test_head_requests_record_nothing(client, session):

@@ -97,3 +97,28 @@ def test_a_rejected_or_reversed_conversion_keeps_its_cap(client, session, frozen
     assert _send(client, session, shop, shop.link, now) == ("rejected", "cap_reached")
     cap = session.get(Cap, shop.offer.caps[0].id)
     assert caps.used(session, cap, at=now) == 1
+
+
+def test_a_conversion_past_its_cap_leaves_only_its_rejection(client, session, frozen_clock):
+    from sqlalchemy import select
+
+    from network.conversions.models import ConversionHistory, PostbackLog
+    from network.deliveries.models import PostbackDelivery
+    from network.payouts.models import LedgerEntry
+
+    now = dt.datetime(2026, 3, 10, 12, tzinfo=UTC)
+    frozen_clock(now)
+    shop = make_shop(session, client, events=[CPL], caps=[{"metric": "conversions", "period": "day", "limit": 1}])
+    shop.partner.postback_url = "https://partner.example/cb?c={click_id}&s={status}"
+    session.flush()
+    assert _send(client, session, shop, shop.link, now) == ("approved", None)
+    assert _send(client, session, shop, shop.link, now) == ("rejected", "cap_reached")
+    first, second = conversions(session)
+    # What was written for it before the cap said no (history, ledger, outbox, log) is gone.
+    history = session.execute(select(ConversionHistory.conversion_id, ConversionHistory.new_status)).all()
+    assert sorted(history) == [(first.id, "approved"), (second.id, "rejected")]
+    assert session.scalars(select(LedgerEntry.conversion_id)).all() == [first.id]
+    outbox = session.execute(select(PostbackDelivery.conversion_id, PostbackDelivery.new_status)).all()
+    assert sorted(outbox) == [(first.id, "approved"), (second.id, "rejected")]
+    log = session.execute(select(PostbackLog.conversion_id, PostbackLog.status).order_by(PostbackLog.id)).all()
+    assert log == [(first.id, "approved"), (second.id, "rejected")]

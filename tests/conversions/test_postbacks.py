@@ -83,13 +83,16 @@ def test_unauthenticated_postbacks_are_403_and_only_logged(client, session, shop
     attempts = [
         postback(client, **params),  # no token
         postback(client, **params, token="pbt_wrong"),
-        postback(client, **params, token=other.token),  # another brand's token
+        postback(client, **params, offer_id=shop.offer.id, token=other.token),  # another brand's token
         _signed_get(client, other.token, params),  # signed by another brand
         _signed_get(client, shop.token, params, tamper="&amount=1"),  # body changed after signing
         _signed_get(client, shop.token, params, at=ts - 301),  # stale
         _signed_get(client, shop.token, params, at=ts + 301),  # from the future
         client.get(f"/postback?{urlencode(params)}", headers={"X-Signature": f"t={ts},v1=00"}),
         client.get(f"/postback?{urlencode(params)}", headers={"X-Signature": "garbage"}),
+        # A time no clock can hold (once a 500: OverflowError), and one a few digits too long.
+        client.get(f"/postback?{urlencode(params)}", headers={"X-Signature": f"t={'9' * 400},v1=00"}),
+        client.get(f"/postback?{urlencode(params)}", headers={"X-Signature": sign(shop.token, b"", 10**12)}),
         # A signed POST whose query string (not covered by the signature) adds parameters.
         client.post(
             "/postback?event=sale",
@@ -107,8 +110,9 @@ def test_unauthenticated_postbacks_are_403_and_only_logged(client, session, shop
     lines = log_lines(session)
     assert [line.http_status for line in lines] == [403] * len(attempts)
     assert all(line.conversion_id is None for line in lines)
-    # The click's brand sees its failed attempts (to debug its integration).
-    assert lines[1].brand_id == shop.brand.id
+    # Nobody authenticated them, so no brand's log shows them (only the admin's): a wrong token may
+    # be another brand's, whose parameters the click's brand must not read.
+    assert {line.brand_id for line in lines} == {None}
     # No token or signature is kept anywhere: not in the log table, not in the app's logs.
     for line in lines:
         stored = json.dumps(line.params) + repr(line.reason)
@@ -134,6 +138,31 @@ def test_access_log_lines_have_tokens_redacted():
     assert "pbt_x" not in record.getMessage() and "token=[redacted]&b=2" in record.getMessage()
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "a=1&%74oken=pbt_x&b=2",  # the app decodes the name: it is the token
+        "a=1&%74%6F%6B%65%6E=pbt_x",
+        "TOKEN=pbt_x",
+        "a=1&tok%65n=pbt_x&token=pbt_x",
+        "token=pbt_x;b=2",  # a semicolon is no separator: all of it is the token
+    ],
+)
+def test_access_log_redaction_reads_names_as_the_app_does(client, session, shop, query):
+    from network.conversions.api import RedactTokens
+
+    record = logging.LogRecord(
+        "gunicorn.access", logging.INFO, __file__, 1, '%s "%s" %s', ("1.2.3.4", f"GET /postback?{query} HTTP/1.1", 200),
+        None,
+    )  # fmt: skip
+    assert RedactTokens().filter(record)
+    assert "pbt_x" not in record.getMessage() and "HTTP/1.1" in record.getMessage()
+    # What the app reads as the token under such a name is the token (so it must be redacted).
+    click = make_click(session, shop.link, at=NOW - HOUR)
+    r = client.get(f"/postback?click_id={click}&event=lead&%74oken={shop.token}")
+    assert r.status_code == 200 and r.json["status"] == "approved"
+
+
 # ---- RELIABILITY 6: unknown and foreign clicks ---------------------------------------------------
 
 
@@ -149,8 +178,9 @@ def test_unknown_and_foreign_clicks_are_rejected_unknown_click(client, session, 
         {"click_id": foreign_network},
         {"click_id": tampered},
         {"click_id": unknown_link},
-        # A click of another brand's offer, posted for our own offer.
+        # A click of another brand's offer, posted for our own offer, or for no offer in particular.
         {"click_id": theirs, "offer_id": shop.offer.id},
+        {"click_id": theirs},
     ]
     for params in cases:
         r = postback(client, **params, event="lead", token=shop.token)
@@ -158,10 +188,34 @@ def test_unknown_and_foreign_clicks_are_rejected_unknown_click(client, session, 
         assert r.json == {"conversion_id": None, "status": "rejected", "reason": "unknown_click", "duplicate": False}
     assert conversions(session) == []
     lines = log_lines(session)
+    # Each in the log of the brand whose token it carried, never in the click's brand's.
     assert [(line.http_status, line.reason, line.brand_id) for line in lines] == [
         (200, "unknown_click", shop.brand.id)
     ] * len(cases)
     assert lines[1].click_id == foreign_network
+    assert other.brand_api.get("/api/v1/postback-log").json["items"] == []
+    # Undoing by txn_id with our token on their click looks among our conversions only.
+    r = postback(client, click_id=theirs, txn_id="T-1", status="reversed", token=shop.token)
+    assert (r.status_code, r.json["reason"]) == (200, "unknown_txn_id")
+    assert log_lines(session)[-1].brand_id == shop.brand.id
+
+
+_B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def test_only_the_canonical_spelling_of_a_click_id_is_that_click(client, session, shop):
+    click = make_click(session, shop.link, at=NOW - HOUR)
+    # 47 characters hold 282 bits for 280: the last character's 2 low bits are ignored by base64.
+    last = _B64.index(click[-1])
+    others = [click[:-1] + _B64[(last & ~3) | low] for low in range(4) if _B64[(last & ~3) | low] != click[-1]]
+    assert len(others) == 3
+    for spelling in others:
+        r = postback(client, click_id=spelling, event="lead", token=shop.token)
+        assert (r.status_code, r.json["reason"]) == (200, "unknown_click")
+    r = postback(client, click_id=click, event="lead", token=shop.token)
+    assert r.json["status"] == "approved"
+    assert postback(client, click_id=click, event="lead", token=shop.token).json["duplicate"] is True
+    assert len(conversions(session)) == 1
 
 
 # ---- RELIABILITY 7 and 8: replays and txn_id conflicts -------------------------------------------
@@ -443,4 +497,6 @@ def test_revshare_rounds_ties_half_up_once(client, session, currency, percent, a
     (row,) = conversions(session)
     assert (row.payout_minor, row.revenue_minor, row.currency) == (payout, payout, currency)
     listed = shop.partner_api.get("/api/v1/conversions").json["items"][0]
-    assert (listed["payout"], listed["amount"]) == (money.format_amount(payout, currency), amount)
+    # The partner sees its payout, never the brand's sale amount (as in reports).
+    assert (listed["payout"], "amount" in listed) == (money.format_amount(payout, currency), False)
+    assert shop.brand_api.get("/api/v1/conversions").json["items"][0]["amount"] == amount

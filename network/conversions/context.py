@@ -1,0 +1,159 @@
+"""What a conversion needs to know about its click's link, read once and reused for a moment.
+
+A postback's link, offer, brand (and its token), partner, access, event and partner override come
+from one query; its answer is kept per (link, event) for `max_age` seconds (0.5 in servers, 0 in
+tests), so a busy offer's postbacks need no query for it. Changes to an offer, its events, a
+partner or a token take effect within that time, as for clicks (network/tracking/snapshot.py).
+Caps are not kept here: they are read in the conversion's transaction, since a cap removed
+meanwhile must not be consumed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, bindparam, select
+from sqlalchemy.orm import Session
+
+from network.accounts.models import Brand
+from network.offers.models import AccessStatus, Offer, OfferAccess, OfferEvent, PartnerOverride, Visibility
+from network.partners.models import Partner, PartnerStatus
+from network.tracking.models import Link
+
+#: Entries kept at most; past it the cache starts afresh (a bound, not an eviction policy).
+MAX_ENTRIES = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class LinkContext:
+    """A link with its offer, brand, partner, access and one event (None when the offer has no such event)."""
+
+    link_id: int
+    offer_id: int
+    partner_id: int
+    brand_id: int
+    brand_token: str
+    offer_status: str
+    currency: str
+    conversion_window_days: int
+    hold_days: int
+    min_seconds: int
+    countries: frozenset[str]
+    #: The partner is active and may run the offer (public, or approved/invited).
+    partner_approved: bool
+    event_id: int | None
+    model: str | None
+    #: The event's figures (0 when there is no such event).
+    payout_minor: int
+    revenue_minor: int
+    payout_percent: int
+    revenue_percent: int
+    #: The partner's override of the event's payout, if it has one.
+    override_payout_minor: int | None
+    override_payout_percent: int | None
+
+
+def _query(*, default_event: bool) -> Select:  # type: ignore[type-arg]
+    """Return the one query that reads a link's context (its default event, or the event named)."""
+    event_on = OfferEvent.offer_id == Link.offer_id
+    # The default event is the first (position 0: positions are kept dense by the offers service).
+    event_on &= (OfferEvent.position == 0) if default_event else (OfferEvent.key == bindparam("event_key"))
+    return (
+        select(
+            Link.offer_id, Link.partner_id, Offer.brand_id, Offer.status, Offer.visibility, Offer.currency,
+            Offer.conversion_window_days, Offer.hold_days, Offer.min_seconds, Offer.countries,
+            Brand.postback_token, Partner.status.label("partner_status"), OfferAccess.status.label("access_status"),
+            OfferEvent.id.label("event_id"), OfferEvent.model, OfferEvent.payout_minor, OfferEvent.revenue_minor,
+            OfferEvent.payout_percent, OfferEvent.revenue_percent,
+            PartnerOverride.payout_minor.label("override_payout_minor"),
+            PartnerOverride.payout_percent.label("override_payout_percent"),
+        )
+        .join(Offer, Offer.id == Link.offer_id)
+        .join(Brand, Brand.id == Offer.brand_id)
+        .join(Partner, Partner.id == Link.partner_id)
+        .outerjoin(OfferAccess, (OfferAccess.offer_id == Link.offer_id) & (OfferAccess.partner_id == Link.partner_id))
+        .outerjoin(OfferEvent, event_on)
+        .outerjoin(
+            PartnerOverride,
+            (PartnerOverride.event_id == OfferEvent.id) & (PartnerOverride.partner_id == Link.partner_id),
+        )
+        .where(Link.id == bindparam("link_id"))
+    )  # fmt: skip
+
+
+# Built once: executed with parameters only (SQLAlchemy's compiled cache hits).
+_DEFAULT_EVENT = _query(default_event=True)
+_NAMED_EVENT = _query(default_event=False)
+
+
+def _context(link_id: int, row: Any) -> LinkContext:
+    approved = row.partner_status == PartnerStatus.ACTIVE.value and (
+        row.visibility == Visibility.PUBLIC.value or row.access_status == AccessStatus.APPROVED.value
+    )
+    return LinkContext(
+        link_id=link_id,
+        offer_id=row.offer_id,
+        partner_id=row.partner_id,
+        brand_id=row.brand_id,
+        brand_token=row.postback_token,
+        offer_status=row.status,
+        currency=row.currency,
+        conversion_window_days=row.conversion_window_days,
+        hold_days=row.hold_days,
+        min_seconds=row.min_seconds,
+        countries=frozenset(row.countries or ()),
+        partner_approved=approved,
+        event_id=row.event_id,
+        model=row.model,
+        payout_minor=row.payout_minor or 0,
+        revenue_minor=row.revenue_minor or 0,
+        payout_percent=row.payout_percent or 0,
+        revenue_percent=row.revenue_percent or 0,
+        override_payout_minor=row.override_payout_minor,
+        override_payout_percent=row.override_payout_percent,
+    )
+
+
+def read_context(session: Session, link_id: int, event: str | None) -> LinkContext | None:
+    """Return a link's context for `event` (None: the offer's first) from the database; None for no link."""
+    if event is None:
+        row = session.connection().execute(_DEFAULT_EVENT, {"link_id": link_id}).first()
+    else:
+        row = session.connection().execute(_NAMED_EVENT, {"link_id": link_id, "event_key": event}).first()
+    return _context(link_id, row) if row is not None else None
+
+
+class ContextCache:
+    """Link contexts by (link, event), each reused for `max_age` seconds after it was read."""
+
+    def __init__(self, *, max_age: float = 0.5, monotonic: Callable[[], float] = time.monotonic) -> None:
+        #: Seconds an entry is reused; 0 reads every time (tests change offers between requests).
+        self.max_age = max_age
+        self._monotonic = monotonic
+        self._entries: dict[tuple[int, str | None], tuple[float, LinkContext | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, session: Session, link_id: int, event: str | None) -> LinkContext | None:
+        """Return a link's context for `event`, read again when older than max_age."""
+        if self.max_age <= 0:
+            return read_context(session, link_id, event)
+        key = (link_id, event)
+        now = self._monotonic()
+        entry = self._entries.get(key)
+        if entry is not None and now - entry[0] < self.max_age:
+            return entry[1]
+        context = read_context(session, link_id, event)
+        with self._lock:
+            if len(self._entries) >= MAX_ENTRIES:
+                self._entries = {}
+            self._entries[key] = (now, context)
+        return context
+
+    def clear(self) -> None:
+        """Forget every entry (the next postbacks read again)."""
+        with self._lock:
+            self._entries = {}

@@ -1,0 +1,52 @@
+"""Link contexts kept for a moment: reused within max_age, read again after it, never kept in tests."""
+
+from __future__ import annotations
+
+from network.auth import SYSTEM
+from network.conversions.context import ContextCache, read_context
+from network.offers import service as offers
+from tests.conversions.conftest import CPL, REVSHARE, make_shop
+
+
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_context_is_reused_for_max_age_then_read_again(client, session):
+    shop = make_shop(session, client, events=[REVSHARE, CPL])
+    clock = FakeMonotonic()
+    cache = ContextCache(max_age=0.5, monotonic=clock)
+    first = cache.get(session, shop.link.id, None)
+    assert first is not None
+    assert (first.offer_status, first.brand_token, first.model, first.partner_approved) == (
+        "active", shop.token, "revshare", True,
+    )  # fmt: skip
+    assert cache.get(session, shop.link.id, "lead").model == "cpl"  # each event its own entry
+
+    offers.change_status(session, SYSTEM, shop.offer.id, "pause")
+    session.flush()
+    clock.now += 0.4
+    assert cache.get(session, shop.link.id, None) is first  # within max_age: as it was
+    clock.now += 0.2
+    again = cache.get(session, shop.link.id, None)
+    assert again is not None and again.offer_status == "paused"
+
+
+def test_without_max_age_every_get_reads(client, session):
+    shop = make_shop(session, client, events=[CPL])
+    cache = ContextCache(max_age=0)
+    assert cache.get(session, shop.link.id, None).offer_status == "active"
+    offers.change_status(session, SYSTEM, shop.offer.id, "pause")
+    session.flush()
+    assert cache.get(session, shop.link.id, None).offer_status == "paused"
+
+
+def test_unknown_links_and_events(client, session):
+    shop = make_shop(session, client, events=[CPL])
+    assert read_context(session, 999_999, None) is None
+    unknown_event = read_context(session, shop.link.id, "nope")
+    assert unknown_event is not None and unknown_event.event_id is None and unknown_event.model is None
