@@ -6,6 +6,7 @@ every conversion approved (or reversed after approval) books its entry in the sa
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -58,26 +59,29 @@ def add_entry(
     memo: str | None = None,
 ) -> int | None:
     """Book one entry; return its id, or None when an entry with this key was booked before."""
-    dialect = session.get_bind().dialect.name
+    if session.new or session.dirty or session.deleted:
+        session.flush()  # the entry may reference rows still pending in the session (a new payout)
+    connection = session.connection()
+    params = {
+        "partner_id": partner_id,
+        "currency": money.check_currency(currency),
+        "kind": EntryKind(kind).value,
+        "amount_minor": amount_minor,
+        "idempotency_key": key,
+        "created_at": at or now_utc(),
+        "conversion_id": conversion_id,
+        "offer_id": offer_id,
+        "payout_id": payout_id,
+        "memo": memo,
+    }
+    return connection.execute(_insert_entry(connection.dialect.name), params).scalar_one_or_none()
+
+
+@functools.cache
+def _insert_entry(dialect: str) -> Any:
+    """Return the entry INSERT for a dialect, built once: it runs for every approved conversion."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = (
-        insert(LedgerEntry)
-        .values(
-            partner_id=partner_id,
-            currency=money.check_currency(currency),
-            kind=EntryKind(kind).value,
-            amount_minor=amount_minor,
-            idempotency_key=key,
-            created_at=at or now_utc(),
-            conversion_id=conversion_id,
-            offer_id=offer_id,
-            payout_id=payout_id,
-            memo=memo,
-        )
-        .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(LedgerEntry.id)
-    )
-    return session.execute(stmt).scalar_one_or_none()
+    return insert(LedgerEntry).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(LedgerEntry.id)
 
 
 def book_conversion(
