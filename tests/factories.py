@@ -14,6 +14,24 @@ from network.offers.models import Offer
 from network.partners import service as partners
 from network.partners.models import Partner
 
+#: The offer of SPEC §9, exactly as written there.
+SPEC_OFFER: dict[str, Any] = {
+    "name": "Spring sale",
+    "currency": "USD",
+    "visibility": "public",
+    "destination_url": "https://shop.example/landing?cid={click_id}&s={sub1}",
+    "allowed_domains": ["shop.example"],
+    "conversion_window_days": 30,
+    "hold_days": 0,
+    "countries": [],
+    "fallback_url": "https://shop.example/",
+    "caps": [{"metric": "conversions", "period": "day", "limit": 1000, "scope": "offer"}],
+    "events": [
+        {"key": "sale", "model": "revshare", "payout_percent": "10", "revenue_percent": "15"},
+        {"key": "lead", "model": "cpl", "payout": "2.00", "revenue": "3.00"},
+    ],
+}
+
 
 def make_brand(session: Session, *, name: str = "Acme Shop", currency: str = "USD") -> Brand:
     return accounts.create_brand(session, SYSTEM, name=name, currency=currency)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.factories import Api, make_key
+from tests.factories import SPEC_OFFER, Api, make_key
 
 
 def test_spec_session_up_to_offer_activation(client, session):
@@ -22,22 +22,7 @@ def test_spec_session_up_to_offer_activation(client, session):
     brand = Api(client, brand_key)
     r = brand.post(
         "/api/v1/offers",
-        json={
-            "name": "Spring sale",
-            "currency": "USD",
-            "visibility": "public",
-            "destination_url": "https://shop.example/landing?cid={click_id}&s={sub1}",
-            "allowed_domains": ["shop.example"],
-            "conversion_window_days": 30,
-            "hold_days": 0,
-            "countries": [],
-            "fallback_url": "https://shop.example/",
-            "caps": [{"metric": "conversions", "period": "day", "limit": 1000, "scope": "offer"}],
-            "events": [
-                {"key": "sale", "model": "revshare", "payout_percent": "10", "revenue_percent": "15"},
-                {"key": "lead", "model": "cpl", "payout": "2.00", "revenue": "3.00"},
-            ],
-        },
+        json=SPEC_OFFER,
     )
     assert r.status_code == 201, r.json
     assert r.json["status"] == "draft"

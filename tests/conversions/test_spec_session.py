@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 from network.conversions.models import Conversion
-from tests.factories import Api, make_key
+from tests.factories import SPEC_OFFER, Api, make_key
 
 
 def test_spec_session_click_to_conversion(client, session):
@@ -17,22 +17,7 @@ def test_spec_session_click_to_conversion(client, session):
     partner = Api(client, admin.post("/api/v1/keys", json={"role": "partner", "partner_id": partner_id}).json["key"])
     r = brand.post(
         "/api/v1/offers",
-        json={
-            "name": "Spring sale",
-            "currency": "USD",
-            "visibility": "public",
-            "destination_url": "https://shop.example/landing?cid={click_id}&s={sub1}",
-            "allowed_domains": ["shop.example"],
-            "conversion_window_days": 30,
-            "hold_days": 0,
-            "countries": [],
-            "fallback_url": "https://shop.example/",
-            "caps": [{"metric": "conversions", "period": "day", "limit": 1000, "scope": "offer"}],
-            "events": [
-                {"key": "sale", "model": "revshare", "payout_percent": "10", "revenue_percent": "15"},
-                {"key": "lead", "model": "cpl", "payout": "2.00", "revenue": "3.00"},
-            ],
-        },
+        json=SPEC_OFFER,
     )
     offer_id = r.json["id"]
     assert brand.post(f"/api/v1/offers/{offer_id}/activate").json["status"] == "active"

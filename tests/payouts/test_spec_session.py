@@ -10,7 +10,7 @@ import pytest
 
 from network.app import create_app
 from tests.conftest import make_settings
-from tests.factories import Api
+from tests.factories import SPEC_OFFER, Api
 from tests.payouts.support import API_KEY, WEBHOOK_SECRET, check_invariants, exports_fixture  # noqa: F401
 
 
@@ -51,22 +51,7 @@ def test_spec_session_to_the_paid_payout(app, client, session, fake, exports):
 
     r = brand.post(
         "/api/v1/offers",
-        json={
-            "name": "Spring sale",
-            "currency": "USD",
-            "visibility": "public",
-            "destination_url": "https://shop.example/landing?cid={click_id}&s={sub1}",
-            "allowed_domains": ["shop.example"],
-            "conversion_window_days": 30,
-            "hold_days": 0,
-            "countries": [],
-            "fallback_url": "https://shop.example/",
-            "caps": [{"metric": "conversions", "period": "day", "limit": 1000, "scope": "offer"}],
-            "events": [
-                {"key": "sale", "model": "revshare", "payout_percent": "10", "revenue_percent": "15"},
-                {"key": "lead", "model": "cpl", "payout": "2.00", "revenue": "3.00"},
-            ],
-        },
+        json=SPEC_OFFER,
     )
     assert r.status_code == 201 and r.json["status"] == "draft", r.json
     offer_id = r.json["id"]
