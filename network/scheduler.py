@@ -254,6 +254,8 @@ def build_scheduler(
     database: Database, settings: Settings, *, kind: type[BaseScheduler] = BlockingScheduler
 ) -> BaseScheduler:
     """Return a scheduler (blocking by default) with every job of JOBS added under its stable id."""
+    # Every run is logged once by run_job; APScheduler's own two lines per run are noise.
+    logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
     scheduler = kind(
         timezone=UTC,
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
