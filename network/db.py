@@ -104,6 +104,14 @@ def paged(query: _Query, id_column: Any, *, limit: int = DEFAULT_PAGE, after: in
     return query.order_by(id_column).limit(limit)
 
 
+def where_given(query: _Query, *pairs: tuple[Any, Any]) -> _Query:
+    """Return `query` narrowed by `column == value` for each pair whose value was given (not None)."""
+    for column, value in pairs:
+        if value is not None:
+            query = query.where(column == value)
+    return query
+
+
 class Database:
     """An engine and its session factory."""
 

@@ -34,7 +34,7 @@ from network.conversions import rules
 from network.conversions.context import ContextCache, LinkContext, read_context
 from network.conversions.models import Conversion, ConversionHistory, PostbackLog
 from network.conversions.signals import status_changed
-from network.db import paged
+from network.db import paged, where_given
 from network.errors import Conflict, Forbidden, NotFound, ValidationError
 from network.offers import caps as cap_counters
 from network.offers.models import Cap, Offer, OfferEvent
@@ -825,13 +825,12 @@ def list_conversions(
     after: int | None = None,
 ) -> list[Conversion]:
     """Return the conversions the principal may see, filtered, one page ordered by id."""
-    query = _scoped(select(Conversion), principal)
-    if offer_id is not None:
-        query = query.where(Conversion.offer_id == offer_id)
-    if partner_id is not None:
-        query = query.where(Conversion.partner_id == partner_id)
-    if status is not None:
-        query = query.where(Conversion.status == status)
+    query = where_given(
+        _scoped(select(Conversion), principal),
+        (Conversion.offer_id, offer_id),
+        (Conversion.partner_id, partner_id),
+        (Conversion.status, status),
+    )
     if since is not None:
         query = query.where(Conversion.created_at >= as_utc(since))
     if until is not None:
@@ -884,14 +883,13 @@ def list_postback_log(
     query = select(PostbackLog)
     if principal.role is Role.BRAND:
         query = query.where(PostbackLog.brand_id == principal.brand_id)
-    if offer_id is not None:
-        query = query.where(PostbackLog.offer_id == offer_id)
-    if click_id is not None:
-        query = query.where(PostbackLog.click_id == click_id)
-    if txn_id is not None:
-        query = query.where(PostbackLog.txn_id == txn_id)
-    if http_status is not None:
-        query = query.where(PostbackLog.http_status == http_status)
+    query = where_given(
+        query,
+        (PostbackLog.offer_id, offer_id),
+        (PostbackLog.click_id, click_id),
+        (PostbackLog.txn_id, txn_id),
+        (PostbackLog.http_status, http_status),
+    )
     if since is not None:
         query = query.where(PostbackLog.received_at >= as_utc(since))
     if until is not None:

@@ -20,6 +20,7 @@ from network.auth import Principal, Role, require
 from network.clock import UTC, now_utc
 from network.conversions import signals
 from network.conversions.models import Conversion, ConversionStatus
+from network.db import paged, where_given
 from network.errors import NotFound, ValidationError
 from network.offers.models import Offer
 from network.partners import service as partners
@@ -369,11 +370,9 @@ def list_entries(
 ) -> list[LedgerEntry]:
     """Return a page of the partner's ledger, oldest first, after the entry id `after`."""
     _visible_partner(session, principal, partner_id)
-    query = select(LedgerEntry).where(LedgerEntry.partner_id == partner_id).order_by(LedgerEntry.id).limit(limit)
-    if after is not None:
-        query = query.where(LedgerEntry.id > after)
-    if currency is not None:
-        query = query.where(LedgerEntry.currency == currency)
-    if kind is not None:
-        query = query.where(LedgerEntry.kind == kind)
-    return list(session.scalars(query))
+    query = where_given(
+        select(LedgerEntry).where(LedgerEntry.partner_id == partner_id),
+        (LedgerEntry.currency, currency),
+        (LedgerEntry.kind, kind),
+    )
+    return list(session.scalars(paged(query, LedgerEntry.id, limit=limit, after=after)))

@@ -36,6 +36,7 @@ from network import money
 from network.auth import Principal, Role, require
 from network.clock import now_utc
 from network.config import Settings
+from network.db import paged, where_given
 from network.errors import Conflict, DomainError, Forbidden, NotFound
 from network.partners import service as partners
 from network.partners.models import Partner
@@ -295,18 +296,11 @@ def list_payouts(
     """Return a page of payouts (finance, admin: all; a partner: its own), by id."""
     if principal.role is Role.BRAND:
         raise Forbidden("brands may not read payouts")
-    query = select(Payout).order_by(Payout.id).limit(limit)
+    query = select(Payout)
     if principal.role is Role.PARTNER:
         query = query.where(Payout.partner_id == principal.partner_id)
-    if partner_id is not None:
-        query = query.where(Payout.partner_id == partner_id)
-    if status is not None:
-        query = query.where(Payout.status == status)
-    if run_id is not None:
-        query = query.where(Payout.run_id == run_id)
-    if after is not None:
-        query = query.where(Payout.id > after)
-    return list(session.scalars(query))
+    query = where_given(query, (Payout.partner_id, partner_id), (Payout.status, status), (Payout.run_id, run_id))
+    return list(session.scalars(paged(query, Payout.id, limit=limit, after=after)))
 
 
 def payouts_by_id(session: Session, ids: Sequence[int]) -> list[Payout]:

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from network.auth import Principal, Role, require
-from network.db import DEFAULT_PAGE, MAX_PAGE
+from network.db import DEFAULT_PAGE, MAX_PAGE, paged, where_given
 from network.errors import Forbidden, NotFound, ValidationError
 from network.offers import service as offers
 from network.offers.models import Offer
@@ -95,11 +95,8 @@ def list_links(
     condition = _visible(principal)
     if condition is not None:
         query = query.where(condition)
-    if offer_id is not None:
-        query = query.where(Link.offer_id == offer_id)
-    if after is not None:
-        query = query.where(Link.id > after)
-    return list(session.scalars(query.order_by(Link.id).limit(min(limit, MAX_PAGE))))
+    query = where_given(query, (Link.offer_id, offer_id))
+    return list(session.scalars(paged(query, Link.id, limit=min(limit, MAX_PAGE), after=after)))
 
 
 def get_link(session: Session, principal: Principal, link_id: int) -> Link:
