@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -145,3 +145,82 @@ class Database:
     def dispose(self) -> None:
         """Close all pooled connections."""
         self.engine.dispose()
+
+
+# ---- driver statements for the hottest writes ----------------------------------------------------
+
+
+class Raw:
+    """A statement run on the database driver's own cursor, compiled once per dialect, its parameters
+    converted by SQLAlchemy's own type processors.
+
+    For the few statements of the postback path that run for every conversion
+    (network/conversions/batch.py): there SQLAlchemy's work per execution costs more than the
+    database's. Everything else goes through SQLAlchemy.
+    """
+
+    def __init__(self, build: Callable[[str], Any], keys: Sequence[str] | None = None) -> None:
+        #: Makes the statement for a dialect name (ON CONFLICT clauses are dialect constructs).
+        self._build = build
+        self._keys = list(keys) if keys is not None else None
+        self._forms: dict[str, tuple[str, bool, list[tuple[str, Callable[[Any], Any] | None]]]] = {}
+
+    def _form(self, dialect: Dialect) -> tuple[str, bool, list[tuple[str, Callable[[Any], Any] | None]]]:
+        form = self._forms.get(dialect.name)
+        if form is None:
+            compiled = self._build(dialect.name).compile(dialect=dialect, column_keys=self._keys)
+            names = list(compiled.positiontup or ()) if compiled.positional else list(compiled.binds)
+            converters = [
+                (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in names
+            ]
+            form = self._forms[dialect.name] = (compiled.string, compiled.positional, converters)
+        return form
+
+    def _prepare(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> tuple[Any, str, list[Any]]:
+        connection = session.connection()
+        sql, positional, converters = self._form(connection.dialect)
+        params: list[Any]
+        if positional:
+            params = [[c(row[n]) if c else row[n] for n, c in converters] for row in rows]
+        else:
+            params = [{n: c(row[n]) if c else row[n] for n, c in converters} for row in rows]
+        return connection.connection.driver_connection, sql, params
+
+    def many(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run the statement once per row, in the session's transaction."""
+        if rows:
+            driver, sql, params = self._prepare(session, rows)
+            driver.cursor().executemany(sql, params)
+
+    def all(self, session: Session, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Run the statement once; return every row it returned."""
+        driver, sql, converted = self._prepare(session, [params])
+        return list(driver.cursor().execute(sql, converted[0]).fetchall())
+
+    def each_returning(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...] | None]:
+        """Run the statement once per row; return each run's first RETURNING row, or None where it had none."""
+        if not rows:
+            return []
+        driver, sql, params = self._prepare(session, rows)
+        cursor = driver.cursor()
+        if session.get_bind().dialect.name != "postgresql":
+            return [cursor.execute(sql, p).fetchone() for p in params]
+        # psycopg sends them all in one round trip (pipeline mode) and keeps each one's result.
+        cursor.executemany(sql, params, returning=True)
+        found = []
+        while True:
+            found.append(cursor.fetchone())
+            if not cursor.nextset():
+                return found
+
+
+@contextmanager
+def pipelined(session: Session) -> Iterator[None]:
+    """Send the driver statements run inside in one round trip (PostgreSQL's pipeline mode; SQLite has no trips)."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        driver: Any = connection.connection.driver_connection
+        with driver.pipeline():
+            yield
+    else:
+        yield

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -15,7 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from network import web
 from network.clock import now_utc
-from network.conversions import service
+from network.conversions import batch, service
 from network.conversions.context import ContextCache
 from network.conversions.schemas import (
     ConversionListArgs,
@@ -38,6 +39,7 @@ GIF = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c000
 
 postbacks = flask.Blueprint("postbacks", __name__)
 _CONTEXTS = "network.conversions.contexts"
+_RECORDER = "network.conversions.recorder"
 
 blp = web.Blueprint("conversions", __name__, url_prefix="/api/v1", description="Conversions and the postback log")
 blp.before_request(web.authenticate)
@@ -106,6 +108,10 @@ def _contexts() -> ContextCache:
     return flask.current_app.extensions[_CONTEXTS]
 
 
+def _recorder() -> batch.GroupCommit:
+    return flask.current_app.extensions[_RECORDER]
+
+
 def _handle(source: str) -> service.Answer:
     """Judge the request and log it; the conversion and its log line commit before the answer.
 
@@ -135,8 +141,9 @@ def _handle(source: str) -> service.Answer:
             if parse_error is not None:
                 raise parse_error
             answer = service.receive(
-                session, settings=web.settings(), received=received, trace=trace, now=now, contexts=_contexts()
-            )
+                session, settings=web.settings(), received=received, trace=trace, now=now, contexts=_contexts(),
+                recorder=_recorder(),
+            )  # fmt: skip
         except DomainError as error:
             # Nothing of the refused request stays, except its log line.
             session.rollback()
@@ -358,6 +365,10 @@ def register(app: flask.Flask, api: Any) -> None:
     settings = app.extensions["network.settings"]
     # Tests change offers between requests and expect the next postback to see it.
     app.extensions[_CONTEXTS] = ContextCache(max_age=0.0 if settings.testing else 0.5)
+    # New conversions of concurrent requests share transactions (network/conversions/batch.py).
+    app.extensions[_RECORDER] = batch.GroupCommit(
+        functools.partial(batch.record_committed, app.extensions["network.db"])
+    )
     app.register_blueprint(postbacks)
     api.register_blueprint(blp)
     _document(app, api)

@@ -4,8 +4,8 @@ A postback's link, offer, brand (and its token), partner, access, event and part
 from one query; its answer is kept per (link, event) for `max_age` seconds (0.5 in servers, 0 in
 tests), so a busy offer's postbacks need no query for it. Changes to an offer, its events, a
 partner or a token take effect within that time, as for clicks (network/tracking/snapshot.py).
-Caps are not kept here: they are read in the conversion's transaction, since a cap removed
-meanwhile must not be consumed.
+The offer's conversion caps are kept too, as rules (which caps, per what); each cap's limit is read
+again in the conversion's transaction, where its counter is taken (network/conversions/batch.py).
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from network.accounts.models import Brand
-from network.offers.models import AccessStatus, Offer, OfferAccess, OfferEvent, PartnerOverride, Visibility
+from network.offers.caps import CONVERSION_METRICS
+from network.offers.models import AccessStatus, Cap, Offer, OfferAccess, OfferEvent, PartnerOverride, Visibility
 from network.partners.models import Partner, PartnerStatus
 from network.tracking.models import Link
 
@@ -55,6 +56,19 @@ class LinkContext:
     #: The partner's override of the event's payout, if it has one.
     override_payout_minor: int | None
     override_payout_percent: int | None
+    #: The offer's conversion caps (conversions and payout metrics), by id.
+    caps: tuple[CapRule, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CapRule:
+    """One of an offer's conversion caps: its id, what it counts, per what period and scope, and its limit when read."""
+
+    id: int
+    metric: str
+    period: str
+    limit: int
+    scope: str
 
 
 def _query(*, default_event: bool) -> Select:  # type: ignore[type-arg]
@@ -90,7 +104,15 @@ _DEFAULT_EVENT = _query(default_event=True)
 _NAMED_EVENT = _query(default_event=False)
 
 
-def _context(link_id: int, row: Any) -> LinkContext:
+#: An offer's conversion caps (click caps are tracking's).
+_CAPS = (
+    select(Cap.id, Cap.metric, Cap.period, Cap.limit, Cap.scope)
+    .where(Cap.offer_id == bindparam("offer_id"), or_(*(Cap.metric == metric for metric in CONVERSION_METRICS)))
+    .order_by(Cap.id)
+)
+
+
+def _context(link_id: int, row: Any, caps: tuple[CapRule, ...]) -> LinkContext:
     approved = row.partner_status == PartnerStatus.ACTIVE.value and (
         row.visibility == Visibility.PUBLIC.value or row.access_status == AccessStatus.APPROVED.value
     )
@@ -115,6 +137,7 @@ def _context(link_id: int, row: Any) -> LinkContext:
         revenue_percent=row.revenue_percent or 0,
         override_payout_minor=row.override_payout_minor,
         override_payout_percent=row.override_payout_percent,
+        caps=caps,
     )
 
 
@@ -124,7 +147,10 @@ def read_context(session: Session, link_id: int, event: str | None) -> LinkConte
         row = session.connection().execute(_DEFAULT_EVENT, {"link_id": link_id}).first()
     else:
         row = session.connection().execute(_NAMED_EVENT, {"link_id": link_id, "event_key": event}).first()
-    return _context(link_id, row) if row is not None else None
+    if row is None:
+        return None
+    caps = tuple(CapRule(*cap) for cap in session.connection().execute(_CAPS, {"offer_id": row.offer_id}))
+    return _context(link_id, row, caps)
 
 
 class ContextCache:

@@ -18,7 +18,7 @@ import hmac
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Integer, Select, Table, bindparam, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -35,7 +35,7 @@ from network.conversions.context import ContextCache, LinkContext, read_context
 from network.conversions.models import Conversion, ConversionHistory, PostbackLog
 from network.conversions.signals import status_changed
 from network.db import paged, where_given
-from network.errors import Conflict, Forbidden, NotFound, ValidationError
+from network.errors import Conflict, DomainError, Forbidden, NotFound, ValidationError
 from network.offers import caps as cap_counters
 from network.offers.models import Cap, Offer, OfferEvent
 from network.offers.rules import Figures, needs_amount
@@ -141,31 +141,40 @@ def start_trace(received: Received) -> Trace:
     )
 
 
-_LOG_INSERT = insert(PostbackLog)
+LOG_INSERT = insert(PostbackLog)
+
+
+#: The postback log row's columns, as `log_row` makes them.
+LOG_KEYS = (
+    "received_at", "source", "method", "brand_id", "offer_id", "click_id", "txn_id", "params", "http_status",
+    "conversion_id", "status", "reason", "duplicate", "remote_addr",
+)  # fmt: skip
+
+
+def log_row(trace: Trace, *, at: dt.datetime) -> dict[str, Any]:
+    """Return the postback log row of a request, as its trace says now."""
+    return dict(
+        received_at=at,
+        source=trace.source,
+        method=trace.method,
+        brand_id=trace.brand_id,
+        offer_id=trace.offer_id,
+        click_id=trace.click_id,
+        txn_id=trace.txn_id,
+        params=trace.params,
+        http_status=trace.http_status,
+        conversion_id=trace.conversion_id,
+        status=trace.status,
+        reason=trace.reason,
+        duplicate=trace.duplicate,
+        remote_addr=trace.remote_addr,
+    )
 
 
 def write_trace(session: Session, trace: Trace, *, at: dt.datetime) -> None:
     """Add the request's postback log line to the session."""
     # Core on the session's connection: plain inserts need none of the ORM's bookkeeping.
-    session.connection().execute(
-        _LOG_INSERT,
-        dict(
-            received_at=at,
-            source=trace.source,
-            method=trace.method,
-            brand_id=trace.brand_id,
-            offer_id=trace.offer_id,
-            click_id=trace.click_id,
-            txn_id=trace.txn_id,
-            params=trace.params,
-            http_status=trace.http_status,
-            conversion_id=trace.conversion_id,
-            status=trace.status,
-            reason=trace.reason,
-            duplicate=trace.duplicate,
-            remote_addr=trace.remote_addr,
-        ),
-    )
+    session.connection().execute(LOG_INSERT, log_row(trace, at=at))
 
 
 @dataclass(frozen=True)
@@ -330,7 +339,7 @@ _BRAND_OF_OFFER = (
 )
 _ANCHOR = select(bindparam("offer_id", type_=Integer).label("offer_id")).subquery("anchor")
 # Not metric IN (...): an expanding parameter is processed again on every execution.
-_CONVERSION_CAP = or_(*(Cap.metric == metric for metric in cap_counters.CONVERSION_METRICS))
+CONVERSION_CAP = or_(*(Cap.metric == metric for metric in cap_counters.CONVERSION_METRICS))
 #: The click's country and flags and the offer's conversion caps, in one round trip: one row per
 #: cap (the click's columns repeated), or one row of NULL caps; the click's columns are NULL when
 #: its row is not written yet.
@@ -341,32 +350,32 @@ _CLICK_AND_CAPS = (
     )
     .select_from(_ANCHOR)
     .outerjoin(Click, Click.id == bindparam("click_id"))
-    .outerjoin(Cap, (Cap.offer_id == _ANCHOR.c.offer_id) & _CONVERSION_CAP)
+    .outerjoin(Cap, (Cap.offer_id == _ANCHOR.c.offer_id) & CONVERSION_CAP)
 )  # fmt: skip
-_CONVERSION_TABLE = cast(Table, Conversion.__table__)
-_HISTORY_INSERT = insert(ConversionHistory)
+CONVERSION_TABLE = cast(Table, Conversion.__table__)
+HISTORY_INSERT = insert(ConversionHistory)
 _REJECT = (
-    update(_CONVERSION_TABLE)
-    .where(_CONVERSION_TABLE.c.id == bindparam("b_id"))
+    update(CONVERSION_TABLE)
+    .where(CONVERSION_TABLE.c.id == bindparam("b_id"))
     .values(status="rejected", reason=bindparam("reason"), flags=[], hold_until=None, payout_minor=0, revenue_minor=0)
 )
 _FIRST_COLUMNS = (
-    _CONVERSION_TABLE.c.id,
-    _CONVERSION_TABLE.c.status,
-    _CONVERSION_TABLE.c.reason,
-    _CONVERSION_TABLE.c.amount_minor,
-    _CONVERSION_TABLE.c.currency,
+    CONVERSION_TABLE.c.id,
+    CONVERSION_TABLE.c.status,
+    CONVERSION_TABLE.c.reason,
+    CONVERSION_TABLE.c.amount_minor,
+    CONVERSION_TABLE.c.currency,
 )
 #: The conversion that holds a dedupe key: by offer, event and txn_id, or by click and event.
-_FIRST_BY_TXN = select(*_FIRST_COLUMNS).where(
-    _CONVERSION_TABLE.c.offer_id == bindparam("offer_id"),
-    _CONVERSION_TABLE.c.event_id == bindparam("event_id"),
-    _CONVERSION_TABLE.c.txn_id == bindparam("txn_id"),
+FIRST_BY_TXN = select(*_FIRST_COLUMNS).where(
+    CONVERSION_TABLE.c.offer_id == bindparam("offer_id"),
+    CONVERSION_TABLE.c.event_id == bindparam("event_id"),
+    CONVERSION_TABLE.c.txn_id == bindparam("txn_id"),
 )
-_FIRST_BY_CLICK = select(*_FIRST_COLUMNS).where(
-    _CONVERSION_TABLE.c.click_id == bindparam("click_id"),
-    _CONVERSION_TABLE.c.event_id == bindparam("event_id"),
-    _CONVERSION_TABLE.c.txn_id.is_(None),
+FIRST_BY_CLICK = select(*_FIRST_COLUMNS).where(
+    CONVERSION_TABLE.c.click_id == bindparam("click_id"),
+    CONVERSION_TABLE.c.event_id == bindparam("event_id"),
+    CONVERSION_TABLE.c.txn_id.is_(None),
 )
 
 
@@ -429,7 +438,7 @@ def _commission(link: LinkContext, amount_minor: int | None) -> tuple[int, int]:
 def _upsert(dialect: str) -> Any:
     """Return INSERT ... ON CONFLICT DO NOTHING RETURNING id for conversions (any unique key conflicts)."""
     module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(_CONVERSION_TABLE).on_conflict_do_nothing().returning(_CONVERSION_TABLE.c.id)
+    return module.insert(CONVERSION_TABLE).on_conflict_do_nothing().returning(CONVERSION_TABLE.c.id)
 
 
 # ---- the postback --------------------------------------------------------------------------------
@@ -443,12 +452,14 @@ def receive(
     trace: Trace,
     now: dt.datetime,
     contexts: ContextCache | None = None,
+    recorder: Recorder | None = None,
 ) -> Answer:
     """Judge one brand postback or pixel; raise ValidationError/Forbidden/Conflict, else return the 200 answer.
 
     `trace` is filled in as the request is understood, so the caller can log it whatever happens;
     a 200 answer's log line is written here, in the transaction that holds the conversion.
-    `contexts` keeps links' contexts for a moment (None: read each time).
+    `contexts` keeps links' contexts for a moment (None: read each time). With a `recorder`, a new
+    conversion is recorded and committed by it, with other requests' (the session is left unused).
     """
     data = _read_params(received)
     pixel = received.source == "pixel"
@@ -493,7 +504,16 @@ def receive(
         trace.status, trace.reason = "rejected", "unknown_click"
         write_trace(session, trace, at=now)
         return Answer(None, "rejected", "unknown_click")
-    return _convert(session, ref=found.ref, link=link, data=data, trace=trace, now=now, pixel=pixel)
+    plan = _plan(ref=found.ref, link=link, data=data, trace=trace, now=now, pixel=pixel)
+    if recorder is not None:
+        # The request's own transaction only read: end it, the recorder writes in one of its own.
+        session.rollback()
+        outcome = recorder.submit(plan)
+        if isinstance(outcome, DomainError):
+            raise outcome
+        if outcome is not None:
+            return outcome
+    return _convert(session, plan)
 
 
 def _authenticated_brand(
@@ -528,16 +548,35 @@ def _authenticated_brand(
     return brand[0]
 
 
-def _convert(
-    session: Session,
-    *,
-    ref: ClickRef,
-    link: LinkContext,
-    data: _Input,
-    trace: Trace,
-    now: dt.datetime,
-    pixel: bool,
-) -> Answer:
+@dataclass(slots=True)
+class Plan:
+    """An authenticated, attributed, well-formed postback, ready to be judged and recorded."""
+
+    ref: ClickRef
+    link: LinkContext
+    data: _Input
+    trace: Trace
+    now: dt.datetime
+    pixel: bool
+    currency: str
+    amount_minor: int | None
+
+    @property
+    def click_id(self) -> str:
+        """Return the click id the conversion is attributed to."""
+        assert self.data.click_id is not None
+        return self.data.click_id
+
+
+class Recorder(Protocol):
+    """Records plans in shared transactions (network/conversions/batch.py); see `receive`."""
+
+    def submit(self, plan: Plan) -> Answer | DomainError | None:
+        """Return the plan's answer or refusal once committed; None when it must be recorded alone."""
+
+
+def _plan(*, ref: ClickRef, link: LinkContext, data: _Input, trace: Trace, now: dt.datetime, pixel: bool) -> Plan:
+    """Return the plan of a postback; raise ValidationError for an unknown event or a missing amount."""
     trace.offer_id = link.offer_id
     if link.event_id is None or link.model is None:
         raise ValidationError(f"unknown event {data.event!r} for this offer", field="event")
@@ -548,23 +587,29 @@ def _convert(
             raise ValidationError(f"amount is required for a {link.model} event", field="amount")
         if amount_minor == 0:
             raise ValidationError(f"amount must be greater than 0 for a {link.model} event", field="amount")
+    return Plan(ref, link, data, trace, now, pixel, currency, amount_minor)
 
-    assert data.click_id is not None
-    click, caps = _click_and_caps(session, data.click_id, link.offer_id)
+
+def judge(plan: Plan, click: Any | None) -> tuple[rules.Facts, dict[str, Any]]:
+    """Return the facts of a plan and the conversion row it makes, judged on every check but the caps.
+
+    `click` is the click's row or buffered record (its country and flags), None when unknown.
+    """
+    link, now = plan.link, plan.now
     facts = rules.Facts(
         now=now,
-        clicked_at=ref.clicked_at,
+        clicked_at=plan.ref.clicked_at,
         offer_status=link.offer_status,
         partner_approved=link.partner_approved,
         window_days=link.conversion_window_days,
         offer_currency=link.currency,
-        currency=currency,
+        currency=plan.currency,
         countries=link.countries,
         click_country=getattr(click, "country", None),
         min_seconds=link.min_seconds,
         click_is_bot=getattr(click, "is_bot", None),
         click_is_unique=getattr(click, "is_unique", None),
-        pixel=pixel,
+        pixel=plan.pixel,
     )
     # Every check but the caps, which only the winner of the dedupe key takes, last.
     reason = rules.reject_reason(facts)
@@ -573,27 +618,36 @@ def _convert(
     payout = revenue = 0
     if reason is None:
         # A rejected conversion is worth nothing; an accepted one what its rule gives.
-        payout, revenue = _commission(link, amount_minor)
+        payout, revenue = _commission(link, plan.amount_minor)
     values: dict[str, Any] = {
         "offer_id": link.offer_id,
         "event_id": link.event_id,
         "brand_id": link.brand_id,
         "partner_id": link.partner_id,
         "link_id": link.link_id,
-        "click_id": data.click_id,
-        "clicked_at": ref.clicked_at,
-        "txn_id": data.txn_id,
+        "click_id": plan.click_id,
+        "clicked_at": plan.ref.clicked_at,
+        "txn_id": plan.data.txn_id,
         "status": status,
         "reason": reason,
         "flags": flags,
-        "currency": currency,
-        "amount_minor": amount_minor,
+        "currency": plan.currency,
+        "amount_minor": plan.amount_minor,
         "payout_minor": payout,
         "revenue_minor": revenue,
         "created_at": now,
         "hold_until": hold_until,
         "status_changed_at": now,
     }
+    return facts, values
+
+
+def _convert(session: Session, plan: Plan) -> Answer:
+    """Record one plan in the session's transaction (the path of a postback recorded alone)."""
+    link, data, trace, now = plan.link, plan.data, plan.trace, plan.now
+    click, caps = _click_and_caps(session, plan.click_id, link.offer_id)
+    facts, values = judge(plan, click)
+    reason, payout = values["reason"], values["payout_minor"]
     # Claim the dedupe key first: a replay (even one racing this request) finds it and answers it.
     connection = session.connection()
     new_id = connection.execute(_upsert(connection.dialect.name), values).scalar()
@@ -614,7 +668,7 @@ def _convert(
         # then record the outcome once (no savepoint, nothing written twice).
         reason = rules.reject_reason(facts, take_cap=take_cap)
         if reason is not None:
-            _reject(connection, conversion, reason)
+            reject(connection, conversion, reason)
         _created(session, conversion, trace, now)
         return Answer(conversion.id, conversion.status, conversion.reason)
     # PostgreSQL: the counter UPDATE comes last, so its row lock (which every conversion of the
@@ -628,12 +682,12 @@ def _convert(
         savepoint.commit()
         return Answer(conversion.id, conversion.status, conversion.reason)
     savepoint.rollback()
-    _reject(connection, conversion, reason)
+    reject(connection, conversion, reason)
     _created(session, conversion, trace, now)
     return Answer(conversion.id, conversion.status, conversion.reason)
 
 
-def _reject(connection: Any, conversion: Conversion, reason: str) -> None:
+def reject(connection: Any, conversion: Conversion, reason: str) -> None:
     """Make a just-inserted conversion rejected (a cap was full), in the database and on the object."""
     connection.execute(_REJECT, {"b_id": conversion.id, "reason": reason})
     conversion.status, conversion.reason, conversion.flags, conversion.hold_until = "rejected", reason, [], None
@@ -651,10 +705,10 @@ def _created(session: Session, conversion: Conversion, trace: Trace, now: dt.dat
 def _duplicate(session: Session, *, values: dict[str, Any], data: _Input, trace: Trace) -> Answer:
     if data.txn_id is not None:
         params = {"offer_id": values["offer_id"], "event_id": values["event_id"], "txn_id": data.txn_id}
-        first = session.connection().execute(_FIRST_BY_TXN, params).one()
+        first = session.connection().execute(FIRST_BY_TXN, params).one()
     else:
         params = {"click_id": data.click_id, "event_id": values["event_id"]}
-        first = session.connection().execute(_FIRST_BY_CLICK, params).one()
+        first = session.connection().execute(FIRST_BY_CLICK, params).one()
     trace.conversion_id, trace.status, trace.reason, trace.duplicate = first.id, first.status, first.reason, True
     if data.txn_id is not None and (first.amount_minor, first.currency) != (values["amount_minor"], values["currency"]):
         raise Conflict(
@@ -725,7 +779,7 @@ def _record(
 ) -> None:
     """Write the history line and tell the ledger and the outbox, in this transaction."""
     history = {"conversion_id": conversion.id, "at": at, "old_status": old, "new_status": new, "reason": reason}
-    session.connection().execute(_HISTORY_INSERT, {**history, "actor": actor})
+    session.connection().execute(HISTORY_INSERT, {**history, "actor": actor})
     status_changed.send(session=session, conversion=conversion, old_status=old, new_status=new, at=at, reason=reason)
 
 

@@ -19,7 +19,7 @@ from network.auth import Principal, Role, require
 from network.clock import now_utc
 from network.conversions import service as conversions
 from network.conversions.models import Conversion
-from network.conversions.signals import status_changed
+from network.conversions.signals import Change, connect_both
 from network.db import DEFAULT_PAGE, paged
 from network.deliveries import rules, sender
 from network.deliveries.models import (
@@ -242,7 +242,23 @@ def _on_status_changed(
     enqueue(session, conversion=conversion, old_status=old_status, new_status=new_status, at=at)
 
 
-status_changed.connect(_on_status_changed, weak=False)
+def _on_many(_sender: Any, *, session: Session, changes: list[Change], **_: Any) -> None:
+    """Receive many changes at once: one look per partner and offer, outbox rows only where a URL is set."""
+    calls: dict[tuple[int, int], bool] = {}
+    for change in changes:
+        pair = (change.conversion.partner_id, change.conversion.offer_id)
+        if pair not in calls:
+            params = {"partner_id": pair[0], "offer_id": pair[1]}
+            found = session.connection().execute(_TARGETS, params).first()
+            calls[pair] = found is not None and bool(found.postback_url or found.per_offer_id is not None)
+        if calls[pair]:
+            enqueue(
+                session, conversion=change.conversion, old_status=change.old_status, new_status=change.new_status,
+                at=change.at,
+            )  # fmt: skip
+
+
+connect_both(_on_status_changed, _on_many)
 
 
 # ---- per-offer URLs ------------------------------------------------------------------------------

@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from network.clock import period_start
+from network.clock import as_utc, period_start
+from network.db import Raw
+from network.offers.models import Cap as CapRow
 from network.offers.models import CapCounter
 
 
@@ -107,3 +110,106 @@ def used(session: Session, cap: Cap, *, at: dt.datetime, partner_id: int = 0) ->
     """Return how much of `cap` the period holding `at` has used."""
     start = period_start(at, cap.period)
     return int(session.scalar(_USED, {"b_cap": cap.id, "start": start, "key": partner_key(cap, partner_id)}) or 0)
+
+
+# ---- many conversions in one transaction ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What one conversion asks of the caps: every conversion cap of its offer, at its time."""
+
+    caps: Sequence[Cap]
+    partner_id: int
+    at: dt.datetime
+    payout_minor: int
+
+
+#: Counter rows by key, locked until the transaction ends (PostgreSQL; SQLite's transaction holds
+#: the database's write lock), in key order so two transactions never wait on each other in a cycle.
+_LOCK = (
+    select(CapCounter.id, CapCounter.cap_id, CapCounter.period_start, CapCounter.partner_key, CapCounter.used)
+    .where(
+        tuple_(CapCounter.cap_id, CapCounter.period_start, CapCounter.partner_key).in_(
+            bindparam("keys", expanding=True)
+        )
+    )
+    .order_by(CapCounter.cap_id, CapCounter.period_start, CapCounter.partner_key)
+)
+_SET_USED = update(CapCounter).where(CapCounter.id == bindparam("b_id")).values(used=bindparam("b_used"))
+
+
+def consume_many(session: Session, claims: Sequence[Claim]) -> list[bool]:
+    """Consume the caps of many conversions in order, each all or none; return which had room.
+
+    The same outcome as `consume` called for each in turn: the counters are read once under their
+    row locks, decided here, and written back once.
+    """
+    wanted: list[list[tuple[tuple[int, dt.datetime, int], int, int]]] = []
+    for claim in claims:
+        asks = []
+        for cap in sorted((c for c in claim.caps if c.metric in CONVERSION_METRICS), key=lambda c: c.id):
+            n = amount_for(cap, claim.payout_minor)
+            if n:
+                asks.append(
+                    ((cap.id, period_start(claim.at, cap.period), partner_key(cap, claim.partner_id)), n, cap.limit)
+                )
+        wanted.append(asks)
+    keys = sorted({key for asks in wanted for key, _n, _limit in asks})
+    if not keys:
+        return [True] * len(claims)
+    connection = session.connection()
+    lock = _LOCK.with_for_update() if connection.dialect.name == "postgresql" else _LOCK
+    rows = {(r.cap_id, as_utc(r.period_start), r.partner_key): r for r in connection.execute(lock, {"keys": keys})}
+    missing = [key for key in keys if key not in rows]
+    if missing:
+        # First conversions of a period: make the rows (a concurrent maker wins harmlessly), then lock.
+        made = [{"cap_id": c, "period_start": s, "partner_key": k, "used": 0} for c, s, k in missing]
+        connection.execute(_create(session), made)
+        for r in connection.execute(lock, {"keys": missing}):
+            rows[(r.cap_id, as_utc(r.period_start), r.partner_key)] = r
+    used = {key: row.used for key, row in rows.items()}
+    fits = []
+    for asks in wanted:
+        ok = all(used[key] + n <= limit for key, n, limit in asks)
+        if ok:
+            for key, n, _limit in asks:
+                used[key] += n
+        fits.append(ok)
+    changed = [{"b_id": rows[key].id, "b_used": n} for key, n in used.items() if n != rows[key].used]
+    if changed:
+        connection.execute(_SET_USED, changed)
+    return fits
+
+
+#: One counter's share of a batch, taken only when all of it fits under the cap's limit as it is now.
+_TAKE_SHARE = Raw(
+    lambda _dialect: (
+        update(CapCounter)
+        .where(
+            _KEY,
+            CapRow.id == CapCounter.cap_id,
+            CapCounter.used + bindparam("n") <= CapRow.limit,
+        )
+        .values(used=CapCounter.used + bindparam("n"))
+        .returning(CapCounter.id)
+    )
+)
+
+
+def take_together(session: Session, claims: Sequence[Claim]) -> bool:
+    """Take every claim's share of its counters at once, one conditional UPDATE per counter in key order.
+
+    Return whether all of it fitted; when not (no room, or a counter without its row yet), part may
+    have been taken and the caller rolls the transaction back. On PostgreSQL, the UPDATEs are the
+    row locks, taken as late in the transaction as the caller runs this.
+    """
+    totals: dict[tuple[int, dt.datetime, int], int] = {}
+    for claim in claims:
+        for cap in claim.caps:
+            n = amount_for(cap, claim.payout_minor)
+            if cap.metric in CONVERSION_METRICS and n:
+                key = (cap.id, period_start(claim.at, cap.period), partner_key(cap, claim.partner_id))
+                totals[key] = totals.get(key, 0) + n
+    shares = [{"b_cap": c, "start": s, "key": k, "n": n} for (c, s, k), n in sorted(totals.items())]
+    return all(row is not None for row in _TAKE_SHARE.each_returning(session, shares))

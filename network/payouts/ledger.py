@@ -20,7 +20,7 @@ from network.auth import Principal, Role, require
 from network.clock import UTC, now_utc
 from network.conversions import signals
 from network.conversions.models import Conversion, ConversionStatus
-from network.db import paged, where_given
+from network.db import Raw, paged, where_given
 from network.errors import NotFound, ValidationError
 from network.offers.models import Offer
 from network.partners import service as partners
@@ -129,7 +129,6 @@ def book_conversion(
     return None
 
 
-@signals.status_changed.connect
 def _on_status_changed(
     sender: Any,
     *,
@@ -142,6 +141,49 @@ def _on_status_changed(
 ) -> None:
     """Book the ledger entry of a conversion's new status in the sender's transaction."""
     book_conversion(session, conversion=conversion, old_status=old_status, new_status=new_status, at=at)
+
+
+def _on_many(_sender: Any, *, session: Session, changes: list[signals.Change], **_: Any) -> None:
+    """Book the entries of many status changes: new approved commissions in one statement."""
+    rows = []
+    for change in changes:
+        conversion = change.conversion
+        if change.old_status is None and change.new_status == ConversionStatus.APPROVED:
+            if conversion.payout_minor > 0:
+                rows.append(
+                    {
+                        "partner_id": conversion.partner_id,
+                        "currency": conversion.currency,
+                        "kind": EntryKind.COMMISSION.value,
+                        "amount_minor": conversion.payout_minor,
+                        "idempotency_key": f"commission-{conversion.id}",
+                        "created_at": change.at,
+                        "conversion_id": conversion.id,
+                        "offer_id": conversion.offer_id,
+                        "payout_id": None,
+                        "memo": None,
+                    }
+                )
+        else:
+            book_conversion(
+                session, conversion=conversion, old_status=change.old_status, new_status=change.new_status, at=change.at
+            )
+    _INSERT_ENTRIES.many(session, rows)
+
+
+#: Many entries at once, on the driver (they are booked for every approved postback).
+_INSERT_ENTRIES = Raw(
+    lambda dialect: (postgresql.insert if dialect == "postgresql" else sqlite.insert)(LedgerEntry)
+    .on_conflict_do_nothing(index_elements=["idempotency_key"])
+    .inline(),
+    keys=(
+        "partner_id", "currency", "kind", "amount_minor", "idempotency_key", "created_at", "conversion_id",
+        "offer_id", "payout_id", "memo",
+    ),
+)  # fmt: skip
+
+
+signals.connect_both(_on_status_changed, _on_many)
 
 
 def add_adjustment(

@@ -99,6 +99,7 @@ def test_a_cap_limit_out_of_range_is_400(client, session):
     assert r.status_code == 400, (r.status_code, r.json)
 
 
+@pytest.mark.breaks_batches
 def test_an_unexpected_failure_is_500_and_still_logged(client, session, shop):
     def explode(_sender: Any, **_kwargs: Any) -> None:
         raise RuntimeError("a receiver broke")

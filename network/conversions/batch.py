@@ -1,0 +1,332 @@
+"""Postbacks recorded together: a process's concurrent postbacks share one transaction (group commit).
+
+Recorded alone, a conversion costs a transaction of its own: a connection, BEGIN, a dozen
+statements, COMMIT. Under load most of that is per transaction, not per conversion. So the first
+postback to arrive leads: it takes the plans queued meanwhile (its own first), records them all in
+one transaction with a few multi-row statements, commits, and wakes the others with their answers;
+the next one queued then leads. No answer leaves before the commit that holds its conversion, and
+an idle process records each postback at once (a batch of one).
+
+The outcome is the one-by-one outcome. Dedupe keys are claimed by one INSERT ... ON CONFLICT DO
+NOTHING in key order (so two batches never wait on each other in a cycle); the first plan of a key
+wins and later ones answer it as duplicates. Caps are decided in arrival order under the
+counters' row locks (offers.caps.consume_many). When a batch fails (a deadlock, a receiver's
+error), it is rolled back and each of its postbacks is recorded alone by the path that records one,
+so a bad one fails by itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import String, any_, bindparam, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Session
+
+from network.conversions import service
+from network.conversions.models import Conversion, ConversionHistory, PostbackLog
+from network.conversions.signals import Change, send_many
+from network.db import Database, Raw, pipelined
+from network.errors import Conflict, DomainError
+from network.offers import caps as cap_counters
+from network.offers.models import Cap
+from network.tracking.models import Click
+from network.tracking.writer import live_writers
+
+log = logging.getLogger(__name__)
+
+#: Plans one transaction records at most (a bound on its length, not a target).
+MAX_BATCH = 64
+
+#: A plan's outcome: its answer, its refusal (409), or None when it must be recorded alone.
+Outcome = service.Answer | DomainError | None
+
+
+class _Slot:
+    """A plan waiting in the queue, and what became of it."""
+
+    __slots__ = ("done", "lead", "outcome", "plan", "wake")
+
+    def __init__(self, plan: service.Plan) -> None:
+        self.plan = plan
+        self.outcome: Outcome = None
+        self.done = False
+        #: This slot's thread records the next batch.
+        self.lead = False
+        self.wake = threading.Event()
+
+
+class GroupCommit:
+    """Records plans of concurrent requests in shared transactions; a `service.Recorder`."""
+
+    def __init__(self, record: Callable[[list[service.Plan]], list[Outcome]], *, max_batch: int = MAX_BATCH) -> None:
+        self._record = record
+        self._max_batch = max_batch
+        self._lock = threading.Lock()
+        self._queue: deque[_Slot] = deque()
+        self._leading = False
+        #: Batches recorded, the largest one, and batches that failed (for tests and benchmarks).
+        self.batches = 0
+        self.largest = 0
+        self.failures = 0
+
+    def submit(self, plan: service.Plan) -> Outcome:
+        """Return the plan's outcome once the transaction holding it has committed (or failed)."""
+        slot = _Slot(plan)
+        with self._lock:
+            self._queue.append(slot)
+            if not self._leading:
+                self._leading = slot.lead = True
+        if not slot.lead:
+            slot.wake.wait()  # recorded by a leader, or made the leader
+        if not slot.lead:
+            return slot.outcome
+        try:
+            # The leader's slot is first in the queue (the queue was empty, or it was handed the lead).
+            while not slot.done:
+                with self._lock:
+                    batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))]
+                self._run(batch)
+        finally:
+            with self._lock:
+                if self._queue:
+                    following = self._queue[0]
+                    following.lead = True
+                    following.wake.set()
+                else:
+                    self._leading = False
+        return slot.outcome
+
+    def _run(self, batch: list[_Slot]) -> None:
+        outcomes: list[Outcome] = [None] * len(batch)
+        try:
+            outcomes = self._record([slot.plan for slot in batch])
+        except Exception:
+            # Recorded alone instead: each fails, or not, by itself.
+            self.failures += 1
+            log.warning("a batch of %d postbacks failed; recording them one by one", len(batch), exc_info=True)
+        finally:
+            self.batches += 1
+            self.largest = max(self.largest, len(batch))
+            for slot, outcome in zip(batch, outcomes, strict=True):
+                slot.outcome, slot.done = outcome, True
+                slot.wake.set()
+
+
+class _NoRoom(Exception):
+    """A cap counter taken optimistically had no room (or no row yet): decide conversion by conversion."""
+
+
+def record_committed(database: Database, plans: list[service.Plan]) -> list[Outcome]:
+    """Record plans in one transaction of their own and commit it; return their outcomes."""
+    try:
+        results = _in_transaction(database, plans, optimistic=True)
+    except _NoRoom:
+        results = _in_transaction(database, plans, optimistic=False)
+    # Only now: a batch that failed leaves the traces as the requests made them.
+    for plan, (_outcome, fields) in zip(plans, results, strict=True):
+        for name, value in fields.items():
+            setattr(plan.trace, name, value)
+    return [outcome for outcome, _fields in results]
+
+
+def _in_transaction(
+    database: Database, plans: list[service.Plan], *, optimistic: bool
+) -> list[tuple[Outcome, dict[str, Any]]]:
+    session = database.session()
+    try:
+        results = record_many(session, plans, optimistic=optimistic)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+    return results
+
+
+# ---- recording many ------------------------------------------------------------------------------
+
+_CLICK_COLUMNS = (Click.id, Click.country, Click.is_bot, Click.is_unique)
+#: The plans' clicks; on PostgreSQL with one array parameter (one statement text, prepared once).
+_CLICKS = select(*_CLICK_COLUMNS).where(Click.id.in_(bindparam("ids", expanding=True)))
+_CLICKS_PG = Raw(
+    lambda _dialect: select(*_CLICK_COLUMNS).where(Click.id == any_(bindparam("ids", type_=ARRAY(String))))
+)
+#: The offers' conversion caps as they are now (the optimistic path uses the links' cached ones).
+_CAPS = select(Cap.id, Cap.offer_id, Cap.metric, Cap.period, Cap.limit, Cap.scope).where(
+    Cap.offer_id.in_(bindparam("offer_ids", expanding=True)), service.CONVERSION_CAP
+)
+
+
+def _dialect_insert(dialect: str) -> Any:
+    return (postgresql if dialect == "postgresql" else sqlite).insert
+
+
+#: The conversion row's columns, as `service.judge` makes them.
+_CONVERSION_KEYS = (
+    "offer_id", "event_id", "brand_id", "partner_id", "link_id", "click_id", "clicked_at", "txn_id", "status",
+    "reason", "flags", "currency", "amount_minor", "payout_minor", "revenue_minor", "created_at", "hold_until",
+    "status_changed_at",
+)  # fmt: skip
+#: INSERT ... ON CONFLICT DO NOTHING RETURNING id, per conversion: no row back means its key was taken.
+_CLAIM = Raw(
+    lambda dialect: (
+        _dialect_insert(dialect)(service.CONVERSION_TABLE)
+        .on_conflict_do_nothing()
+        .returning(service.CONVERSION_TABLE.c.id)
+    ),
+    keys=_CONVERSION_KEYS,
+)
+_HISTORY = Raw(
+    lambda _dialect: insert(ConversionHistory).inline(),
+    keys=("conversion_id", "at", "old_status", "new_status", "reason", "actor"),
+)
+_LOG = Raw(lambda _dialect: insert(PostbackLog).inline(), keys=service.LOG_KEYS)
+
+
+def _key(values: dict[str, Any]) -> tuple[Any, ...]:
+    """Return a conversion's dedupe key: by offer, event and txn_id, or by click and event."""
+    if values["txn_id"] is not None:
+        return ("t", values["offer_id"], values["event_id"], values["txn_id"])
+    return ("c", values["click_id"], values["event_id"])
+
+
+def _clicks(session: Session, plans: Sequence[service.Plan]) -> dict[str, Any]:
+    """Return the plans' clicks: their rows, or their records still in this process's buffer."""
+    ids = sorted({plan.click_id for plan in plans})
+    if session.get_bind().dialect.name == "postgresql":
+        # The transaction's BEGIN goes in the same round trip.
+        with pipelined(session):
+            found = _CLICKS_PG.all(session, {"ids": ids})
+        clicks: dict[str, Any] = {row[0]: _ClickRow(*row[1:]) for row in found}
+    else:
+        clicks = {row.id: row for row in session.connection().execute(_CLICKS, {"ids": ids})}
+    for click_id in ids:
+        # As tracking.service.get_click: a click this process has not written yet is in its buffer.
+        for writer in live_writers():
+            pending = writer.find(click_id)
+            if pending is not None:
+                clicks[click_id] = writer.preview(session, pending)
+                break
+    return clicks
+
+
+@dataclass(frozen=True, slots=True)
+class _ClickRow:
+    country: str | None
+    is_bot: bool
+    is_unique: bool
+
+
+def record_many(
+    session: Session, plans: Sequence[service.Plan], *, optimistic: bool = False
+) -> list[tuple[Outcome, dict[str, Any]]]:
+    """Record plans in the session's transaction, as if one by one in order.
+
+    Return each plan's outcome (its answer, or the 409 of a txn_id replayed with another amount)
+    and the fields of its trace (applied once committed); its log line is written here, but for a
+    409's, which the request writes after rolling back as for any refusal.
+
+    `optimistic` (PostgreSQL): take each cap counter's whole share at the end, against the caps the
+    links' contexts know, and raise _NoRoom when one has no room (the caller rolls back and records
+    the batch again without it); otherwise lock the counters and decide conversion by conversion.
+    """
+    postgres = session.get_bind().dialect.name == "postgresql"
+    optimistic = optimistic and postgres
+    clicks = _clicks(session, plans)
+    judged = [service.judge(plan, clicks.get(plan.click_id)) for plan in plans]
+    keys = [_key(values) for _facts, values in judged]
+
+    # Claim the dedupe keys, in key order (so two batches never wait on each other in a cycle); the
+    # first plan of each key that was free is its winner.
+    order = sorted(range(len(plans)), key=keys.__getitem__)
+    claimed = _CLAIM.each_returning(session, [judged[i][1] for i in order])
+    winners: dict[tuple[Any, ...], int] = {}
+    conversions: dict[int, Conversion] = {}
+    for i, row in zip(order, claimed, strict=True):
+        if row is not None:
+            winners[keys[i]] = i
+            # Known in full without reading it back; the signal's receivers read it, nothing writes it.
+            conversions[i] = Conversion(id=row[0], **judged[i][1])
+
+    # Caps, for the winners every other check accepted.
+    accepted = sorted(i for i, c in conversions.items() if c.reason is None)
+    capped = [i for i in accepted if plans[i].link.caps]
+    if accepted and not optimistic:
+        # In arrival order, under the counters' row locks, with the caps as they are now.
+        caps: dict[int, list[Any]] = {}
+        offer_ids = sorted({conversions[i].offer_id for i in accepted})
+        for row in session.connection().execute(_CAPS, {"offer_ids": offer_ids}):
+            caps.setdefault(row.offer_id, []).append(row)
+        capped = [i for i in accepted if conversions[i].offer_id in caps]
+        claims = [_claim(conversions[i], plans[i], caps[conversions[i].offer_id]) for i in capped]
+        for i, fits in zip(capped, cap_counters.consume_many(session, claims), strict=True):
+            if not fits:
+                service.reject(session.connection(), conversions[i], "cap_reached")
+
+    results: list[tuple[Outcome, dict[str, Any]]] = []
+    history: list[dict[str, Any]] = []
+    lines: list[dict[str, Any]] = []
+    changes: list[Change] = []
+    for i, plan in enumerate(plans):
+        conversion = conversions.get(i)
+        if conversion is not None:
+            fields = {"conversion_id": conversion.id, "status": conversion.status, "reason": conversion.reason}
+            actor = "pixel" if plan.pixel else "postback"
+            history.append(
+                {"conversion_id": conversion.id, "at": plan.now, "old_status": None, "new_status": conversion.status,
+                 "reason": conversion.reason, "actor": actor}
+            )  # fmt: skip
+            changes.append(Change(conversion, None, conversion.status, plan.now, conversion.reason))
+            outcome: Outcome = service.Answer(conversion.id, conversion.status, conversion.reason)
+        else:
+            outcome, fields = _duplicate(session, judged[i][1], conversions.get(winners.get(keys[i], -1)))
+        if not isinstance(outcome, DomainError):
+            lines.append({**service.log_row(plan.trace, at=plan.now), **fields})
+        results.append((outcome, fields))
+    with pipelined(session):
+        _HISTORY.many(session, history)
+        _LOG.many(session, lines)
+        if capped and optimistic:
+            # Last, so the counters' row locks (which every batch of the offer queues on) are held
+            # for as little as the rest of this round trip and the commit.
+            claims = [_claim(conversions[i], plans[i], plans[i].link.caps) for i in capped]
+            if not cap_counters.take_together(session, claims):
+                raise _NoRoom
+    send_many(session, changes)
+    return results
+
+
+def _claim(conversion: Conversion, plan: service.Plan, caps: Sequence[Any]) -> cap_counters.Claim:
+    return cap_counters.Claim(caps, conversion.partner_id, plan.now, conversion.payout_minor)
+
+
+def _duplicate(session: Session, values: dict[str, Any], winner: Conversion | None) -> tuple[Outcome, dict[str, Any]]:
+    """Return the answer to a replay of `winner` (this batch's), or of the conversion holding the key."""
+    first: Any = winner
+    if first is None:
+        if values["txn_id"] is not None:
+            params = {"offer_id": values["offer_id"], "event_id": values["event_id"], "txn_id": values["txn_id"]}
+            first = session.connection().execute(service.FIRST_BY_TXN, params).one()
+        else:
+            params = {"click_id": values["click_id"], "event_id": values["event_id"]}
+            first = session.connection().execute(service.FIRST_BY_CLICK, params).one()
+    assert first is not None
+    fields = {"conversion_id": first.id, "status": first.status, "reason": first.reason, "duplicate": True}
+    if values["txn_id"] is not None and (first.amount_minor, first.currency) != (
+        values["amount_minor"],
+        values["currency"],
+    ):
+        conflict = Conflict(
+            f"txn_id {values['txn_id']!r} is already conversion {first.id} with another amount; it was not changed",
+            code="txn_id_amount_conflict",
+        )
+        return conflict, fields
+    return service.Answer(first.id, first.status, first.reason, duplicate=True), fields
