@@ -119,6 +119,7 @@ class Database:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        self._writer: sessionmaker[Session] | None = None
 
     @property
     def dialect(self) -> str:
@@ -128,6 +129,19 @@ class Database:
     def session(self) -> Session:
         """Return a new session."""
         return self.sessionmaker()
+
+    def writer_session(self) -> Session:
+        """Return a new session whose connection is not pinged when taken from the pool (a round trip).
+
+        For the postback batches (network/conversions/batch.py), which record again on regular
+        sessions when theirs fails: a connection lost meanwhile fails one batch and is replaced.
+        """
+        if self._writer is None:
+            if self.dialect == "postgresql":
+                self._writer = sessionmaker(make_engine(self.url, pool_pre_ping=False), expire_on_commit=False)
+            else:
+                self._writer = self.sessionmaker
+        return self._writer()
 
     @contextmanager
     def session_scope(self) -> Iterator[Session]:
@@ -145,6 +159,8 @@ class Database:
     def dispose(self) -> None:
         """Close all pooled connections."""
         self.engine.dispose()
+        if self._writer is not None and self._writer.kw["bind"] is not self.engine:
+            self._writer.kw["bind"].dispose()
 
 
 # ---- driver statements for the hottest writes ----------------------------------------------------

@@ -80,6 +80,10 @@ class BoundDatabase(Database):
             bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
         )
 
+    def writer_session(self) -> Session:
+        """Return a session in the test's transaction, as every other."""
+        return self.session()
+
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:
     """Return settings for tests: fixed secret, test base URL, no Stripe."""

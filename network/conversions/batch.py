@@ -139,7 +139,7 @@ def record_committed(database: Database, plans: list[service.Plan]) -> list[Outc
 def _in_transaction(
     database: Database, plans: list[service.Plan], *, optimistic: bool
 ) -> list[tuple[Outcome, dict[str, Any]]]:
-    session = database.session()
+    session = database.writer_session()
     try:
         results = record_many(session, plans, optimistic=optimistic)
         session.commit()
@@ -155,7 +155,7 @@ def _in_transaction(
 
 _CLICK_COLUMNS = (Click.id, Click.country, Click.is_bot, Click.is_unique)
 #: The plans' clicks; on PostgreSQL with one array parameter (one statement text, prepared once).
-_CLICKS = select(*_CLICK_COLUMNS).where(Click.id.in_(bindparam("ids", expanding=True)))
+_CLICK = Raw(lambda _dialect: select(*_CLICK_COLUMNS).where(Click.id == bindparam("id")))
 _CLICKS_PG = Raw(
     lambda _dialect: select(*_CLICK_COLUMNS).where(Click.id == any_(bindparam("ids", type_=ARRAY(String))))
 )
@@ -205,9 +205,10 @@ def _clicks(session: Session, plans: Sequence[service.Plan]) -> dict[str, Any]:
         # The transaction's BEGIN goes in the same round trip.
         with pipelined(session):
             found = _CLICKS_PG.all(session, {"ids": ids})
-        clicks: dict[str, Any] = {row[0]: _ClickRow(*row[1:]) for row in found}
     else:
-        clicks = {row.id: row for row in session.connection().execute(_CLICKS, {"ids": ids})}
+        found = [row for click_id in ids for row in _CLICK.all(session, {"id": click_id})]
+    # Driver values: SQLite's booleans are 0 and 1.
+    clicks: dict[str, Any] = {row[0]: _ClickRow(row[1], _bool(row[2]), _bool(row[3])) for row in found}
     for click_id in ids:
         # As tracking.service.get_click: a click this process has not written yet is in its buffer.
         for writer in live_writers():
@@ -218,11 +219,15 @@ def _clicks(session: Session, plans: Sequence[service.Plan]) -> dict[str, Any]:
     return clicks
 
 
+def _bool(value: Any) -> bool | None:
+    return None if value is None else bool(value)
+
+
 @dataclass(frozen=True, slots=True)
 class _ClickRow:
     country: str | None
-    is_bot: bool
-    is_unique: bool
+    is_bot: bool | None
+    is_unique: bool | None
 
 
 def record_many(
@@ -234,12 +239,10 @@ def record_many(
     and the fields of its trace (applied once committed); its log line is written here, but for a
     409's, which the request writes after rolling back as for any refusal.
 
-    `optimistic` (PostgreSQL): take each cap counter's whole share at the end, against the caps the
-    links' contexts know, and raise _NoRoom when one has no room (the caller rolls back and records
-    the batch again without it); otherwise lock the counters and decide conversion by conversion.
+    `optimistic`: take each cap counter's whole share at the end, against the caps the links'
+    contexts know, and raise _NoRoom when one has no room (the caller rolls back and records the
+    batch again without it); otherwise lock the counters and decide conversion by conversion.
     """
-    postgres = session.get_bind().dialect.name == "postgresql"
-    optimistic = optimistic and postgres
     clicks = _clicks(session, plans)
     judged = [service.judge(plan, clicks.get(plan.click_id)) for plan in plans]
     keys = [_key(values) for _facts, values in judged]
@@ -291,6 +294,9 @@ def record_many(
         if not isinstance(outcome, DomainError):
             lines.append({**service.log_row(plan.trace, at=plan.now), **fields})
         results.append((outcome, fields))
+    # Optimistically, every cap had room: the ledger and outbox rows are written before the counters
+    # are taken, and all of it is undone when one had none.
+    send_many(session, changes)
     with pipelined(session):
         _HISTORY.many(session, history)
         _LOG.many(session, lines)
@@ -300,7 +306,6 @@ def record_many(
             claims = [_claim(conversions[i], plans[i], plans[i].link.caps) for i in capped]
             if not cap_counters.take_together(session, claims):
                 raise _NoRoom
-    send_many(session, changes)
     return results
 
 

@@ -72,7 +72,7 @@ class _Redirect(Response):
 
 
 class _HotPathSessions(SessionInterface):
-    """The app's session interface, except that /c/ and /i/ get a null session."""
+    """The app's session interface, except that clicks, impressions, postbacks and pixels get a null session."""
 
     # Clicks never use Flask's cookie session, and opening it (a signing serializer per request)
     # costs a tenth of a click.
@@ -89,7 +89,7 @@ class _HotPathSessions(SessionInterface):
         self.inner.save_session(app, session, response)
 
 
-_HOT_PREFIXES = ("/c/", "/i/")
+_HOT_PREFIXES = ("/c/", "/i/", "/postback", "/pixel")
 
 
 def _not_found() -> Response:
