@@ -84,6 +84,11 @@ class BoundDatabase(Database):
         """Return a session in the test's transaction, as every other."""
         return self.session()
 
+    @contextmanager
+    def writers_queue(self) -> Iterator[None]:
+        """No line: the test's transaction holds the database."""
+        yield
+
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:
     """Return settings for tests: fixed secret, test base URL, no Stripe."""

@@ -154,7 +154,8 @@ def _handle(source: str) -> service.Answer:
             service.write_trace(session, trace, at=now)
             session.commit()
             raise
-        session.commit()
+        if session.in_transaction():  # not when a batch recorded it (network/conversions/batch.py)
+            session.commit()
         return answer
     except DomainError:
         raise

@@ -139,15 +139,16 @@ def record_committed(database: Database, plans: list[service.Plan]) -> list[Outc
 def _in_transaction(
     database: Database, plans: list[service.Plan], *, optimistic: bool
 ) -> list[tuple[Outcome, dict[str, Any]]]:
-    session = database.writer_session()
-    try:
-        results = record_many(session, plans, optimistic=optimistic)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
+    with database.writers_queue():
+        session = database.writer_session()
+        try:
+            results = record_many(session, plans, optimistic=optimistic)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
     return results
 
 

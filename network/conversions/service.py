@@ -506,8 +506,9 @@ def receive(
         return Answer(None, "rejected", "unknown_click")
     plan = _plan(ref=found.ref, link=link, data=data, trace=trace, now=now, pixel=pixel)
     if recorder is not None:
-        # The request's own transaction only read: end it, the recorder writes in one of its own.
-        session.rollback()
+        # The request's own transaction (if any) only read: end it, the recorder writes in one of its own.
+        if session.in_transaction():
+            session.rollback()
         outcome = recorder.submit(plan)
         if isinstance(outcome, DomainError):
             raise outcome
