@@ -103,6 +103,11 @@ class GroupCommit:
                     self._leading = False
         return slot.outcome
 
+    def waiting(self) -> int:
+        """Return how many plans wait for a leader to take them."""
+        with self._lock:
+            return len(self._queue)
+
     def _run(self, batch: list[_Slot]) -> None:
         outcomes: list[Outcome] = [None] * len(batch)
         try:

@@ -1,0 +1,168 @@
+"""Postbacks recorded together (network/conversions/batch.py): one transaction, one-by-one outcomes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+
+from network.conversions import batch
+from network.conversions.batch import GroupCommit
+from network.conversions.models import Conversion, PostbackLog
+from network.offers.models import CapCounter
+from network.payouts.models import LedgerEntry
+from tests.conversions.conftest import CPL, NOW, SECRET, make_click, make_link
+from tests.conversions.invariants import check_invariants
+from tests.factories import make_brand, make_offer, make_partner
+
+HOUR = dt.timedelta(hours=1)
+
+
+def _wait_for(condition: Callable[[], bool], *, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+class _Gate:
+    """A record function that holds the first batch until `release()`, and can fail the second."""
+
+    def __init__(self, database: Any, *, fail_second: bool) -> None:
+        self.database = database
+        self.fail_second = fail_second
+        self.released = threading.Event()
+        self.calls: list[int] = []
+
+    def __call__(self, plans: list[Any]) -> list[Any]:
+        self.calls.append(len(plans))
+        if len(self.calls) == 1:
+            assert self.released.wait(timeout=30)
+        if len(self.calls) == 2 and self.fail_second:
+            raise OperationalError("INSERT", {}, Exception("the database went away"))
+        return batch.record_committed(self.database, plans)
+
+
+@pytest.mark.parametrize(
+    "fail_second",
+    [
+        pytest.param(False, id="recorded-together"),
+        pytest.param(True, id="batch-fails-recorded-one-by-one", marks=pytest.mark.breaks_batches),
+    ],
+)
+def test_a_batch_answers_every_postback_as_if_recorded_one_by_one(
+    committed_app, committed_db, frozen_clock, fail_second
+):
+    frozen_clock(NOW)
+    with committed_db.session_scope() as session:
+        brand = make_brand(session)
+        partner = make_partner(session)
+        open_offer = make_offer(session, brand=brand, events=[CPL])
+        capped_offer = make_offer(
+            session, brand=brand, events=[CPL], caps=[{"metric": "conversions", "period": "day", "limit": 3}]
+        )
+        open_link = make_link(session, offer=open_offer, partner=partner)
+        capped_link = make_link(session, offer=capped_offer, partner=partner)
+        token = brand.postback_token
+        first, twice, earlier, changed = (make_click(session, open_link, at=NOW - HOUR) for _ in range(4))
+        capped = [make_click(session, capped_link, at=NOW - HOUR) for _ in range(5)]
+
+    def send(params: dict[str, str]) -> tuple[int, Any]:
+        r = committed_app.test_client().get("/postback", query_string={"event": "lead", "token": token, **params})
+        return r.status_code, r.get_json()
+
+    # Made before the batch: a replay and a replay with another amount.
+    before = [send({"click_id": earlier, "txn_id": "E-1", "amount": "9.00"}),
+              send({"click_id": changed, "txn_id": "C-1", "amount": "9.00"})]  # fmt: skip
+    assert [body["status"] for _, body in before] == ["approved", "approved"]
+
+    gate = _Gate(committed_db, fail_second=fail_second)
+    recorder = GroupCommit(gate)
+    committed_app.extensions["network.conversions.recorder"] = recorder
+    together = [
+        {"click_id": twice, "txn_id": "T-1", "amount": "5.00"},
+        {"click_id": twice, "txn_id": "T-1", "amount": "5.00"},
+        {"click_id": earlier, "txn_id": "E-1", "amount": "9.00"},
+        {"click_id": changed, "txn_id": "C-1", "amount": "7.00"},
+        *({"click_id": click} for click in capped),
+    ]
+    with ThreadPoolExecutor(len(together) + 1) as pool:
+        leader = pool.submit(send, {"click_id": first, "txn_id": "F-1"})
+        _wait_for(lambda: len(gate.calls) == 1)  # the leader's batch of one is being recorded
+        followers = [pool.submit(send, params) for params in together]
+        _wait_for(lambda: recorder.waiting() == len(together))
+        gate.released.set()
+        answers = [f.result(timeout=60) for f in followers]
+        assert leader.result(timeout=60)[1]["status"] == "approved"
+
+    assert gate.calls[:2] == [1, len(together)]
+    assert recorder.failures == (1 if fail_second else 0)
+    # The same txn_id twice in one batch: one conversion, the second answers it as a duplicate.
+    (s1, a1), (s2, a2) = answers[0], answers[1]
+    assert s1 == s2 == 200 and a1["conversion_id"] == a2["conversion_id"]
+    assert sorted([a1["duplicate"], a2["duplicate"]]) == [False, True]
+    # A replay of a conversion made before: its id, duplicate; another amount: 409, unchanged.
+    assert answers[2] == (200, {**before[0][1], "duplicate": True})
+    assert answers[3][0] == 409 and answers[3][1]["code"] == "txn_id_amount_conflict"
+    # The cap of 3 holds inside the batch.
+    assert Counter((b["status"], b["reason"]) for _, b in answers[4:]) == {
+        ("approved", None): 3,
+        ("rejected", "cap_reached"): 2,
+    }
+    with committed_db.session_scope() as session:
+        rows = session.scalars(select(Conversion)).all()
+        assert Counter(row.status for row in rows) == {"approved": 2 + 1 + 1 + 3, "rejected": 2}
+        assert session.get(Conversion, before[1][1]["conversion_id"]).amount_minor == 900
+        assert session.scalar(select(func.count()).select_from(LedgerEntry)) == 7
+        assert session.scalar(select(CapCounter.used)) == 3
+        lines = session.scalars(select(PostbackLog)).all()
+        assert len(lines) == 2 + 1 + len(together)
+        assert Counter(line.http_status for line in lines) == {200: 2 + 1 + len(together) - 1, 409: 1}
+        # The in-batch replay, the replay of the earlier one, and the 409 (it names the conversion it hit).
+        assert sum(line.duplicate for line in lines) == 3
+        check_invariants(session, SECRET)
+
+
+def test_leaders_take_turns_and_every_plan_is_answered_once():
+    running = threading.Lock()
+    seen: list[int] = []
+
+    def record(plans: list[Any]) -> list[Any]:
+        assert running.acquire(blocking=False), "two batches at once"
+        try:
+            time.sleep(0.002)
+            seen.extend(plans)
+            return [f"answer {plan}" for plan in plans]
+        finally:
+            running.release()
+
+    recorder = GroupCommit(record, max_batch=3)
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(recorder.submit, range(200)))
+    assert answers == [f"answer {n}" for n in range(200)]
+    assert sorted(seen) == list(range(200))
+    assert recorder.batches < 200 and recorder.largest == 3
+    assert recorder.waiting() == 0
+
+
+def test_a_batch_that_raises_is_answered_none_and_the_next_still_records():
+    calls: list[list[Any]] = []
+
+    def record(plans: list[Any]) -> list[Any]:
+        calls.append(plans)
+        if len(calls) == 1:
+            raise RuntimeError("deadlock detected")
+        return ["ok"] * len(plans)
+
+    recorder = GroupCommit(record)
+    assert recorder.submit("a") is None  # the caller then records it alone
+    assert recorder.submit("b") == "ok"
+    assert recorder.failures == 1
