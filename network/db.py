@@ -147,6 +147,9 @@ class Database:
             yield
             return
         if self._queue_fd is None or self._queue_pid != os.getpid():
+            if self._queue_fd is not None:
+                # A parent's descriptor, inherited: the lock lives as long as any copy of it is open.
+                os.close(self._queue_fd)
             self._queue_fd, self._queue_pid = os.open(f"{path}-writers", os.O_RDWR | os.O_CREAT, 0o600), os.getpid()
         fcntl.flock(self._queue_fd, fcntl.LOCK_EX)
         try:
@@ -162,15 +165,20 @@ class Database:
         """
         if self._writer is None:
             if self.dialect == "postgresql":
-                self._writer = sessionmaker(make_engine(self.url, pool_pre_ping=False), expire_on_commit=False)
+                # LIFO: one batch at a time mostly reuses one connection, whose prepared statements stay warm.
+                engine = make_engine(self.url, pool_pre_ping=False, pool_use_lifo=True)
+                self._writer = sessionmaker(engine, expire_on_commit=False)
             else:
                 self._writer = self.sessionmaker
         return self._writer()
 
     @contextmanager
-    def session_scope(self) -> Iterator[Session]:
-        """Yield a session that commits once at the end, or rolls back on error (jobs, CLI)."""
-        session = self.sessionmaker()
+    def session_scope(self, *, writer: bool = False) -> Iterator[Session]:
+        """Yield a session that commits once at the end, or rolls back on error (jobs, CLI).
+
+        `writer`: on a connection not pinged when taken (see `writer_session`).
+        """
+        session = self.writer_session() if writer else self.sessionmaker()
         try:
             yield session
             session.commit()

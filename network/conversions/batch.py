@@ -17,6 +17,7 @@ so a bad one fails by itself.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections import deque
@@ -144,17 +145,8 @@ def record_committed(database: Database, plans: list[service.Plan]) -> list[Outc
 def _in_transaction(
     database: Database, plans: list[service.Plan], *, optimistic: bool
 ) -> list[tuple[Outcome, dict[str, Any]]]:
-    with database.writers_queue():
-        session = database.writer_session()
-        try:
-            results = record_many(session, plans, optimistic=optimistic)
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
-    return results
+    with database.writers_queue(), database.session_scope(writer=True) as session:
+        return record_many(session, plans, optimistic=optimistic)
 
 
 # ---- recording many ------------------------------------------------------------------------------
@@ -181,15 +173,23 @@ _CONVERSION_KEYS = (
     "reason", "flags", "currency", "amount_minor", "payout_minor", "revenue_minor", "created_at", "hold_until",
     "status_changed_at",
 )  # fmt: skip
-#: INSERT ... ON CONFLICT DO NOTHING RETURNING id, per conversion: no row back means its key was taken.
-_CLAIM = Raw(
-    lambda dialect: (
-        _dialect_insert(dialect)(service.CONVERSION_TABLE)
-        .on_conflict_do_nothing()
-        .returning(service.CONVERSION_TABLE.c.id)
-    ),
-    keys=_CONVERSION_KEYS,
-)
+
+
+@functools.cache
+def _claim_keys(rows: int) -> Raw:
+    """Return the INSERT of `rows` conversions ... ON CONFLICT DO NOTHING that returns the keys it claimed.
+
+    One statement, one round trip; a row whose key was taken (before, or by an earlier row of the
+    same statement) returns nothing.
+    """
+    table = service.CONVERSION_TABLE
+    values = [{key: bindparam(f"{key}_{n}", type_=table.c[key].type) for key in _CONVERSION_KEYS} for n in range(rows)]
+    returned = (table.c.id, table.c.offer_id, table.c.event_id, table.c.txn_id, table.c.click_id)
+    return Raw(
+        lambda dialect: _dialect_insert(dialect)(table).values(values).on_conflict_do_nothing().returning(*returned)
+    )
+
+
 _HISTORY = Raw(
     lambda _dialect: insert(ConversionHistory).inline(),
     keys=("conversion_id", "at", "old_status", "new_status", "reason", "actor"),
@@ -208,9 +208,7 @@ def _clicks(session: Session, plans: Sequence[service.Plan]) -> dict[str, Any]:
     """Return the plans' clicks: their rows, or their records still in this process's buffer."""
     ids = sorted({plan.click_id for plan in plans})
     if session.get_bind().dialect.name == "postgresql":
-        # The transaction's BEGIN goes in the same round trip.
-        with pipelined(session):
-            found = _CLICKS_PG.all(session, {"ids": ids})
+        found = _CLICKS_PG.all(session, {"ids": ids})
     else:
         found = [row for click_id in ids for row in _CLICK.all(session, {"id": click_id})]
     # Driver values: SQLite's booleans are 0 and 1.
@@ -256,14 +254,18 @@ def record_many(
     # Claim the dedupe keys, in key order (so two batches never wait on each other in a cycle); the
     # first plan of each key that was free is its winner.
     order = sorted(range(len(plans)), key=keys.__getitem__)
-    claimed = _CLAIM.each_returning(session, [judged[i][1] for i in order])
+    params = {f"{key}_{n}": judged[i][1][key] for n, i in enumerate(order) for key in _CONVERSION_KEYS}
+    claimed = {
+        _key({"offer_id": offer_id, "event_id": event_id, "txn_id": txn_id, "click_id": click_id}): new_id
+        for new_id, offer_id, event_id, txn_id, click_id in _claim_keys(len(order)).all(session, params)
+    }
     winners: dict[tuple[Any, ...], int] = {}
     conversions: dict[int, Conversion] = {}
-    for i, row in zip(order, claimed, strict=True):
-        if row is not None:
+    for i in order:
+        if keys[i] in claimed and keys[i] not in winners:
             winners[keys[i]] = i
             # Known in full without reading it back; the signal's receivers read it, nothing writes it.
-            conversions[i] = Conversion(id=row[0], **judged[i][1])
+            conversions[i] = Conversion(id=claimed[keys[i]], **judged[i][1])
 
     # Caps, for the winners every other check accepted.
     accepted = sorted(i for i, c in conversions.items() if c.reason is None)

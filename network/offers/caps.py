@@ -159,15 +159,13 @@ def consume_many(session: Session, claims: Sequence[Claim]) -> list[bool]:
     if not keys:
         return [True] * len(claims)
     connection = session.connection()
+    # Make every row a period's first conversions need (a concurrent maker wins harmlessly; an
+    # existing row is not locked by this), then lock them all in key order: rows made after some
+    # were locked could otherwise be waited for out of order, at every period's start.
+    made = [{"cap_id": c, "period_start": s, "partner_key": k, "used": 0} for c, s, k in keys]
+    connection.execute(_create(session), made)
     lock = _LOCK.with_for_update() if connection.dialect.name == "postgresql" else _LOCK
     rows = {(r.cap_id, as_utc(r.period_start), r.partner_key): r for r in connection.execute(lock, {"keys": keys})}
-    missing = [key for key in keys if key not in rows]
-    if missing:
-        # First conversions of a period: make the rows (a concurrent maker wins harmlessly), then lock.
-        made = [{"cap_id": c, "period_start": s, "partner_key": k, "used": 0} for c, s, k in missing]
-        connection.execute(_create(session), made)
-        for r in connection.execute(lock, {"keys": missing}):
-            rows[(r.cap_id, as_utc(r.period_start), r.partner_key)] = r
     used = {key: row.used for key, row in rows.items()}
     fits = []
     for asks in wanted:
