@@ -286,6 +286,7 @@ def record_many(
     history: list[dict[str, Any]] = []
     lines: list[dict[str, Any]] = []
     changes: list[Change] = []
+    earlier: dict[tuple[Any, ...], Any] = {}
     for i, plan in enumerate(plans):
         conversion = conversions.get(i)
         if conversion is not None:
@@ -298,7 +299,14 @@ def record_many(
             changes.append(Change(conversion, None, conversion.status, plan.now, conversion.reason))
             outcome: Outcome = service.Answer(conversion.id, conversion.status, conversion.reason)
         else:
-            outcome, fields = _duplicate(session, judged[i][1], conversions.get(winners.get(keys[i], -1)))
+            # The conversion holding the key: this batch's winner, or one read once per key.
+            if keys[i] in winners:
+                first: Any = conversions[winners[keys[i]]]
+            elif keys[i] in earlier:
+                first = earlier[keys[i]]
+            else:
+                first = earlier[keys[i]] = _holder(session, judged[i][1])
+            outcome, fields = _duplicate(judged[i][1], first)
         if not isinstance(outcome, DomainError):
             lines.append({**service.log_row(plan.trace, at=plan.now), **fields})
         results.append((outcome, fields))
@@ -321,17 +329,17 @@ def _claim(conversion: Conversion, plan: service.Plan, caps: Sequence[Any]) -> c
     return cap_counters.Claim(caps, conversion.partner_id, plan.now, conversion.payout_minor)
 
 
-def _duplicate(session: Session, values: dict[str, Any], winner: Conversion | None) -> tuple[Outcome, dict[str, Any]]:
-    """Return the answer to a replay of `winner` (this batch's), or of the conversion holding the key."""
-    first: Any = winner
-    if first is None:
-        if values["txn_id"] is not None:
-            params = {"offer_id": values["offer_id"], "event_id": values["event_id"], "txn_id": values["txn_id"]}
-            first = session.connection().execute(service.FIRST_BY_TXN, params).one()
-        else:
-            params = {"click_id": values["click_id"], "event_id": values["event_id"]}
-            first = session.connection().execute(service.FIRST_BY_CLICK, params).one()
-    assert first is not None
+def _holder(session: Session, values: dict[str, Any]) -> Any:
+    """Return the conversion (id, status, reason, amount, currency) that holds a plan's dedupe key."""
+    if values["txn_id"] is not None:
+        params = {"offer_id": values["offer_id"], "event_id": values["event_id"], "txn_id": values["txn_id"]}
+        return session.connection().execute(service.FIRST_BY_TXN, params).one()
+    params = {"click_id": values["click_id"], "event_id": values["event_id"]}
+    return session.connection().execute(service.FIRST_BY_CLICK, params).one()
+
+
+def _duplicate(values: dict[str, Any], first: Any) -> tuple[Outcome, dict[str, Any]]:
+    """Return the answer to a replay of `first`, the conversion holding the key."""
     fields = {"conversion_id": first.id, "status": first.status, "reason": first.reason, "duplicate": True}
     if values["txn_id"] is not None and (first.amount_minor, first.currency) != (
         values["amount_minor"],
