@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, Engine, MetaData, Select, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -87,8 +88,13 @@ def _sqlite_autobegin_off(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Any) -> None:
-    # IMMEDIATE: take the write lock up front, so a read-then-write never fails to upgrade.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # IMMEDIATE: take the write lock up front, so a read-then-write never fails to upgrade; a
+    # read-only session (Database.read_session) leaves it to the writers.
+    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
+
+
+#: The execution option of Database.read_session's connections.
+_READ_ONLY = "network_read_only"
 
 
 #: Page sizes of every list: the default, and the bound past which a request is refused
@@ -122,6 +128,7 @@ class Database:
         self.engine = make_engine(url, **engine_kwargs)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
         self._writer: sessionmaker[Session] | None = None
+        self._reader: sessionmaker[Session] | None = None
         self._queue_fd: int | None = None
         self._queue_pid = 0
 
@@ -156,6 +163,12 @@ class Database:
             yield
         finally:
             fcntl.flock(self._queue_fd, fcntl.LOCK_UN)
+
+    def read_session(self) -> Session:
+        """Return a new session for reading only (on SQLite its transaction does not take the write lock)."""
+        if self._reader is None:
+            self._reader = sessionmaker(self.engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False)
+        return self._reader()
 
     def writer_session(self) -> Session:
         """Return a new session whose connection is not pinged when taken from the pool (a round trip).
@@ -193,6 +206,11 @@ class Database:
         self.engine.dispose()
         if self._writer is not None and self._writer.kw["bind"] is not self.engine:
             self._writer.kw["bind"].dispose()
+
+
+def insert_for(dialect: str) -> Any:
+    """Return the INSERT construct of a dialect ("postgresql" or "sqlite"): their ON CONFLICT clauses differ."""
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
 # ---- driver statements for the hottest writes ----------------------------------------------------

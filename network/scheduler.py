@@ -25,11 +25,10 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Table, delete, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from network.clock import UTC, now_utc
 from network.config import Settings
-from network.db import Database
+from network.db import Database, insert_for
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +173,7 @@ def period_of(job: Job, settings: Settings, now: dt.datetime) -> dt.datetime:
 
 
 def _insert(database: Database) -> Any:
-    return postgresql.insert if database.dialect == "postgresql" else sqlite.insert
+    return insert_for(database.dialect)
 
 
 def claim(database: Database, job_id: str, period_key: str, *, now: dt.datetime) -> int | None:

@@ -25,20 +25,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import String, any_, bindparam, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import String, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from network.conversions import service
-from network.conversions.models import Conversion, ConversionHistory, PostbackLog
+from network.conversions.models import Conversion
 from network.conversions.signals import Change, send_many
-from network.db import Database, Raw, pipelined
-from network.errors import Conflict, DomainError
+from network.db import Database, Raw, insert_for, pipelined
+from network.errors import DomainError
 from network.offers import caps as cap_counters
 from network.offers.models import Cap
 from network.tracking.models import Click
-from network.tracking.writer import live_writers
+from network.tracking.writer import buffered_click
 
 log = logging.getLogger(__name__)
 
@@ -159,12 +158,8 @@ _CLICKS_PG = Raw(
 )
 #: The offers' conversion caps as they are now (the optimistic path uses the links' cached ones).
 _CAPS = select(Cap.id, Cap.offer_id, Cap.metric, Cap.period, Cap.limit, Cap.scope).where(
-    Cap.offer_id.in_(bindparam("offer_ids", expanding=True)), service.CONVERSION_CAP
+    Cap.offer_id.in_(bindparam("offer_ids", expanding=True)), cap_counters.CONVERSION_CAP
 )
-
-
-def _dialect_insert(dialect: str) -> Any:
-    return (postgresql if dialect == "postgresql" else sqlite).insert
 
 
 #: The conversion row's columns, as `service.judge` makes them.
@@ -185,16 +180,14 @@ def _claim_keys(rows: int) -> Raw:
     table = service.CONVERSION_TABLE
     values = [{key: bindparam(f"{key}_{n}", type_=table.c[key].type) for key in _CONVERSION_KEYS} for n in range(rows)]
     returned = (table.c.id, table.c.offer_id, table.c.event_id, table.c.txn_id, table.c.click_id)
-    return Raw(
-        lambda dialect: _dialect_insert(dialect)(table).values(values).on_conflict_do_nothing().returning(*returned)
-    )
+    return Raw(lambda dialect: insert_for(dialect)(table).values(values).on_conflict_do_nothing().returning(*returned))
 
 
 _HISTORY = Raw(
-    lambda _dialect: insert(ConversionHistory).inline(),
+    lambda _dialect: service.HISTORY_INSERT.inline(),
     keys=("conversion_id", "at", "old_status", "new_status", "reason", "actor"),
 )
-_LOG = Raw(lambda _dialect: insert(PostbackLog).inline(), keys=service.LOG_KEYS)
+_LOG = Raw(lambda _dialect: service.LOG_INSERT.inline(), keys=service.LOG_KEYS)
 
 
 def _key(values: dict[str, Any]) -> tuple[Any, ...]:
@@ -215,11 +208,9 @@ def _clicks(session: Session, plans: Sequence[service.Plan]) -> dict[str, Any]:
     clicks: dict[str, Any] = {row[0]: _ClickRow(row[1], _bool(row[2]), _bool(row[3])) for row in found}
     for click_id in ids:
         # As tracking.service.get_click: a click this process has not written yet is in its buffer.
-        for writer in live_writers():
-            pending = writer.find(click_id)
-            if pending is not None:
-                clicks[click_id] = writer.preview(session, pending)
-                break
+        pending = buffered_click(session, click_id)
+        if pending is not None:
+            clicks[click_id] = pending
     return clicks
 
 
@@ -269,16 +260,22 @@ def record_many(
 
     # Caps, for the winners every other check accepted.
     accepted = sorted(i for i, c in conversions.items() if c.reason is None)
-    capped = [i for i in accepted if plans[i].link.caps]
-    if accepted and not optimistic:
+    claims: dict[int, cap_counters.Claim] = {}
+    if optimistic:
+        # The links' caps; each counter's share is taken last (below), against the cap's limit now.
+        claims = {i: _claim(conversions[i], plans[i], plans[i].link.caps) for i in accepted if plans[i].link.caps}
+    elif accepted:
         # In arrival order, under the counters' row locks, with the caps as they are now.
         caps: dict[int, list[Any]] = {}
         offer_ids = sorted({conversions[i].offer_id for i in accepted})
         for row in session.connection().execute(_CAPS, {"offer_ids": offer_ids}):
             caps.setdefault(row.offer_id, []).append(row)
-        capped = [i for i in accepted if conversions[i].offer_id in caps]
-        claims = [_claim(conversions[i], plans[i], caps[conversions[i].offer_id]) for i in capped]
-        for i, fits in zip(capped, cap_counters.consume_many(session, claims), strict=True):
+        claims = {
+            i: _claim(conversions[i], plans[i], caps[conversions[i].offer_id])
+            for i in accepted
+            if conversions[i].offer_id in caps
+        }
+        for i, fits in zip(claims, cap_counters.consume_many(session, list(claims.values())), strict=True):
             if not fits:
                 service.reject(session.connection(), conversions[i], "cap_reached")
 
@@ -291,11 +288,10 @@ def record_many(
         conversion = conversions.get(i)
         if conversion is not None:
             fields = {"conversion_id": conversion.id, "status": conversion.status, "reason": conversion.reason}
-            actor = "pixel" if plan.pixel else "postback"
+            actor = service.creator(plan.trace.source)
             history.append(
-                {"conversion_id": conversion.id, "at": plan.now, "old_status": None, "new_status": conversion.status,
-                 "reason": conversion.reason, "actor": actor}
-            )  # fmt: skip
+                service.history_row(conversion.id, None, conversion.status, conversion.reason, actor=actor, at=plan.now)
+            )
             changes.append(Change(conversion, None, conversion.status, plan.now, conversion.reason))
             outcome: Outcome = service.Answer(conversion.id, conversion.status, conversion.reason)
         else:
@@ -305,8 +301,8 @@ def record_many(
             elif keys[i] in earlier:
                 first = earlier[keys[i]]
             else:
-                first = earlier[keys[i]] = _holder(session, judged[i][1])
-            outcome, fields = _duplicate(judged[i][1], first)
+                first = earlier[keys[i]] = service.holder(session, judged[i][1])
+            outcome, fields = service.replay(judged[i][1], first)
         if not isinstance(outcome, DomainError):
             lines.append({**service.log_row(plan.trace, at=plan.now), **fields})
         results.append((outcome, fields))
@@ -316,38 +312,12 @@ def record_many(
     with pipelined(session):
         _HISTORY.many(session, history)
         _LOG.many(session, lines)
-        if capped and optimistic:
-            # Last, so the counters' row locks (which every batch of the offer queues on) are held
-            # for as little as the rest of this round trip and the commit.
-            claims = [_claim(conversions[i], plans[i], plans[i].link.caps) for i in capped]
-            if not cap_counters.take_together(session, claims):
-                raise _NoRoom
+        # Last, so the counters' row locks (which every batch of the offer queues on) are held for
+        # as little as the rest of this round trip and the commit.
+        if optimistic and claims and not cap_counters.take_together(session, list(claims.values())):
+            raise _NoRoom
     return results
 
 
 def _claim(conversion: Conversion, plan: service.Plan, caps: Sequence[Any]) -> cap_counters.Claim:
     return cap_counters.Claim(caps, conversion.partner_id, plan.now, conversion.payout_minor)
-
-
-def _holder(session: Session, values: dict[str, Any]) -> Any:
-    """Return the conversion (id, status, reason, amount, currency) that holds a plan's dedupe key."""
-    if values["txn_id"] is not None:
-        params = {"offer_id": values["offer_id"], "event_id": values["event_id"], "txn_id": values["txn_id"]}
-        return session.connection().execute(service.FIRST_BY_TXN, params).one()
-    params = {"click_id": values["click_id"], "event_id": values["event_id"]}
-    return session.connection().execute(service.FIRST_BY_CLICK, params).one()
-
-
-def _duplicate(values: dict[str, Any], first: Any) -> tuple[Outcome, dict[str, Any]]:
-    """Return the answer to a replay of `first`, the conversion holding the key."""
-    fields = {"conversion_id": first.id, "status": first.status, "reason": first.reason, "duplicate": True}
-    if values["txn_id"] is not None and (first.amount_minor, first.currency) != (
-        values["amount_minor"],
-        values["currency"],
-    ):
-        conflict = Conflict(
-            f"txn_id {values['txn_id']!r} is already conversion {first.id} with another amount; it was not changed",
-            code="txn_id_amount_conflict",
-        )
-        return conflict, fields
-    return service.Answer(first.id, first.status, first.reason, duplicate=True), fields

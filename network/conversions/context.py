@@ -16,11 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, bindparam, or_, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from network.accounts.models import Brand
-from network.offers.caps import CONVERSION_METRICS
+from network.offers.caps import CONVERSION_CAP
 from network.offers.models import AccessStatus, Cap, Offer, OfferAccess, OfferEvent, PartnerOverride, Visibility
 from network.partners.models import Partner, PartnerStatus
 from network.tracking.models import Link
@@ -107,7 +107,7 @@ _NAMED_EVENT = _query(default_event=False)
 #: An offer's conversion caps (click caps are tracking's).
 _CAPS = (
     select(Cap.id, Cap.metric, Cap.period, Cap.limit, Cap.scope)
-    .where(Cap.offer_id == bindparam("offer_id"), or_(*(Cap.metric == metric for metric in CONVERSION_METRICS)))
+    .where(Cap.offer_id == bindparam("offer_id"), CONVERSION_CAP)
     .order_by(Cap.id)
 )
 
@@ -178,8 +178,3 @@ class ContextCache:
                 self._entries = {}
             self._entries[key] = (now, context)
         return context
-
-    def clear(self) -> None:
-        """Forget every entry (the next postbacks read again)."""
-        with self._lock:
-            self._entries = {}

@@ -20,8 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Integer, Select, Table, bindparam, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Integer, Select, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -31,17 +30,17 @@ from network.auth import Principal, Role, require
 from network.clock import as_utc
 from network.config import Settings
 from network.conversions import rules
-from network.conversions.context import ContextCache, LinkContext, read_context
+from network.conversions.context import CapRule, ContextCache, LinkContext, read_context
 from network.conversions.models import Conversion, ConversionHistory, PostbackLog
 from network.conversions.signals import status_changed
-from network.db import paged, where_given
+from network.db import insert_for, paged, where_given
 from network.errors import Conflict, DomainError, Forbidden, NotFound, ValidationError
 from network.offers import caps as cap_counters
 from network.offers.models import Cap, Offer, OfferEvent
 from network.offers.rules import Figures, needs_amount
 from network.tracking.clickid import ClickIdCodec, ClickRef
 from network.tracking.models import Click
-from network.tracking.writer import live_writers
+from network.tracking.writer import buffered_click
 
 #: Parameters a postback reads; any other is ignored (and kept in the log).
 PARAMS = (
@@ -338,8 +337,6 @@ _BRAND_OF_OFFER = (
     .where(Offer.id == bindparam("offer_id"))
 )
 _ANCHOR = select(bindparam("offer_id", type_=Integer).label("offer_id")).subquery("anchor")
-# Not metric IN (...): an expanding parameter is processed again on every execution.
-CONVERSION_CAP = or_(*(Cap.metric == metric for metric in cap_counters.CONVERSION_METRICS))
 #: The click's country and flags and the offer's conversion caps, in one round trip: one row per
 #: cap (the click's columns repeated), or one row of NULL caps; the click's columns are NULL when
 #: its row is not written yet.
@@ -350,7 +347,7 @@ _CLICK_AND_CAPS = (
     )
     .select_from(_ANCHOR)
     .outerjoin(Click, Click.id == bindparam("click_id"))
-    .outerjoin(Cap, (Cap.offer_id == _ANCHOR.c.offer_id) & CONVERSION_CAP)
+    .outerjoin(Cap, (Cap.offer_id == _ANCHOR.c.offer_id) & cap_counters.CONVERSION_CAP)
 )  # fmt: skip
 CONVERSION_TABLE = cast(Table, Conversion.__table__)
 HISTORY_INSERT = insert(ConversionHistory)
@@ -401,26 +398,12 @@ def _attribute(
     return _Attribution(ref, link) if link is not None else None
 
 
-@dataclass(slots=True)
-class _CapRow:
-    id: int
-    metric: str
-    period: str
-    limit: int
-    scope: str
-
-
-def _click_and_caps(session: Session, click_id: str, offer_id: int) -> tuple[Any | None, list[_CapRow]]:
+def _click_and_caps(session: Session, click_id: str, offer_id: int) -> tuple[Any | None, list[CapRule]]:
     """Return the click's country and fraud flags (its row, or its still-buffered record; None when
     unknown) and the offer's conversion caps."""
     rows = session.connection().execute(_CLICK_AND_CAPS, {"click_id": click_id, "offer_id": offer_id}).all()
-    caps = [_CapRow(r.cap_id, r.metric, r.period, r.limit, r.scope) for r in rows if r.cap_id is not None]
-    # As tracking.service.get_click: a click this process has not written yet is in its buffer.
-    for writer in live_writers():
-        pending = writer.find(click_id)
-        if pending is not None:
-            return writer.preview(session, pending), caps
-    return (rows[0] if rows[0].is_bot is not None else None), caps
+    caps = [CapRule(r.cap_id, r.metric, r.period, r.limit, r.scope) for r in rows if r.cap_id is not None]
+    return buffered_click(session, click_id) or (rows[0] if rows[0].is_bot is not None else None), caps
 
 
 def _commission(link: LinkContext, amount_minor: int | None) -> tuple[int, int]:
@@ -437,8 +420,7 @@ def _commission(link: LinkContext, amount_minor: int | None) -> tuple[int, int]:
 @functools.lru_cache(maxsize=4)
 def _upsert(dialect: str) -> Any:
     """Return INSERT ... ON CONFLICT DO NOTHING RETURNING id for conversions (any unique key conflicts)."""
-    module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(CONVERSION_TABLE).on_conflict_do_nothing().returning(CONVERSION_TABLE.c.id)
+    return insert_for(dialect)(CONVERSION_TABLE).on_conflict_do_nothing().returning(CONVERSION_TABLE.c.id)
 
 
 # ---- the postback --------------------------------------------------------------------------------
@@ -645,7 +627,7 @@ def judge(plan: Plan, click: Any | None) -> tuple[rules.Facts, dict[str, Any]]:
 
 def _convert(session: Session, plan: Plan) -> Answer:
     """Record one plan in the session's transaction (the path of a postback recorded alone)."""
-    link, data, trace, now = plan.link, plan.data, plan.trace, plan.now
+    link, trace, now = plan.link, plan.trace, plan.now
     click, caps = _click_and_caps(session, plan.click_id, link.offer_id)
     facts, values = judge(plan, click)
     reason, payout = values["reason"], values["payout_minor"]
@@ -653,7 +635,7 @@ def _convert(session: Session, plan: Plan) -> Answer:
     connection = session.connection()
     new_id = connection.execute(_upsert(connection.dialect.name), values).scalar()
     if new_id is None:
-        return _duplicate(session, values=values, data=data, trace=trace)
+        return _duplicate(session, values=values, trace=trace)
     # Known in full without reading it back; the signal's receivers read it, nothing writes it.
     conversion = Conversion(id=new_id, **values)
 
@@ -695,29 +677,51 @@ def reject(connection: Any, conversion: Conversion, reason: str) -> None:
     conversion.payout_minor = conversion.revenue_minor = 0
 
 
+def creator(source: str) -> str:
+    """Return the history actor of a conversion a postback or a pixel created."""
+    return "pixel" if source == "pixel" else "postback"
+
+
 def _created(session: Session, conversion: Conversion, trace: Trace, now: dt.datetime) -> None:
     """Record a new conversion: its history line, the signal, its log line."""
-    actor = "pixel" if trace.source == "pixel" else "postback"
-    _record(session, conversion, None, conversion.status, conversion.reason, actor=actor, at=now)
+    _record(session, conversion, None, conversion.status, conversion.reason, actor=creator(trace.source), at=now)
     trace.conversion_id, trace.status, trace.reason = conversion.id, conversion.status, conversion.reason
     write_trace(session, trace, at=now)
 
 
-def _duplicate(session: Session, *, values: dict[str, Any], data: _Input, trace: Trace) -> Answer:
-    if data.txn_id is not None:
-        params = {"offer_id": values["offer_id"], "event_id": values["event_id"], "txn_id": data.txn_id}
-        first = session.connection().execute(FIRST_BY_TXN, params).one()
-    else:
-        params = {"click_id": data.click_id, "event_id": values["event_id"]}
-        first = session.connection().execute(FIRST_BY_CLICK, params).one()
-    trace.conversion_id, trace.status, trace.reason, trace.duplicate = first.id, first.status, first.reason, True
-    if data.txn_id is not None and (first.amount_minor, first.currency) != (values["amount_minor"], values["currency"]):
-        raise Conflict(
-            f"txn_id {data.txn_id!r} is already conversion {first.id} with another amount; it was not changed",
+def holder(session: Session, values: dict[str, Any]) -> Any:
+    """Return the conversion (id, status, reason, amount, currency) that holds a new row's dedupe key."""
+    if values["txn_id"] is not None:
+        params = {"offer_id": values["offer_id"], "event_id": values["event_id"], "txn_id": values["txn_id"]}
+        return session.connection().execute(FIRST_BY_TXN, params).one()
+    params = {"click_id": values["click_id"], "event_id": values["event_id"]}
+    return session.connection().execute(FIRST_BY_CLICK, params).one()
+
+
+def replay(values: dict[str, Any], first: Any) -> tuple[Answer | Conflict, dict[str, Any]]:
+    """Return the answer to a replay of `first` (the conversion holding the key), or the 409 of a
+    txn_id sent again with another amount, and what the log line says of it."""
+    fields = {"conversion_id": first.id, "status": first.status, "reason": first.reason, "duplicate": True}
+    if values["txn_id"] is not None and (first.amount_minor, first.currency) != (
+        values["amount_minor"],
+        values["currency"],
+    ):
+        conflict = Conflict(
+            f"txn_id {values['txn_id']!r} is already conversion {first.id} with another amount; it was not changed",
             code="txn_id_amount_conflict",
         )
+        return conflict, fields
+    return Answer(first.id, first.status, first.reason, duplicate=True), fields
+
+
+def _duplicate(session: Session, *, values: dict[str, Any], trace: Trace) -> Answer:
+    outcome, fields = replay(values, holder(session, values))
+    for name, value in fields.items():
+        setattr(trace, name, value)
+    if isinstance(outcome, Conflict):
+        raise outcome
     write_trace(session, trace, at=values["created_at"])
-    return Answer(first.id, first.status, first.reason, duplicate=True)
+    return outcome
 
 
 def _undo(
@@ -779,9 +783,16 @@ def _record(
     at: dt.datetime,
 ) -> None:
     """Write the history line and tell the ledger and the outbox, in this transaction."""
-    history = {"conversion_id": conversion.id, "at": at, "old_status": old, "new_status": new, "reason": reason}
-    session.connection().execute(HISTORY_INSERT, {**history, "actor": actor})
+    session.connection().execute(HISTORY_INSERT, history_row(conversion.id, old, new, reason, actor=actor, at=at))
     status_changed.send(session=session, conversion=conversion, old_status=old, new_status=new, at=at, reason=reason)
+
+
+def history_row(
+    conversion_id: int, old: str | None, new: str, reason: str | None, *, actor: str, at: dt.datetime
+) -> dict[str, Any]:
+    """Return a conversion_history row: who moved the conversion from `old` to `new`, when and why."""
+    return {"conversion_id": conversion_id, "at": at, "old_status": old, "new_status": new, "reason": reason,
+            "actor": actor}  # fmt: skip
 
 
 def transition(

@@ -165,9 +165,3 @@ class DisableItem(MethodView):
     def delete(self, partner_id: int, disable_id: int) -> None:
         """Call a disabled URL again."""
         service.enable(web.session(), web.principal(), partner_id, disable_id)
-
-
-def register(app: Any, api: Any) -> None:
-    """Add the partner postback API to the app; tests read partners' URLs afresh for every conversion."""
-    service.TARGETS.max_age = 0.0 if app.extensions["network.settings"].testing else 0.5
-    api.register_blueprint(blp)

@@ -5,14 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from network import money, netguard
@@ -21,7 +19,7 @@ from network.clock import now_utc
 from network.conversions import service as conversions
 from network.conversions.models import Conversion
 from network.conversions.signals import Change, connect_both
-from network.db import DEFAULT_PAGE, paged
+from network.db import DEFAULT_PAGE, insert_for, paged
 from network.deliveries import rules, sender
 from network.deliveries.models import (
     GLOBAL,
@@ -99,10 +97,9 @@ def disable_url(
     """Stop calling a URL (it answered 410 Gone), recording why; idempotent, also when two 410s race."""
     # ON CONFLICT DO NOTHING, not check-then-insert: a concurrent job disabling the same URL must
     # not turn this one's unique violation into a rollback of its attempt record.
-    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     redacted = netguard.redact_url(template)
     insert = (
-        module.insert(PostbackDisable)
+        insert_for(session.get_bind().dialect.name)(PostbackDisable)
         .values(
             partner_id=partner_id,
             target=target,
@@ -165,6 +162,18 @@ def macro_values(session: Session, conversion: Conversion, new_status: str) -> t
     return values, from_click
 
 
+#: `enqueue` reads the partner's URLs itself.
+_UNREAD: Any = object()
+
+
+def _targets_row(session: Session, partner_id: int, offer_id: int) -> Any:
+    """Return the partner's global URL and its URL for the offer (one row; None without the partner)."""
+    # Core on the session's connection (the ORM's execution path costs more than the query);
+    # flushed first, so a partner changed in this session is read as changed.
+    session.flush()
+    return session.connection().execute(_TARGETS, {"partner_id": partner_id, "offer_id": offer_id}).first()
+
+
 def enqueue(
     session: Session,
     *,
@@ -172,15 +181,15 @@ def enqueue(
     old_status: str | None,
     new_status: str,
     at: dt.datetime,
+    targets_row: Any = _UNREAD,
 ) -> list[PostbackDelivery]:
-    """Write one outbox row per partner URL for a conversion change, in the caller's transaction."""
+    """Write one outbox row per partner URL for a conversion change, in the caller's transaction.
+
+    `targets_row`: the partner's URLs for the offer (`_targets_row`), when the caller read them.
+    """
     # One query says whether there is anything to do: most partners have no URL (conversions of
     # theirs then cost the outbox nothing more).
-    # Core on the session's connection (the ORM's execution path costs more than the query);
-    # flushed first, so a partner changed in this session is read as changed.
-    session.flush()
-    params = {"partner_id": conversion.partner_id, "offer_id": conversion.offer_id}
-    found = session.connection().execute(_TARGETS, params).first()
+    found = _targets_row(session, conversion.partner_id, conversion.offer_id) if targets_row is _UNREAD else targets_row
     if found is None:
         return []
     targets: list[tuple[str, str]] = []
@@ -243,48 +252,17 @@ def _on_status_changed(
     enqueue(session, conversion=conversion, old_status=old_status, new_status=new_status, at=at)
 
 
-class TargetCache:
-    """Whether a partner has a postback URL for an offer, by (partner, offer), each answer reused for
-    `max_age` seconds (0.5 in servers, 0 in tests): most partners of a busy offer have none, and the
-    postbacks recorded together (network/conversions/batch.py) then cost the outbox nothing. A URL set
-    or changed is called for conversions from then on, in every process within that time."""
-
-    def __init__(self, *, max_age: float = 0.5, monotonic: Callable[[], float] = time.monotonic) -> None:
-        self.max_age = max_age
-        self._monotonic = monotonic
-        self._entries: dict[tuple[int, int], tuple[float, bool]] = {}
-
-    def calls(self, session: Session, partner_id: int, offer_id: int) -> bool:
-        """Return whether the partner has a URL for the offer (its own for the offer, or its global one)."""
-        now = self._monotonic()
-        entry = self._entries.get((partner_id, offer_id))
-        if entry is not None and now - entry[0] < self.max_age:
-            return entry[1]
-        found = session.connection().execute(_TARGETS, {"partner_id": partner_id, "offer_id": offer_id}).first()
-        answer = found is not None and bool(found.postback_url or found.per_offer_id is not None)
-        if self.max_age > 0:
-            if len(self._entries) >= 20_000:
-                self._entries = {}  # a bound, not an eviction policy
-            self._entries[(partner_id, offer_id)] = (now, answer)
-        return answer
-
-
-#: The process's cache (its max_age is set when the app is made: network/deliveries/api.py).
-TARGETS = TargetCache()
-
-
 def _on_many(_sender: Any, *, session: Session, changes: list[Change], **_: Any) -> None:
-    """Receive many changes at once: outbox rows only where the partner has a URL (usually known already)."""
-    calls: dict[tuple[int, int], bool] = {}
+    """Receive many changes at once: one look at each partner's URLs per offer, not one per change."""
+    found: dict[tuple[int, int], Any] = {}
     for change in changes:
         pair = (change.conversion.partner_id, change.conversion.offer_id)
-        if pair not in calls:
-            calls[pair] = TARGETS.calls(session, *pair)
-        if calls[pair]:
-            enqueue(
-                session, conversion=change.conversion, old_status=change.old_status, new_status=change.new_status,
-                at=change.at,
-            )  # fmt: skip
+        if pair not in found:
+            found[pair] = _targets_row(session, *pair)
+        enqueue(
+            session, conversion=change.conversion, old_status=change.old_status, new_status=change.new_status,
+            at=change.at, targets_row=found[pair],
+        )  # fmt: skip
 
 
 connect_both(_on_status_changed, _on_many)

@@ -19,28 +19,35 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import bindparam, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from network.clock import as_utc, period_start
-from network.db import Raw
+from network.db import Raw, insert_for
 from network.offers.models import Cap as CapRow
 from network.offers.models import CapCounter
 
 
 class Cap(Protocol):
-    """A cap as these functions need it: a Cap row, or a row of its columns."""
+    """A cap as these functions need it: a Cap row, a row of its columns, or a snapshot's frozen view."""
 
-    id: int
-    metric: str
-    period: str
-    limit: int
-    scope: str
+    @property
+    def id(self) -> int: ...
+    @property
+    def metric(self) -> str: ...
+    @property
+    def period(self) -> str: ...
+    @property
+    def limit(self) -> int: ...
+    @property
+    def scope(self) -> str: ...
 
 
 #: Cap metrics a conversion consumes (click caps are counted by tracking).
 CONVERSION_METRICS = ("conversions", "payout")
+#: The caps a conversion consumes, as a filter (not metric IN (...): an expanding parameter is
+#: processed again on every execution).
+CONVERSION_CAP = or_(*(CapRow.metric == metric for metric in CONVERSION_METRICS))
 
 
 _KEY = (
@@ -59,9 +66,9 @@ _USED = select(CapCounter.used).where(_KEY)
 
 
 def _create(session: Session) -> Any:
-    name = session.get_bind().dialect.name
-    module = postgresql if name == "postgresql" else sqlite
-    return module.insert(CapCounter).on_conflict_do_nothing(index_elements=["cap_id", "period_start", "partner_key"])
+    return insert_for(session.get_bind().dialect.name)(CapCounter).on_conflict_do_nothing(
+        index_elements=["cap_id", "period_start", "partner_key"]
+    )
 
 
 def partner_key(cap: Cap, partner_id: int) -> int:
@@ -88,15 +95,37 @@ def amount_for(cap: Cap, payout_minor: int) -> int:
     return payout_minor if cap.metric == "payout" else 1
 
 
-def consume(session: Session, caps: Sequence[Cap], *, partner_id: int, at: dt.datetime, payout_minor: int) -> bool:
-    """Consume every conversion cap for one conversion at `at`; all or none. Return whether all had room."""
-    taken: list[tuple[Cap, dt.datetime, int, int]] = []
-    for cap in sorted((c for c in caps if c.metric in CONVERSION_METRICS), key=lambda c: c.id):
+def _asks(
+    caps: Sequence[Cap],
+    *,
+    partner_id: int,
+    at: dt.datetime,
+    payout_minor: int,
+    metrics: Sequence[str] = CONVERSION_METRICS,
+) -> list[tuple[Cap, tuple[int, dt.datetime, int], int]]:
+    """Return what one conversion (or click) asks of its caps, in cap id order: each cap, its counter's
+    key (cap, period start, partner key) and the amount; caps it uses nothing of are left out."""
+    asks = []
+    for cap in sorted((c for c in caps if c.metric in metrics), key=lambda c: c.id):
         n = amount_for(cap, payout_minor)
-        if n == 0:
-            continue
-        start = period_start(at, cap.period)
-        key = partner_key(cap, partner_id)
+        if n:
+            asks.append((cap, (cap.id, period_start(at, cap.period), partner_key(cap, partner_id)), n))
+    return asks
+
+
+def consume(
+    session: Session,
+    caps: Sequence[Cap],
+    *,
+    partner_id: int,
+    at: dt.datetime,
+    payout_minor: int = 0,
+    metrics: Sequence[str] = CONVERSION_METRICS,
+) -> bool:
+    """Consume every cap of `metrics` for one conversion (or click) at `at`; all or none. Return whether all had room."""
+    taken: list[tuple[Cap, dt.datetime, int, int]] = []
+    for cap, (_cap_id, start, key), n in _asks(caps, partner_id=partner_id, at=at, payout_minor=payout_minor,
+                                                metrics=metrics):  # fmt: skip
         if not _consume_one(session, cap, start, key, n):
             # Same transaction, rows still locked by us: undo what this conversion took.
             for done in reversed(taken):
@@ -145,16 +174,13 @@ def consume_many(session: Session, claims: Sequence[Claim]) -> list[bool]:
     The same outcome as `consume` called for each in turn: the counters are read once under their
     row locks, decided here, and written back once.
     """
-    wanted: list[list[tuple[tuple[int, dt.datetime, int], int, int]]] = []
-    for claim in claims:
-        asks = []
-        for cap in sorted((c for c in claim.caps if c.metric in CONVERSION_METRICS), key=lambda c: c.id):
-            n = amount_for(cap, claim.payout_minor)
-            if n:
-                asks.append(
-                    ((cap.id, period_start(claim.at, cap.period), partner_key(cap, claim.partner_id)), n, cap.limit)
-                )
-        wanted.append(asks)
+    wanted = [
+        [
+            (key, n, cap.limit)
+            for cap, key, n in _asks(c.caps, partner_id=c.partner_id, at=c.at, payout_minor=c.payout_minor)
+        ]
+        for c in claims
+    ]
     keys = sorted({key for asks in wanted for key, _n, _limit in asks})
     if not keys:
         return [True] * len(claims)
@@ -203,11 +229,8 @@ def take_together(session: Session, claims: Sequence[Claim]) -> bool:
     row locks, taken as late in the transaction as the caller runs this.
     """
     totals: dict[tuple[int, dt.datetime, int], int] = {}
-    for claim in claims:
-        for cap in claim.caps:
-            n = amount_for(cap, claim.payout_minor)
-            if cap.metric in CONVERSION_METRICS and n:
-                key = (cap.id, period_start(claim.at, cap.period), partner_key(cap, claim.partner_id))
-                totals[key] = totals.get(key, 0) + n
+    for c in claims:
+        for _cap, key, n in _asks(c.caps, partner_id=c.partner_id, at=c.at, payout_minor=c.payout_minor):
+            totals[key] = totals.get(key, 0) + n
     shares = [{"b_cap": c, "start": s, "key": k, "n": n} for (c, s, k), n in sorted(totals.items())]
     return all(row is not None for row in _TAKE_SHARE.each_returning(session, shares))

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Table, and_, case, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from network import money
@@ -20,7 +19,7 @@ from network.auth import Principal, Role, require
 from network.clock import UTC, now_utc
 from network.conversions import signals
 from network.conversions.models import Conversion, ConversionStatus
-from network.db import Raw, paged, where_given
+from network.db import Raw, insert_for, paged, where_given
 from network.errors import NotFound, ValidationError
 from network.offers.models import Offer
 from network.partners import service as partners
@@ -39,9 +38,11 @@ def insert_ignoring_duplicates(session: Session, table: Table, rows: list[dict[s
     """INSERT rows, skipping those whose unique `key` exists (ON CONFLICT DO NOTHING); return how many went in."""
     if not rows:
         return 0
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(table).on_conflict_do_nothing(index_elements=[key]).returning(table.c[key])
+    stmt = (
+        insert_for(session.get_bind().dialect.name)(table)
+        .on_conflict_do_nothing(index_elements=[key])
+        .returning(table.c[key])
+    )
     return len(session.execute(stmt, rows).all())
 
 
@@ -60,10 +61,36 @@ def add_entry(
     memo: str | None = None,
 ) -> int | None:
     """Book one entry; return its id, or None when an entry with this key was booked before."""
+    row = _entry_row(
+        partner_id=partner_id, currency=currency, kind=kind, amount_minor=amount_minor, key=key, at=at,
+        conversion_id=conversion_id, offer_id=offer_id, payout_id=payout_id, memo=memo,
+    )  # fmt: skip
+    return _book(session, row)
+
+
+def _book(session: Session, row: dict[str, Any]) -> int | None:
+    """Insert an entry row; return its id, or None when an entry with its key was booked before."""
     if session.new or session.dirty or session.deleted:
         session.flush()  # the entry may reference rows still pending in the session (a new payout)
     connection = session.connection()
-    params = {
+    return connection.execute(_insert_entry(connection.dialect.name), row).scalar_one_or_none()
+
+
+def _entry_row(
+    *,
+    partner_id: int,
+    currency: str,
+    kind: EntryKind,
+    amount_minor: int,
+    key: str,
+    at: dt.datetime | None = None,
+    conversion_id: int | None = None,
+    offer_id: int | None = None,
+    payout_id: int | None = None,
+    memo: str | None = None,
+) -> dict[str, Any]:
+    """Return a ledger_entries row (the currency checked, the time defaulting to now)."""
+    return {
         "partner_id": partner_id,
         "currency": money.check_currency(currency),
         "kind": EntryKind(kind).value,
@@ -75,14 +102,25 @@ def add_entry(
         "payout_id": payout_id,
         "memo": memo,
     }
-    return connection.execute(_insert_entry(connection.dialect.name), params).scalar_one_or_none()
+
+
+def _commission(conversion: Conversion, at: dt.datetime) -> dict[str, Any]:
+    """Return the commission entry of an approved conversion (one per conversion, by its key)."""
+    return _entry_row(
+        partner_id=conversion.partner_id, currency=conversion.currency, kind=EntryKind.COMMISSION,
+        amount_minor=conversion.payout_minor, key=f"commission-{conversion.id}", at=at,
+        conversion_id=conversion.id, offer_id=conversion.offer_id,
+    )  # fmt: skip
 
 
 @functools.cache
 def _insert_entry(dialect: str) -> Any:
     """Return the entry INSERT for a dialect, built once: it runs for every approved conversion."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(LedgerEntry).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(LedgerEntry.id)
+    return (
+        insert_for(dialect)(LedgerEntry)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(LedgerEntry.id)
+    )
 
 
 def book_conversion(
@@ -92,17 +130,7 @@ def book_conversion(
     if new_status == ConversionStatus.APPROVED and old_status != ConversionStatus.APPROVED:
         if conversion.payout_minor <= 0:
             return None
-        return add_entry(
-            session,
-            partner_id=conversion.partner_id,
-            currency=conversion.currency,
-            kind=EntryKind.COMMISSION,
-            amount_minor=conversion.payout_minor,
-            key=f"commission-{conversion.id}",
-            at=at,
-            conversion_id=conversion.id,
-            offer_id=conversion.offer_id,
-        )
+        return _book(session, _commission(conversion, at))
     if new_status in (ConversionStatus.REVERSED, ConversionStatus.REJECTED) and old_status == ConversionStatus.APPROVED:
         commission = session.execute(
             select(LedgerEntry.id, LedgerEntry.amount_minor).where(
@@ -150,20 +178,7 @@ def _on_many(_sender: Any, *, session: Session, changes: list[signals.Change], *
         conversion = change.conversion
         if change.old_status is None and change.new_status == ConversionStatus.APPROVED:
             if conversion.payout_minor > 0:
-                rows.append(
-                    {
-                        "partner_id": conversion.partner_id,
-                        "currency": conversion.currency,
-                        "kind": EntryKind.COMMISSION.value,
-                        "amount_minor": conversion.payout_minor,
-                        "idempotency_key": f"commission-{conversion.id}",
-                        "created_at": change.at,
-                        "conversion_id": conversion.id,
-                        "offer_id": conversion.offer_id,
-                        "payout_id": None,
-                        "memo": None,
-                    }
-                )
+                rows.append(_commission(conversion, change.at))
         else:
             book_conversion(
                 session, conversion=conversion, old_status=change.old_status, new_status=change.new_status, at=change.at
@@ -173,7 +188,7 @@ def _on_many(_sender: Any, *, session: Session, changes: list[signals.Change], *
 
 #: Many entries at once, on the driver (they are booked for every approved postback).
 _INSERT_ENTRIES = Raw(
-    lambda dialect: (postgresql.insert if dialect == "postgresql" else sqlite.insert)(LedgerEntry)
+    lambda dialect: insert_for(dialect)(LedgerEntry)
     .on_conflict_do_nothing(index_elements=["idempotency_key"])
     .inline(),
     keys=(

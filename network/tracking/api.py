@@ -6,8 +6,7 @@ import base64
 from typing import Any
 
 from flask import Blueprint as FlaskBlueprint
-from flask import Flask, Request, Response, current_app, request
-from flask.sessions import SessionInterface
+from flask import Flask, Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Api
 
@@ -71,27 +70,6 @@ class _Redirect(Response):
         return self.headers
 
 
-class _HotPathSessions(SessionInterface):
-    """The app's session interface, except that clicks, impressions, postbacks and pixels get a null session."""
-
-    # Clicks never use Flask's cookie session, and opening it (a signing serializer per request)
-    # costs a tenth of a click.
-
-    def __init__(self, inner: SessionInterface) -> None:
-        self.inner = inner
-
-    def open_session(self, app: Flask, request: Request) -> Any:
-        if request.path.startswith(_HOT_PREFIXES):
-            return self.make_null_session(app)
-        return self.inner.open_session(app, request)
-
-    def save_session(self, app: Flask, session: Any, response: Response) -> None:
-        self.inner.save_session(app, session, response)
-
-
-_HOT_PREFIXES = ("/c/", "/i/", "/postback", "/pixel")
-
-
 def _not_found() -> Response:
     return Response("Not Found\n", status=404, mimetype="text/plain")
 
@@ -142,7 +120,5 @@ def register(app: Flask, api: Api) -> None:
     """Wire the links API and the hot path into the app, with the app's tracker."""
     settings = app.extensions["network.settings"]
     app.extensions[_EXTENSION] = Tracker(settings, app.extensions["network.db"])
-    if not isinstance(app.session_interface, _HotPathSessions):
-        app.session_interface = _HotPathSessions(app.session_interface)
     api.register_blueprint(blp)
     app.register_blueprint(hot)

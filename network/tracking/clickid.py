@@ -72,7 +72,7 @@ class ClickIdCodec:
         """Return a new unguessable click id for a click on `link_id` at `clicked_at`."""
         millis = int(clicked_at.timestamp() * 1000)
         body = _BODY.pack(VERSION, link_id, millis.to_bytes(6, "big"), _RANDOM.take(12))
-        mac = hmac.new(self._key, body, hashlib.sha256).digest()[:_MAC_LEN]
+        mac = hmac.digest(self._key, body, "sha256")[:_MAC_LEN]
         return base64.urlsafe_b64encode(body + mac).decode().rstrip("=")
 
     def verify(self, click_id: str | None) -> ClickRef | None:
@@ -88,7 +88,7 @@ class ClickIdCodec:
         if len(raw) != _BODY.size + _MAC_LEN or base64.urlsafe_b64encode(raw).decode().rstrip("=") != click_id:
             return None
         body, mac = raw[: _BODY.size], raw[_BODY.size :]
-        if not hmac.compare_digest(mac, hmac.new(self._key, body, hashlib.sha256).digest()[:_MAC_LEN]):
+        if not hmac.compare_digest(mac, hmac.digest(self._key, body, "sha256")[:_MAC_LEN]):
             return None
         version, link_id, millis, _nonce = _BODY.unpack(body)
         if version != VERSION:

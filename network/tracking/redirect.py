@@ -13,13 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import update
-from sqlalchemy.dialects import postgresql, sqlite
-
 from network import clock
 from network.config import Settings
 from network.db import Database
-from network.offers.models import CapCounter, OfferStatus
+from network.offers import caps
+from network.offers.models import OfferStatus
 from network.tracking import rules
 from network.tracking.clickid import ClickIdCodec
 from network.tracking.snapshot import LinkView, OfferView, SnapshotCache
@@ -41,8 +39,6 @@ class Outcome:
     location: str | None
     #: The click id to put in the cookie (only for clicks sent to the offer).
     click_id: str | None = None
-    #: Whether a click row was queued (a 404 for an unknown link records nothing).
-    recorded: bool = False
 
 
 NOT_FOUND = Outcome(None)
@@ -136,7 +132,7 @@ class Tracker:
                 head=head,
             )
         )
-        return Outcome(location, click_id if reason is None else None, recorded=True)
+        return Outcome(location, click_id if reason is None else None)
 
     def _freeze_gc(self) -> None:
         # The app, SQLAlchemy's metadata and the snapshot are ~150k long-lived objects; each full
@@ -177,31 +173,12 @@ class Tracker:
     def _take_caps(self, offer: OfferView, link: LinkView, now: Any) -> bool:
         """Consume one click of each of the offer's click caps, all or none; False when one is full."""
         with self.database.session() as session:
-            insert_ = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-            for cap in offer.click_caps:
-                start = clock.period_start(now, cap.period)
-                key = link.partner_id if cap.scope == "partner" else 0
-                session.execute(
-                    insert_(CapCounter)
-                    .values(cap_id=cap.id, period_start=start, partner_key=key, used=0)
-                    .on_conflict_do_nothing()
-                )
-                taken = session.execute(
-                    update(CapCounter)
-                    .where(
-                        CapCounter.cap_id == cap.id,
-                        CapCounter.period_start == start,
-                        CapCounter.partner_key == key,
-                        CapCounter.used < cap.limit,
-                    )
-                    .values(used=CapCounter.used + 1)
-                    .execution_options(synchronize_session=False)
-                )
-                if taken.rowcount != 1:  # type: ignore[attr-defined]
-                    session.rollback()
-                    return False
-            session.commit()
-        return True
+            taken = caps.consume(session, offer.click_caps, partner_id=link.partner_id, at=now, metrics=("clicks",))
+            if taken:
+                session.commit()
+            else:
+                session.rollback()
+            return taken
 
     def impression(self, code: str, *, agent: str | None, head: bool = False) -> bool:
         """Count an impression of `code` (bots and HEAD requests are not counted); False when unknown."""

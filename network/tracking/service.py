@@ -15,12 +15,10 @@ from network.offers.models import Offer
 from network.tracking import rules
 from network.tracking.clickid import LENGTH as CLICK_ID_LENGTH
 from network.tracking.models import Click, Link
-from network.tracking.writer import PendingClick, flush_all, live_writers
+from network.tracking.writer import PendingClick, buffered_click, flush_all
 
 #: Re-exported for the pixel: the cookie that carries the click id.
 CLICK_COOKIE = rules.CLICK_COOKIE
-
-_SUBS = ("sub1", "sub2", "sub3", "sub4", "sub5")
 
 
 def _new_code(session: Session) -> str:
@@ -118,11 +116,7 @@ def get_click(session: Session, click_id: str) -> Click | PendingClick | None:
     # (within about 0.1 s); its id still verifies and names the link (ClickIdCodec).
     if not click_id or len(click_id) != CLICK_ID_LENGTH:
         return None
-    for writer in live_writers():
-        pending = writer.find(click_id)
-        if pending is not None:
-            return writer.preview(session, pending)
-    return session.get(Click, click_id)
+    return buffered_click(session, click_id) or session.get(Click, click_id)
 
 
 def flush_clicks() -> int:

@@ -54,6 +54,7 @@ class ClickCap:
     limit: int
     #: "offer" or "partner".
     scope: str
+    metric: str = "clicks"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +62,6 @@ class OfferView:
     """What a click needs to know about an offer."""
 
     id: int
-    brand_id: int
     status: str
     visibility: str
     target: rules.Target
@@ -123,7 +123,6 @@ _LIVE = frozenset({OfferStatus.ACTIVE.value, OfferStatus.PAUSED.value})
 def _offer_view(row: Any, caps: tuple[ClickCap, ...]) -> OfferView:
     return OfferView(
         id=row.id,
-        brand_id=row.brand_id,
         status=row.status,
         visibility=row.visibility,
         target=rules.compile_target(row.destination_url),
@@ -133,6 +132,21 @@ def _offer_view(row: Any, caps: tuple[ClickCap, ...]) -> OfferView:
         devices=frozenset(row.devices or ()),
         click_caps=caps,
     )
+
+
+#: What the snapshot keeps of a link (all links at a full load, new ones in between).
+_LINKS = select(
+    Link.id,
+    Link.code,
+    Link.offer_id,
+    Link.partner_id,
+    Link.sub1,
+    Link.sub2,
+    Link.sub3,
+    Link.sub4,
+    Link.sub5,
+    Link.deep_link,
+)
 
 
 def _link_view(row: Any) -> LinkView:
@@ -227,7 +241,7 @@ class SnapshotCache:
     def reload(self) -> None:
         """Bring the snapshot up to date with the database."""
         old = self._snapshot
-        with self.database.session() as session:
+        with self.database.read_session() as session:
             fingerprint = tuple(session.execute(_FINGERPRINT).one())
             links_count, max_link_id = fingerprint[2], fingerprint[3] or 0
             full = (
@@ -246,21 +260,7 @@ class SnapshotCache:
                 links = old.links
                 if max_link_id > self._max_link_id:
                     links = dict(links)
-                    rows = session.execute(
-                        select(
-                            Link.id,
-                            Link.code,
-                            Link.offer_id,
-                            Link.partner_id,
-                            Link.sub1,
-                            Link.sub2,
-                            Link.sub3,
-                            Link.sub4,
-                            Link.sub5,
-                            Link.deep_link,
-                        ).where(Link.id > self._max_link_id)
-                    )
-                    for row in rows:
+                    for row in session.execute(_LINKS.where(Link.id > self._max_link_id)):
                         links[row.code] = _link_view(row)
                 new = Snapshot(links, old.offers, old.active_partners, old.approved)
             session.rollback()
@@ -280,7 +280,6 @@ class SnapshotCache:
             for row in session.execute(
                 select(
                     Offer.id,
-                    Offer.brand_id,
                     Offer.status,
                     Offer.visibility,
                     Offer.destination_url,
@@ -291,23 +290,7 @@ class SnapshotCache:
                 )
             )
         }
-        links = {
-            row.code: _link_view(row)
-            for row in session.execute(
-                select(
-                    Link.id,
-                    Link.code,
-                    Link.offer_id,
-                    Link.partner_id,
-                    Link.sub1,
-                    Link.sub2,
-                    Link.sub3,
-                    Link.sub4,
-                    Link.sub5,
-                    Link.deep_link,
-                )
-            )
-        }
+        links = {row.code: _link_view(row) for row in session.execute(_LINKS)}
         active = frozenset(session.scalars(select(Partner.id).where(Partner.status == PartnerStatus.ACTIVE.value)))
         approved = frozenset(
             (row.offer_id, row.partner_id)

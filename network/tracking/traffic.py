@@ -61,7 +61,7 @@ class VisitorHasher:
 
     def _hash(self, ip: str | None, agent: str | None) -> str:
         message = f"{ip or ''}\n{(agent or '')[:_UA_LIMIT]}".encode("utf-8", "replace")
-        return hmac.new(self._key, message, hashlib.sha256).hexdigest()[:32]
+        return hmac.digest(self._key, message, "sha256").hex()[:32]
 
 
 class CountryResolver:

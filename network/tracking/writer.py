@@ -30,10 +30,9 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from network.db import Database
+from network.db import Database, insert_for
 from network.tracking.models import Click, ClickVisitor, ImpressionCount
 from network.tracking.traffic import CountryResolver, VisitorHasher, classify_agent
 
@@ -225,8 +224,7 @@ def _read_windows(session: Session, keys: list[tuple[int, str]]) -> list[tuple[i
 
 
 def _dialect_insert(session: Session, table: Any) -> Any:
-    name = session.get_bind().dialect.name
-    return (postgresql.insert if name == "postgresql" else sqlite.insert)(table)
+    return insert_for(session.get_bind().dialect.name)(table)
 
 
 class ClickWriter:
@@ -499,6 +497,15 @@ def live_writers() -> Iterable[ClickWriter]:
     """Return the writers of this process."""
     with _registry_lock:
         return list(_live)
+
+
+def buffered_click(session: Session, click_id: str) -> PendingClick | None:
+    """Return a click this process has not written yet, as its next flush will most likely write it."""
+    for writer in live_writers():
+        pending = writer.find(click_id)
+        if pending is not None:
+            return writer.preview(session, pending)
+    return None
 
 
 def flush_all() -> int:
