@@ -84,6 +84,10 @@ class BoundDatabase(Database):
         """Return a session in the test's transaction, as every other."""
         return self.session()
 
+    def read_session(self) -> Session:
+        """Return a session in the test's transaction, as every other."""
+        return self.session()
+
     @contextmanager
     def writers_queue(self) -> Iterator[None]:
         """No line: the test's transaction holds the database."""

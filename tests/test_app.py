@@ -126,6 +126,7 @@ def test_an_unexpected_error_is_a_bare_500_without_a_traceback(app, client, capl
     r = client.get("/boom")
     assert r.status_code == 500 and r.json == {"code": "internal_error", "message": "internal error"}
     assert b"Traceback" not in r.data and b"secret" not in r.data
+    assert "unhandled error" in caplog.text and "RuntimeError" in caplog.text  # the cause is logged, not answered
 
 
 def test_a_unique_clash_is_409_not_500(app, client, session, db):

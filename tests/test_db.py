@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
 import os
 import threading
 import time
+from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 
 from network.clock import UTC
 from network.conversions.models import PostbackLog
@@ -33,6 +35,47 @@ def test_sqlite_batches_of_two_databases_wait_in_line(tmp_path):
     holder.join(timeout=5)
     assert order == ["first out", "second in"]
     assert os.path.exists(f"{tmp_path}/line.db-writers")
+
+
+def _hold_the_line(url: str, inside: Any, out: Any) -> None:
+    with Database(url).writers_queue():
+        inside.set()
+        time.sleep(0.3)
+        out.value = time.monotonic()
+
+
+def test_sqlite_batches_of_two_processes_wait_in_line(tmp_path):
+    url = f"sqlite:///{tmp_path}/processes.db"
+    ctx = multiprocessing.get_context("spawn")
+    inside, out = ctx.Event(), ctx.Value("d", 0.0)
+    other = ctx.Process(target=_hold_the_line, args=(url, inside, out))
+    other.start()
+    try:
+        assert inside.wait(timeout=30)
+        with Database(url).writers_queue():
+            entered = time.monotonic()
+    finally:
+        other.join(timeout=30)
+    assert other.exitcode == 0
+    assert entered >= out.value > 0
+
+
+def test_a_read_session_does_not_wait_for_the_write_lock(tmp_path):
+    database = Database(f"sqlite:///{tmp_path}/read.db")
+    with database.engine.connect() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (a INTEGER)")
+        conn.commit()
+    writer = database.session()
+    writer.execute(text("INSERT INTO t VALUES (1)"))  # BEGIN IMMEDIATE: holds the write lock
+    try:
+        started = time.monotonic()
+        with database.read_session() as reader:
+            assert reader.execute(text("SELECT count(*) FROM t")).scalar() == 0
+        assert time.monotonic() - started < 1  # a writing session would wait up to busy_timeout (10 s)
+    finally:
+        writer.rollback()
+        writer.close()
+        database.dispose()
 
 
 def test_the_line_is_taken_again_after_an_error(tmp_path):

@@ -17,6 +17,8 @@ from sqlalchemy.exc import OperationalError
 from network.conversions import batch
 from network.conversions.batch import GroupCommit
 from network.conversions.models import Conversion, PostbackLog
+from network.conversions.signals import status_changed
+from network.deliveries.models import PostbackDelivery
 from network.offers.models import CapCounter
 from network.payouts.models import LedgerEntry
 from tests.conversions.conftest import CPL, NOW, SECRET, make_click, make_link
@@ -34,7 +36,7 @@ def _wait_for(condition: Callable[[], bool], *, timeout: float = 20.0) -> None:
 
 
 class _Gate:
-    """A record function that holds the first batch until `release()`, and can fail the second."""
+    """A record function that holds the first batch until `released`, and can fail the second before it writes."""
 
     def __init__(self, database: Any, *, fail_second: bool) -> None:
         self.database = database
@@ -52,19 +54,20 @@ class _Gate:
 
 
 @pytest.mark.parametrize(
-    "fail_second",
+    "failure",
     [
-        pytest.param(False, id="recorded-together"),
-        pytest.param(True, id="batch-fails-recorded-one-by-one", marks=pytest.mark.breaks_batches),
+        pytest.param(None, id="recorded-together"),
+        pytest.param("before", id="fails-before-writing", marks=pytest.mark.breaks_batches),
+        pytest.param("midway", id="fails-half-written", marks=pytest.mark.breaks_batches),
     ],
 )
-def test_a_batch_answers_every_postback_as_if_recorded_one_by_one(
-    committed_app, committed_db, frozen_clock, fail_second
-):
+def test_a_batch_answers_every_postback_as_if_recorded_one_by_one(committed_app, committed_db, frozen_clock, failure):
     frozen_clock(NOW)
     with committed_db.session_scope() as session:
         brand = make_brand(session)
         partner = make_partner(session)
+        # Told of every conversion: a replay must not tell it twice (RELIABILITY 7). Nothing is sent here.
+        partner.postback_url = "https://tracker.partner.example/pb?c={click_id}&s={status}"
         open_offer = make_offer(session, brand=brand, events=[CPL])
         capped_offer = make_offer(
             session, brand=brand, events=[CPL], caps=[{"metric": "conversions", "period": "day", "limit": 3}]
@@ -84,8 +87,17 @@ def test_a_batch_answers_every_postback_as_if_recorded_one_by_one(
               send({"click_id": changed, "txn_id": "C-1", "amount": "9.00"})]  # fmt: skip
     assert [body["status"] for _, body in before] == ["approved", "approved"]
 
-    gate = _Gate(committed_db, fail_second=fail_second)
+    gate = _Gate(committed_db, fail_second=failure == "before")
     recorder = GroupCommit(gate)
+    broken: list[int] = []
+
+    def break_once(_sender: Any, **kwargs: Any) -> None:
+        # Called per change inside the batch, after its keys, caps and rows were written.
+        if failure == "midway" and not broken:
+            broken.append(kwargs["conversion"].id)
+            raise RuntimeError("a receiver broke half-way through the batch")
+
+    status_changed.connect(break_once)
     committed_app.extensions["network.conversions.recorder"] = recorder
     together = [
         {"click_id": twice, "txn_id": "T-1", "amount": "5.00"},
@@ -94,17 +106,21 @@ def test_a_batch_answers_every_postback_as_if_recorded_one_by_one(
         {"click_id": changed, "txn_id": "C-1", "amount": "7.00"},
         *({"click_id": click} for click in capped),
     ]
-    with ThreadPoolExecutor(len(together) + 1) as pool:
-        leader = pool.submit(send, {"click_id": first, "txn_id": "F-1"})
-        _wait_for(lambda: len(gate.calls) == 1)  # the leader's batch of one is being recorded
-        followers = [pool.submit(send, params) for params in together]
-        _wait_for(lambda: recorder.waiting() == len(together))
-        gate.released.set()
-        answers = [f.result(timeout=60) for f in followers]
-        assert leader.result(timeout=60)[1]["status"] == "approved"
+    try:
+        with ThreadPoolExecutor(len(together) + 1) as pool:
+            leader = pool.submit(send, {"click_id": first, "txn_id": "F-1"})
+            _wait_for(lambda: len(gate.calls) == 1)  # the leader's batch of one is being recorded
+            followers = [pool.submit(send, params) for params in together]
+            _wait_for(lambda: recorder.waiting() == len(together))
+            gate.released.set()
+            answers = [f.result(timeout=60) for f in followers]
+            assert leader.result(timeout=60)[1]["status"] == "approved"
+    finally:
+        status_changed.disconnect(break_once)
 
     assert gate.calls[:2] == [1, len(together)]
-    assert recorder.failures == (1 if fail_second else 0)
+    assert recorder.failures == (0 if failure is None else 1)
+    assert len(broken) == (1 if failure == "midway" else 0)
     # The same txn_id twice in one batch: one conversion, the second answers it as a duplicate.
     (s1, a1), (s2, a2) = answers[0], answers[1]
     assert s1 == s2 == 200 and a1["conversion_id"] == a2["conversion_id"]
@@ -128,6 +144,9 @@ def test_a_batch_answers_every_postback_as_if_recorded_one_by_one(
         assert Counter(line.http_status for line in lines) == {200: 2 + 1 + len(together) - 1, 409: 1}
         # The in-batch replay, the replay of the earlier one, and the 409 (it names the conversion it hit).
         assert sum(line.duplicate for line in lines) == 3
+        # One partner postback per conversion made, none for a replay; the half-written batch left none.
+        made = Counter(d.conversion_id for d in session.scalars(select(PostbackDelivery)))
+        assert sorted(made) == sorted(row.id for row in rows) and set(made.values()) == {1}
         check_invariants(session, SECRET)
 
 

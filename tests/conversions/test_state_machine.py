@@ -218,4 +218,3 @@ def test_partner_earnings_match_a_model(client: Any, session: Any) -> None:
         )
     finally:
         clock.freeze(None)
-    check_invariants(session, SECRET)

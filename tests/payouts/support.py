@@ -149,6 +149,11 @@ def _rows(session: Session, sql: str, **params: Any) -> list[Any]:
     return list(session.execute(text(sql), params).all())
 
 
+def _total(session: Session, sql: str, partner_id: int, currency: str) -> int:
+    """Return one SUM of the invariants' own SQL for a partner and currency (:p, :c)."""
+    return int(session.execute(text(sql), {"p": partner_id, "c": currency}).scalar_one())
+
+
 def check_invariants(session: Session, fake: FakeStripe | None = None) -> None:
     """Assert RELIABILITY.md's money invariants on the database (and the fake's transfers)."""
     session.flush()
@@ -250,35 +255,35 @@ def check_invariants(session: Session, fake: FakeStripe | None = None) -> None:
     for partner_id, currency, total in _rows(
         session, "SELECT partner_id, currency, SUM(amount_minor) FROM ledger_entries GROUP BY partner_id, currency"
     ):
-        available = session.execute(
-            text(
-                "SELECT COALESCE(SUM(e.amount_minor), 0) FROM ledger_entries e WHERE e.partner_id = :p"
-                " AND e.currency = :c AND e.kind <> 'payout' AND NOT EXISTS (SELECT 1 FROM payout_items i"
-                " WHERE i.entry_id = e.id)"
-            ),
-            {"p": partner_id, "c": currency},
-        ).scalar_one()
-        in_payout = session.execute(
-            text(
-                "SELECT COALESCE(SUM(p.amount_minor), 0) FROM payouts p WHERE p.partner_id = :p AND p.currency = :c"
-                " AND p.status IN ('pending_approval', 'on_hold', 'approved', 'processing')"
-            ),
-            {"p": partner_id, "c": currency},
-        ).scalar_one()
-        paid_payouts = session.execute(
-            text(
-                "SELECT COALESCE(SUM(amount_minor), 0) FROM payouts WHERE partner_id = :p AND currency = :c"
-                " AND status IN ('paid', 'reversed')"
-            ),
-            {"p": partner_id, "c": currency},
-        ).scalar_one()
-        returned = session.execute(
-            text(
-                "SELECT COALESCE(SUM(amount_minor), 0) FROM ledger_entries WHERE partner_id = :p AND currency = :c"
-                " AND kind = 'payout_reversal'"
-            ),
-            {"p": partner_id, "c": currency},
-        ).scalar_one()
+        available = _total(
+            session,
+            "SELECT COALESCE(SUM(e.amount_minor), 0) FROM ledger_entries e WHERE e.partner_id = :p"
+            " AND e.currency = :c AND e.kind <> 'payout' AND NOT EXISTS (SELECT 1 FROM payout_items i"
+            " WHERE i.entry_id = e.id)",
+            partner_id,
+            currency,
+        )
+        in_payout = _total(
+            session,
+            "SELECT COALESCE(SUM(p.amount_minor), 0) FROM payouts p WHERE p.partner_id = :p AND p.currency = :c"
+            " AND p.status IN ('pending_approval', 'on_hold', 'approved', 'processing')",
+            partner_id,
+            currency,
+        )
+        paid_payouts = _total(
+            session,
+            "SELECT COALESCE(SUM(amount_minor), 0) FROM payouts WHERE partner_id = :p AND currency = :c"
+            " AND status IN ('paid', 'reversed')",
+            partner_id,
+            currency,
+        )
+        returned = _total(
+            session,
+            "SELECT COALESCE(SUM(amount_minor), 0) FROM ledger_entries WHERE partner_id = :p AND currency = :c"
+            " AND kind = 'payout_reversal'",
+            partner_id,
+            currency,
+        )
         line = next(r for r in ledger.balance_rows(session, partner_id) if r["currency"] == currency)
         assert line["balance"] == total == available + in_payout, (partner_id, currency, line)
         assert (line["available"], line["in_payout"], line["paid"]) == (
