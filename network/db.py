@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import functools
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, Engine, MetaData, Select, create_engine, event
+import psycopg
+from sqlalchemy import DateTime, Engine, MetaData, Select, Table, bindparam, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -216,6 +218,9 @@ def insert_for(dialect: str) -> Any:
 # ---- driver statements for the hottest writes ----------------------------------------------------
 
 
+_Converters = list[tuple[str, Callable[[Any], Any] | None]]
+
+
 class Raw:
     """A statement run on the database driver's own cursor, compiled once per dialect, its parameters
     converted by SQLAlchemy's own type processors.
@@ -223,52 +228,60 @@ class Raw:
     For the few statements of the postback path that run for every conversion
     (network/conversions/batch.py): there SQLAlchemy's work per execution costs more than the
     database's. Everything else goes through SQLAlchemy.
+
+    On PostgreSQL the statement is compiled with `$1` placeholders and run on psycopg's RawCursor,
+    which sends it as it is: psycopg's own cursor parses every statement for `%(name)s` placeholders
+    (and caches none longer than 4 KB, as a batch's INSERT of many rows is).
     """
 
     def __init__(self, build: Callable[[str], Any], keys: Sequence[str] | None = None) -> None:
         #: Makes the statement for a dialect name (ON CONFLICT clauses are dialect constructs).
         self._build = build
         self._keys = list(keys) if keys is not None else None
-        self._forms: dict[str, tuple[str, bool, list[tuple[str, Callable[[Any], Any] | None]]]] = {}
+        self._forms: dict[str, tuple[str, _Converters]] = {}
 
-    def _form(self, dialect: Dialect) -> tuple[str, bool, list[tuple[str, Callable[[Any], Any] | None]]]:
+    def _form(self, dialect: Dialect) -> tuple[str, _Converters]:
         form = self._forms.get(dialect.name)
         if form is None:
-            compiled = self._build(dialect.name).compile(dialect=dialect, column_keys=self._keys)
-            names = list(compiled.positiontup or ()) if compiled.positional else list(compiled.binds)
+            target = _dollar_dialect(dialect) if dialect.name == "postgresql" else dialect
+            compiled = self._build(dialect.name).compile(dialect=target, column_keys=self._keys)
+            assert compiled.positional, "the drivers' placeholders are positional: ? and $1"
             converters = [
-                (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in names
+                (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+                for name in compiled.positiontup or ()
             ]
-            form = self._forms[dialect.name] = (compiled.string, compiled.positional, converters)
+            form = self._forms[dialect.name] = (compiled.string, converters)
         return form
 
-    def _prepare(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> tuple[Any, str, list[Any]]:
+    def _prepare(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> tuple[Any, str, list[list[Any]]]:
         connection = session.connection()
-        sql, positional, converters = self._form(connection.dialect)
-        params: list[Any]
-        if positional:
-            params = [[c(row[n]) if c else row[n] for n, c in converters] for row in rows]
-        else:
-            params = [{n: c(row[n]) if c else row[n] for n, c in converters} for row in rows]
-        return connection.connection.driver_connection, sql, params
+        sql, converters = self._form(connection.dialect)
+        params = [[c(row[n]) if c else row[n] for n, c in converters] for row in rows]
+        driver: Any = connection.connection.driver_connection
+        cursor = psycopg.RawCursor(driver) if connection.dialect.name == "postgresql" else driver.cursor()
+        return cursor, sql, params
 
     def many(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
         """Run the statement once per row, in the session's transaction."""
         if rows:
-            driver, sql, params = self._prepare(session, rows)
-            driver.cursor().executemany(sql, params)
+            cursor, sql, params = self._prepare(session, rows)
+            cursor.executemany(sql, params)
 
     def all(self, session: Session, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Run the statement once; return every row it returned."""
-        driver, sql, converted = self._prepare(session, [params])
-        return list(driver.cursor().execute(sql, converted[0]).fetchall())
+        cursor, sql, converted = self._prepare(session, [params])
+        return list(cursor.execute(sql, converted[0]).fetchall())
+
+    def execute(self, session: Session, params: Mapping[str, Any]) -> None:
+        """Run the statement once, for what it writes (in a pipeline, without waiting for its answer)."""
+        cursor, sql, converted = self._prepare(session, [params])
+        cursor.execute(sql, converted[0])
 
     def each_returning(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...] | None]:
         """Run the statement once per row; return each run's first RETURNING row, or None where it had none."""
         if not rows:
             return []
-        driver, sql, params = self._prepare(session, rows)
-        cursor = driver.cursor()
+        cursor, sql, params = self._prepare(session, rows)
         if session.get_bind().dialect.name != "postgresql":
             return [cursor.execute(sql, p).fetchone() for p in params]
         # psycopg sends them all in one round trip (pipeline mode) and keeps each one's result.
@@ -278,6 +291,79 @@ class Raw:
             found.append(cursor.fetchone())
             if not cursor.nextset():
                 return found
+
+
+@functools.cache
+def _dollar_dialect(dialect: Dialect) -> Dialect:
+    """Return a PostgreSQL dialect like `dialect` that compiles `$1` placeholders (psycopg's RawCursor)."""
+    kind: Any = type(dialect)
+    dollar: Dialect = kind(paramstyle="numeric_dollar")
+    dollar.server_version_info = dialect.server_version_info
+    return dollar
+
+
+class InsertMany:
+    """An INSERT of many rows in one statement and one round trip, on the driver.
+
+    Sent row by row (executemany), each row costs the client a socket write and the server a
+    statement: on PostgreSQL that made a batch's inserts the dearest part of recording it. So on
+    PostgreSQL, and wherever rows are returned, it is one multi-row VALUES (a statement per row
+    count, compiled once). SQLite without RETURNING has no round trips to save: executemany.
+
+    `conflict`: ON CONFLICT DO NOTHING on any unique key (True) or on these columns.
+    `returning`: columns each inserted row returns (a row skipped by a conflict returns nothing);
+    rows are inserted, and conflicts decided, in the order given.
+    """
+
+    def __init__(
+        self,
+        table: Table,
+        keys: Sequence[str],
+        *,
+        conflict: bool | Sequence[str] = False,
+        returning: Sequence[str] = (),
+    ) -> None:
+        self._table, self._keys, self._conflict, self._returning = table, tuple(keys), conflict, tuple(returning)
+        self._each = Raw(lambda dialect: self._insert(dialect).inline(), keys=self._keys)
+        self._values: dict[int, Raw] = {}
+
+    def _insert(self, dialect: str) -> Any:
+        insert = insert_for(dialect)(self._table)
+        if self._conflict is True:
+            insert = insert.on_conflict_do_nothing()
+        elif self._conflict:
+            insert = insert.on_conflict_do_nothing(index_elements=list(self._conflict))
+        return insert
+
+    def _multi_values(self, count: int) -> Raw:
+        raw = self._values.get(count)
+        if raw is None:
+            rows = [
+                {key: bindparam(f"{key}_{n}", type_=self._table.c[key].type) for key in self._keys}
+                for n in range(count)
+            ]
+            returned = [self._table.c[name] for name in self._returning]
+
+            def build(dialect: str) -> Any:
+                insert = self._insert(dialect).values(rows)
+                return insert.returning(*returned) if returned else insert
+
+            raw = self._values[count] = Raw(build)
+        return raw
+
+    def run(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+        """Insert the rows in the session's transaction; return the rows they returned (none without `returning`)."""
+        if not rows:
+            return []
+        if not self._returning and session.get_bind().dialect.name == "sqlite":
+            self._each.many(session, rows)
+            return []
+        params = {f"{key}_{n}": row[key] for n, row in enumerate(rows) for key in self._keys}
+        statement = self._multi_values(len(rows))
+        if not self._returning:
+            statement.execute(session, params)
+            return []
+        return statement.all(session, params)
 
 
 @contextmanager

@@ -17,7 +17,6 @@ so a bad one fails by itself.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 from collections import deque
@@ -32,7 +31,7 @@ from sqlalchemy.orm import Session
 from network.conversions import service
 from network.conversions.models import Conversion
 from network.conversions.signals import Change, send_many
-from network.db import Database, Raw, insert_for, pipelined
+from network.db import Database, InsertMany, Raw, pipelined
 from network.errors import DomainError
 from network.offers import caps as cap_counters
 from network.offers.models import Cap
@@ -170,24 +169,14 @@ _CONVERSION_KEYS = (
 )  # fmt: skip
 
 
-@functools.cache
-def _claim_keys(rows: int) -> Raw:
-    """Return the INSERT of `rows` conversions ... ON CONFLICT DO NOTHING that returns the keys it claimed.
-
-    One statement, one round trip; a row whose key was taken (before, or by an earlier row of the
-    same statement) returns nothing.
-    """
-    table = service.CONVERSION_TABLE
-    values = [{key: bindparam(f"{key}_{n}", type_=table.c[key].type) for key in _CONVERSION_KEYS} for n in range(rows)]
-    returned = (table.c.id, table.c.offer_id, table.c.event_id, table.c.txn_id, table.c.click_id)
-    return Raw(lambda dialect: insert_for(dialect)(table).values(values).on_conflict_do_nothing().returning(*returned))
-
-
-_HISTORY = Raw(
-    lambda _dialect: service.HISTORY_INSERT.inline(),
-    keys=("conversion_id", "at", "old_status", "new_status", "reason", "actor"),
-)
-_LOG = Raw(lambda _dialect: service.LOG_INSERT.inline(), keys=service.LOG_KEYS)
+#: Claims the dedupe keys of many conversions: a row whose key was taken (before, or by an earlier
+#: row of the same statement) is skipped and returns nothing.
+_CLAIM = InsertMany(
+    service.CONVERSION_TABLE, _CONVERSION_KEYS, conflict=True,
+    returning=("id", "offer_id", "event_id", "txn_id", "click_id"),
+)  # fmt: skip
+_HISTORY = InsertMany(service.HISTORY_TABLE, ("conversion_id", "at", "old_status", "new_status", "reason", "actor"))
+_LOG = InsertMany(service.LOG_TABLE, service.LOG_KEYS)
 
 
 def _key(values: dict[str, Any]) -> tuple[Any, ...]:
@@ -245,18 +234,16 @@ def record_many(
     # Claim the dedupe keys, in key order (so two batches never wait on each other in a cycle); the
     # first plan of each key that was free is its winner.
     order = sorted(range(len(plans)), key=keys.__getitem__)
-    params = {f"{key}_{n}": judged[i][1][key] for n, i in enumerate(order) for key in _CONVERSION_KEYS}
     claimed = {
         _key({"offer_id": offer_id, "event_id": event_id, "txn_id": txn_id, "click_id": click_id}): new_id
-        for new_id, offer_id, event_id, txn_id, click_id in _claim_keys(len(order)).all(session, params)
+        for new_id, offer_id, event_id, txn_id, click_id in _CLAIM.run(session, [judged[i][1] for i in order])
     }
     winners: dict[tuple[Any, ...], int] = {}
     conversions: dict[int, Conversion] = {}
     for i in order:
         if keys[i] in claimed and keys[i] not in winners:
             winners[keys[i]] = i
-            # Known in full without reading it back; the signal's receivers read it, nothing writes it.
-            conversions[i] = Conversion(id=claimed[keys[i]], **judged[i][1])
+            conversions[i] = service.inserted(claimed[keys[i]], judged[i][1])
 
     # Caps, for the winners every other check accepted.
     accepted = sorted(i for i, c in conversions.items() if c.reason is None)
@@ -310,8 +297,8 @@ def record_many(
     # are taken, and all of it is undone when one had none.
     send_many(session, changes)
     with pipelined(session):
-        _HISTORY.many(session, history)
-        _LOG.many(session, lines)
+        _HISTORY.run(session, history)
+        _LOG.run(session, lines)
         # Last, so the counters' row locks (which every batch of the offer queues on) are held for
         # as little as the rest of this round trip and the commit.
         if optimistic and claims and not cap_counters.take_together(session, list(claims.values())):

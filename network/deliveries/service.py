@@ -8,7 +8,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
@@ -19,7 +19,7 @@ from network.clock import now_utc
 from network.conversions import service as conversions
 from network.conversions.models import Conversion
 from network.conversions.signals import Change, connect_both
-from network.db import DEFAULT_PAGE, insert_for, paged
+from network.db import DEFAULT_PAGE, Raw, insert_for, paged
 from network.deliveries import rules, sender
 from network.deliveries.models import (
     GLOBAL,
@@ -48,18 +48,23 @@ def url_hash(template: str) -> str:
 
 
 #: A partner's global URL and its URL for one offer (built once: executed with parameters only).
-_TARGETS = (
-    select(
-        Partner.postback_url,
-        OfferPostback.id.label("per_offer_id"),
-        OfferPostback.url.label("per_offer_url"),
+#: A partner's URLs for an offer: its global one and its one for the offer (read for every change).
+_TARGETS = Raw(
+    lambda _dialect: (
+        select(Partner.postback_url, OfferPostback.id, OfferPostback.url)
+        .outerjoin(
+            OfferPostback,
+            (OfferPostback.partner_id == Partner.id) & (OfferPostback.offer_id == bindparam("offer_id")),
+        )
+        .where(Partner.id == bindparam("partner_id"))
     )
-    .outerjoin(
-        OfferPostback,
-        (OfferPostback.partner_id == Partner.id) & (OfferPostback.offer_id == bindparam("offer_id")),
-    )
-    .where(Partner.id == bindparam("partner_id"))
 )
+
+
+class _Targets(NamedTuple):
+    postback_url: str | None
+    per_offer_id: int | None
+    per_offer_url: str | None
 
 
 def target_of(offer_postback: OfferPostback | None) -> str:
@@ -168,10 +173,12 @@ _UNREAD: Any = object()
 
 def _targets_row(session: Session, partner_id: int, offer_id: int) -> Any:
     """Return the partner's global URL and its URL for the offer (one row; None without the partner)."""
-    # Core on the session's connection (the ORM's execution path costs more than the query);
-    # flushed first, so a partner changed in this session is read as changed.
+    # On the driver (SQLAlchemy's execution path costs more than the query; in a batch, psycopg's
+    # pipeline sends it with the writes before it); flushed first, so a partner changed in this
+    # session is read as changed.
     session.flush()
-    return session.connection().execute(_TARGETS, {"partner_id": partner_id, "offer_id": offer_id}).first()
+    rows = _TARGETS.all(session, {"partner_id": partner_id, "offer_id": offer_id})
+    return _Targets(*rows[0]) if rows else None
 
 
 def enqueue(

@@ -9,7 +9,7 @@ import datetime as dt
 import functools
 import secrets
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Table, and_, case, func, select
 from sqlalchemy.orm import Session
@@ -19,7 +19,7 @@ from network.auth import Principal, Role, require
 from network.clock import UTC, now_utc
 from network.conversions import signals
 from network.conversions.models import Conversion, ConversionStatus
-from network.db import Raw, insert_for, paged, where_given
+from network.db import InsertMany, insert_for, paged, where_given
 from network.errors import NotFound, ValidationError
 from network.offers.models import Offer
 from network.partners import service as partners
@@ -183,18 +183,17 @@ def _on_many(_sender: Any, *, session: Session, changes: list[signals.Change], *
             book_conversion(
                 session, conversion=conversion, old_status=change.old_status, new_status=change.new_status, at=change.at
             )
-    _INSERT_ENTRIES.many(session, rows)
+    _INSERT_ENTRIES.run(session, rows)
 
 
 #: Many entries at once, on the driver (they are booked for every approved postback).
-_INSERT_ENTRIES = Raw(
-    lambda dialect: insert_for(dialect)(LedgerEntry)
-    .on_conflict_do_nothing(index_elements=["idempotency_key"])
-    .inline(),
-    keys=(
+_INSERT_ENTRIES = InsertMany(
+    cast(Table, LedgerEntry.__table__),
+    (
         "partner_id", "currency", "kind", "amount_minor", "idempotency_key", "created_at", "conversion_id",
         "offer_id", "payout_id", "memo",
     ),
+    conflict=["idempotency_key"],
 )  # fmt: skip
 
 
