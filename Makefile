@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 WORKERS ?= 2
+# Threads per worker: a worker's concurrent postbacks share one transaction (group commit).
+THREADS ?= 4
 TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 PYTEST_ARGS ?=
 # bench/ holds the speed scripts once they exist; lint whatever is there.
@@ -38,7 +40,7 @@ run: install ## Migrate the SQLite database, seed a demo, run the scheduler and 
 	  echo "starting the scheduler beside the server"; \
 	  $(BIN)/flask --app wsgi scheduler run & \
 	fi; \
-	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers $(WORKERS) --limit-request-line 16384 --access-logfile - wsgi:app
+	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers $(WORKERS) --threads $(THREADS) --limit-request-line 16384 --access-logfile - wsgi:app
 
 .PHONY: lint
 lint: install ## ruff (lint and format check) and mypy

@@ -7,13 +7,13 @@ import multiprocessing
 import os
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, text
 
 from network.clock import UTC
 from network.conversions.models import PostbackLog
-from network.db import Database, Raw
+from network.db import Database, InsertMany, Raw
 
 
 def test_sqlite_batches_of_two_databases_wait_in_line(tmp_path):
@@ -109,3 +109,48 @@ def test_driver_statements_store_what_sqlalchemy_would(session):
         if name != "txn_id":
             assert getattr(by_driver, name) == getattr(by_sqlalchemy, name), name
     assert by_driver.received_at == at and by_driver.params == row["params"] and by_driver.duplicate is True
+
+
+def test_many_rows_in_one_insert_store_what_sqlalchemy_would(session):
+    at = dt.datetime(2026, 3, 10, 12, 30, 15, 123456, tzinfo=UTC)
+    rows = [
+        {
+            "received_at": at + dt.timedelta(seconds=n), "source": "postback", "method": "GET", "brand_id": None,
+            "offer_id": n, "click_id": f"c{n}", "txn_id": None, "params": {"n": [n, "x"]}, "http_status": 200,
+            "conversion_id": None, "status": "approved", "reason": None, "duplicate": n == 2, "remote_addr": None,
+        }
+        for n in (1, 2, 3)
+    ]  # fmt: skip
+    assert InsertMany(cast(Table, PostbackLog.__table__), list(rows[0])).run(session, rows) == []
+    session.execute(insert(PostbackLog), rows)
+    stored = session.scalars(select(PostbackLog).order_by(PostbackLog.id)).all()
+    assert len(stored) == 6
+    for by_driver, by_sqlalchemy in zip(stored[:3], stored[3:], strict=True):
+        for name in rows[0]:
+            assert getattr(by_driver, name) == getattr(by_sqlalchemy, name), name
+    assert [(r.offer_id, r.params, r.duplicate) for r in stored[:3]] == [
+        (n, {"n": [n, "x"]}, n == 2) for n in (1, 2, 3)
+    ]
+
+
+_KEYED = Table(
+    "insert_many_probe",
+    MetaData(),
+    Column("id", Integer, primary_key=True),
+    Column("key", String(20), nullable=False, unique=True),
+    Column("n", Integer, nullable=False),
+)
+
+
+def test_many_rows_in_one_insert_skip_taken_keys_and_return_the_rest(session):
+    """The first row of a key wins, taken before or earlier in the same statement (batches' dedupe claim)."""
+    _KEYED.create(session.connection())
+    claim = InsertMany(_KEYED, ("key", "n"), conflict=True, returning=("id", "key", "n"))
+    assert [row[1:] for row in claim.run(session, [{"key": "a", "n": 1}])] == [("a", 1)]
+    batch = [{"key": "b", "n": 2}, {"key": "a", "n": 3}, {"key": "b", "n": 4}, {"key": "c", "n": 5}]
+    returned = claim.run(session, batch)
+    assert sorted(row[1:] for row in returned) == [("b", 2), ("c", 5)]
+    assert len({row[0] for row in returned}) == 2
+    stored = session.execute(select(_KEYED.c.key, _KEYED.c.n).order_by(_KEYED.c.key)).all()
+    assert [tuple(row) for row in stored] == [("a", 1), ("b", 2), ("c", 5)]
+    assert claim.run(session, []) == []
