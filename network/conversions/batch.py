@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from network.conversions import service
 from network.conversions.models import Conversion
 from network.conversions.signals import Change, send_many
-from network.db import Database, InsertMany, Raw, pipelined
+from network.db import Database, Raw, pipelined
 from network.errors import DomainError
 from network.offers import caps as cap_counters
 from network.offers.models import Cap
@@ -161,24 +161,6 @@ _CAPS = select(Cap.id, Cap.offer_id, Cap.metric, Cap.period, Cap.limit, Cap.scop
 )
 
 
-#: The conversion row's columns, as `service.judge` makes them.
-_CONVERSION_KEYS = (
-    "offer_id", "event_id", "brand_id", "partner_id", "link_id", "click_id", "clicked_at", "txn_id", "status",
-    "reason", "flags", "currency", "amount_minor", "payout_minor", "revenue_minor", "created_at", "hold_until",
-    "status_changed_at",
-)  # fmt: skip
-
-
-#: Claims the dedupe keys of many conversions: a row whose key was taken (before, or by an earlier
-#: row of the same statement) is skipped and returns nothing.
-_CLAIM = InsertMany(
-    service.CONVERSION_TABLE, _CONVERSION_KEYS, conflict=True,
-    returning=("id", "offer_id", "event_id", "txn_id", "click_id"),
-)  # fmt: skip
-_HISTORY = InsertMany(service.HISTORY_TABLE, ("conversion_id", "at", "old_status", "new_status", "reason", "actor"))
-_LOG = InsertMany(service.LOG_TABLE, service.LOG_KEYS)
-
-
 def _key(values: dict[str, Any]) -> tuple[Any, ...]:
     """Return a conversion's dedupe key: by offer, event and txn_id, or by click and event."""
     if values["txn_id"] is not None:
@@ -236,7 +218,7 @@ def record_many(
     order = sorted(range(len(plans)), key=keys.__getitem__)
     claimed = {
         _key({"offer_id": offer_id, "event_id": event_id, "txn_id": txn_id, "click_id": click_id}): new_id
-        for new_id, offer_id, event_id, txn_id, click_id in _CLAIM.run(session, [judged[i][1] for i in order])
+        for new_id, offer_id, event_id, txn_id, click_id in service.CLAIM.run(session, [judged[i][1] for i in order])
     }
     winners: dict[tuple[Any, ...], int] = {}
     conversions: dict[int, Conversion] = {}
@@ -297,8 +279,8 @@ def record_many(
     # are taken, and all of it is undone when one had none.
     send_many(session, changes)
     with pipelined(session):
-        _HISTORY.run(session, history)
-        _LOG.run(session, lines)
+        service.HISTORY_LINES.run(session, history)
+        service.LOG_LINES.run(session, lines)
         # Last, so the counters' row locks (which every batch of the offer queues on) are held for
         # as little as the rest of this round trip and the commit.
         if optimistic and claims and not cap_counters.take_together(session, list(claims.values())):

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Integer, Select, Table, bindparam, insert, select, update
+from sqlalchemy import Integer, Select, Table, bindparam, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -33,7 +33,7 @@ from network.conversions import rules
 from network.conversions.context import CapRule, ContextCache, LinkContext, read_context
 from network.conversions.models import Conversion, ConversionHistory, PostbackLog
 from network.conversions.signals import status_changed
-from network.db import insert_for, paged, where_given
+from network.db import InsertMany, paged, where_given
 from network.errors import Conflict, DomainError, Forbidden, NotFound, ValidationError
 from network.offers import caps as cap_counters
 from network.offers.models import Cap, Offer, OfferEvent
@@ -140,15 +140,13 @@ def start_trace(received: Received) -> Trace:
     )
 
 
-LOG_TABLE = cast(Table, PostbackLog.__table__)
-LOG_INSERT = insert(LOG_TABLE)
-
-
 #: The postback log row's columns, as `log_row` makes them.
 LOG_KEYS = (
     "received_at", "source", "method", "brand_id", "offer_id", "click_id", "txn_id", "params", "http_status",
     "conversion_id", "status", "reason", "duplicate", "remote_addr",
 )  # fmt: skip
+#: Postback log lines, one or a batch's (on the driver: they are written for every postback).
+LOG_LINES = InsertMany(cast(Table, PostbackLog.__table__), LOG_KEYS)
 
 
 def log_row(trace: Trace, *, at: dt.datetime) -> dict[str, Any]:
@@ -173,8 +171,7 @@ def log_row(trace: Trace, *, at: dt.datetime) -> dict[str, Any]:
 
 def write_trace(session: Session, trace: Trace, *, at: dt.datetime) -> None:
     """Add the request's postback log line to the session."""
-    # Core on the session's connection: plain inserts need none of the ORM's bookkeeping.
-    session.connection().execute(LOG_INSERT, log_row(trace, at=at))
+    LOG_LINES.run(session, [log_row(trace, at=at)])
 
 
 @dataclass(frozen=True)
@@ -351,8 +348,21 @@ _CLICK_AND_CAPS = (
     .outerjoin(Cap, (Cap.offer_id == _ANCHOR.c.offer_id) & cap_counters.CONVERSION_CAP)
 )  # fmt: skip
 CONVERSION_TABLE = cast(Table, Conversion.__table__)
-HISTORY_TABLE = cast(Table, ConversionHistory.__table__)
-HISTORY_INSERT = insert(HISTORY_TABLE)
+#: The conversion row's columns, as `judge` makes them.
+CONVERSION_KEYS = (
+    "offer_id", "event_id", "brand_id", "partner_id", "link_id", "click_id", "clicked_at", "txn_id", "status",
+    "reason", "flags", "currency", "amount_minor", "payout_minor", "revenue_minor", "created_at", "hold_until",
+    "status_changed_at",
+)  # fmt: skip
+#: Claims the dedupe keys of new conversions, one or a batch's: a row whose key was taken (before,
+#: or by an earlier row of the same statement) is skipped and returns nothing.
+CLAIM = InsertMany(
+    CONVERSION_TABLE, CONVERSION_KEYS, conflict=True, returning=("id", "offer_id", "event_id", "txn_id", "click_id")
+)
+#: History lines, one or a batch's, as `history_row` makes them.
+HISTORY_LINES = InsertMany(
+    cast(Table, ConversionHistory.__table__), ("conversion_id", "at", "old_status", "new_status", "reason", "actor")
+)
 _REJECT = (
     update(CONVERSION_TABLE)
     .where(CONVERSION_TABLE.c.id == bindparam("b_id"))
@@ -417,12 +427,6 @@ def _commission(link: LinkContext, amount_minor: int | None) -> tuple[int, int]:
         override_payout_minor=link.override_payout_minor,
         override_payout_percent=link.override_payout_percent,
     )
-
-
-@functools.lru_cache(maxsize=4)
-def _upsert(dialect: str) -> Any:
-    """Return INSERT ... ON CONFLICT DO NOTHING RETURNING id for conversions (any unique key conflicts)."""
-    return insert_for(dialect)(CONVERSION_TABLE).on_conflict_do_nothing().returning(CONVERSION_TABLE.c.id)
 
 
 # ---- the postback --------------------------------------------------------------------------------
@@ -634,11 +638,11 @@ def _convert(session: Session, plan: Plan) -> Answer:
     facts, values = judge(plan, click)
     reason, payout = values["reason"], values["payout_minor"]
     # Claim the dedupe key first: a replay (even one racing this request) finds it and answers it.
-    connection = session.connection()
-    new_id = connection.execute(_upsert(connection.dialect.name), values).scalar()
-    if new_id is None:
+    claimed = CLAIM.run(session, [values])
+    if not claimed:
         return _duplicate(session, values=values, trace=trace)
-    conversion = inserted(new_id, values)
+    conversion = inserted(claimed[0][0], values)
+    connection = session.connection()
 
     if reason is not None or not caps:
         _created(session, conversion, trace, now)
@@ -798,7 +802,7 @@ def _record(
     at: dt.datetime,
 ) -> None:
     """Write the history line and tell the ledger and the outbox, in this transaction."""
-    session.connection().execute(HISTORY_INSERT, history_row(conversion.id, old, new, reason, actor=actor, at=at))
+    HISTORY_LINES.run(session, [history_row(conversion.id, old, new, reason, actor=actor, at=at)])
     status_changed.send(session=session, conversion=conversion, old_status=old, new_status=new, at=at, reason=reason)
 
 

@@ -47,8 +47,7 @@ def url_hash(template: str) -> str:
     return hashlib.sha256(template.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-#: A partner's global URL and its URL for one offer (built once: executed with parameters only).
-#: A partner's URLs for an offer: its global one and its one for the offer (read for every change).
+#: A partner's global URL and its URL for one offer (on the driver: read for every conversion change).
 _TARGETS = Raw(
     lambda _dialect: (
         select(Partner.postback_url, OfferPostback.id, OfferPostback.url)
@@ -173,9 +172,8 @@ _UNREAD: Any = object()
 
 def _targets_row(session: Session, partner_id: int, offer_id: int) -> Any:
     """Return the partner's global URL and its URL for the offer (one row; None without the partner)."""
-    # On the driver (SQLAlchemy's execution path costs more than the query; in a batch, psycopg's
-    # pipeline sends it with the writes before it); flushed first, so a partner changed in this
-    # session is read as changed.
+    # On the driver (SQLAlchemy's execution path costs more than the query); flushed first, so a
+    # partner changed in this session is read as changed.
     session.flush()
     rows = _TARGETS.all(session, {"partner_id": partner_id, "offer_id": offer_id})
     return _Targets(*rows[0]) if rows else None

@@ -6,7 +6,6 @@ every conversion approved (or reversed after approval) books its entry in the sa
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import secrets
 from collections.abc import Mapping
 from typing import Any, cast
@@ -68,12 +67,25 @@ def add_entry(
     return _book(session, row)
 
 
+#: Entries, one or a batch's, each skipped when its key was booked before; on the driver (an entry is
+#: booked for every approved postback).
+_ENTRIES = InsertMany(
+    cast(Table, LedgerEntry.__table__),
+    (
+        "partner_id", "currency", "kind", "amount_minor", "idempotency_key", "created_at", "conversion_id",
+        "offer_id", "payout_id", "memo",
+    ),
+    conflict=["idempotency_key"],
+    returning=("id",),
+)  # fmt: skip
+
+
 def _book(session: Session, row: dict[str, Any]) -> int | None:
     """Insert an entry row; return its id, or None when an entry with its key was booked before."""
     if session.new or session.dirty or session.deleted:
         session.flush()  # the entry may reference rows still pending in the session (a new payout)
-    connection = session.connection()
-    return connection.execute(_insert_entry(connection.dialect.name), row).scalar_one_or_none()
+    booked = _ENTRIES.run(session, [row])
+    return booked[0][0] if booked else None
 
 
 def _entry_row(
@@ -111,16 +123,6 @@ def _commission(conversion: Conversion, at: dt.datetime) -> dict[str, Any]:
         amount_minor=conversion.payout_minor, key=f"commission-{conversion.id}", at=at,
         conversion_id=conversion.id, offer_id=conversion.offer_id,
     )  # fmt: skip
-
-
-@functools.cache
-def _insert_entry(dialect: str) -> Any:
-    """Return the entry INSERT for a dialect, built once: it runs for every approved conversion."""
-    return (
-        insert_for(dialect)(LedgerEntry)
-        .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(LedgerEntry.id)
-    )
 
 
 def book_conversion(
@@ -183,18 +185,7 @@ def _on_many(_sender: Any, *, session: Session, changes: list[signals.Change], *
             book_conversion(
                 session, conversion=conversion, old_status=change.old_status, new_status=change.new_status, at=change.at
             )
-    _INSERT_ENTRIES.run(session, rows)
-
-
-#: Many entries at once, on the driver (they are booked for every approved postback).
-_INSERT_ENTRIES = InsertMany(
-    cast(Table, LedgerEntry.__table__),
-    (
-        "partner_id", "currency", "kind", "amount_minor", "idempotency_key", "created_at", "conversion_id",
-        "offer_id", "payout_id", "memo",
-    ),
-    conflict=["idempotency_key"],
-)  # fmt: skip
+    _ENTRIES.run(session, rows)
 
 
 signals.connect_both(_on_status_changed, _on_many)
