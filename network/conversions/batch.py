@@ -24,8 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import String, any_, bindparam, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import String, bindparam, select
 from sqlalchemy.orm import Session
 
 from network.conversions import service
@@ -150,11 +149,19 @@ def _in_transaction(
 # ---- recording many ------------------------------------------------------------------------------
 
 _CLICK_COLUMNS = (Click.id, Click.country, Click.is_bot, Click.is_unique)
-#: The plans' clicks; on PostgreSQL with one array parameter (one statement text, prepared once).
-_CLICK = Raw(lambda _dialect: select(*_CLICK_COLUMNS).where(Click.id == bindparam("id")))
-_CLICKS_PG = Raw(
-    lambda _dialect: select(*_CLICK_COLUMNS).where(Click.id == any_(bindparam("ids", type_=ARRAY(String))))
-)
+#: The plans' clicks, by how many: one statement `WHERE id IN ($1, ... $n)` each, compiled once (an
+#: array parameter costs psycopg more to send, and SQLite would need a statement per click).
+_CLICKS: dict[int, Raw] = {}
+
+
+def _clicks_statement(count: int) -> Raw:
+    statement = _CLICKS.get(count)
+    if statement is None:
+        ids = [bindparam(f"id_{n}", type_=String) for n in range(count)]
+        statement = _CLICKS[count] = Raw(lambda _dialect: select(*_CLICK_COLUMNS).where(Click.id.in_(ids)))
+    return statement
+
+
 #: The offers' conversion caps as they are now (the optimistic path uses the links' cached ones).
 _CAPS = select(Cap.id, Cap.offer_id, Cap.metric, Cap.period, Cap.limit, Cap.scope).where(
     Cap.offer_id.in_(bindparam("offer_ids", expanding=True)), cap_counters.CONVERSION_CAP
@@ -171,10 +178,7 @@ def _key(values: dict[str, Any]) -> tuple[Any, ...]:
 def _clicks(session: Session, plans: Sequence[service.Plan]) -> dict[str, Any]:
     """Return the plans' clicks: their rows, or their records still in this process's buffer."""
     ids = sorted({plan.click_id for plan in plans})
-    if session.get_bind().dialect.name == "postgresql":
-        found = _CLICKS_PG.all(session, {"ids": ids})
-    else:
-        found = [row for click_id in ids for row in _CLICK.all(session, {"id": click_id})]
+    found = _clicks_statement(len(ids)).all(session, {f"id_{n}": click_id for n, click_id in enumerate(ids)})
     # Driver values: SQLite's booleans are 0 and 1.
     clicks: dict[str, Any] = {row[0]: _ClickRow(row[1], _bool(row[2]), _bool(row[3])) for row in found}
     for click_id in ids:
