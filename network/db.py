@@ -304,6 +304,22 @@ def _dollar_dialect(dialect: Dialect) -> Dialect:
     return dollar
 
 
+class ByCount:
+    """Statements that differ only in how many rows or values they carry: one `Raw` per count,
+    built and compiled the first time that count runs (`build(count, dialect name)` makes it)."""
+
+    def __init__(self, build: Callable[[int, str], Any]) -> None:
+        self._build = build
+        self._raws: dict[int, Raw] = {}
+
+    def __call__(self, count: int) -> Raw:
+        """Return the statement for `count` rows or values."""
+        raw = self._raws.get(count)
+        if raw is None:
+            raw = self._raws[count] = Raw(functools.partial(self._build, count))
+        return raw
+
+
 class InsertMany:
     """An INSERT of many rows in one statement and one round trip, on the driver.
 
@@ -327,7 +343,7 @@ class InsertMany:
     ) -> None:
         self._table, self._keys, self._conflict, self._returning = table, tuple(keys), conflict, tuple(returning)
         self._each = Raw(lambda dialect: self._insert(dialect).inline(), keys=self._keys)
-        self._values: dict[int, Raw] = {}
+        self._values = ByCount(self._multi_values)
 
     def _insert(self, dialect: str) -> Any:
         insert = insert_for(dialect)(self._table)
@@ -337,21 +353,12 @@ class InsertMany:
             insert = insert.on_conflict_do_nothing(index_elements=list(self._conflict))
         return insert
 
-    def _multi_values(self, count: int) -> Raw:
-        raw = self._values.get(count)
-        if raw is None:
-            rows = [
-                {key: bindparam(f"{key}_{n}", type_=self._table.c[key].type) for key in self._keys}
-                for n in range(count)
-            ]
-            returned = [self._table.c[name] for name in self._returning]
-
-            def build(dialect: str) -> Any:
-                insert = self._insert(dialect).values(rows)
-                return insert.returning(*returned) if returned else insert
-
-            raw = self._values[count] = Raw(build)
-        return raw
+    def _multi_values(self, count: int, dialect: str) -> Any:
+        rows = [
+            {key: bindparam(f"{key}_{n}", type_=self._table.c[key].type) for key in self._keys} for n in range(count)
+        ]
+        insert = self._insert(dialect).values(rows)
+        return insert.returning(*(self._table.c[name] for name in self._returning)) if self._returning else insert
 
     def run(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
         """Insert the rows in the session's transaction; return the rows they returned (none without `returning`)."""
@@ -361,7 +368,7 @@ class InsertMany:
             self._each.many(session, rows)
             return []
         params = {f"{key}_{n}": row[key] for n, row in enumerate(rows) for key in self._keys}
-        statement = self._multi_values(len(rows))
+        statement = self._values(len(rows))
         if not self._returning:
             statement.execute(session, params)
             return []

@@ -172,10 +172,6 @@ def period_of(job: Job, settings: Settings, now: dt.datetime) -> dt.datetime:
     return now.replace(microsecond=0)
 
 
-def _insert(database: Database) -> Any:
-    return insert_for(database.dialect)
-
-
 def claim(database: Database, job_id: str, period_key: str, *, now: dt.datetime) -> int | None:
     """Claim one period of a job in its own committed transaction; None when it was claimed already."""
     from network.payouts.models import JobClaim
@@ -183,7 +179,7 @@ def claim(database: Database, job_id: str, period_key: str, *, now: dt.datetime)
     table = typing.cast(Table, JobClaim.__table__)
     with database.session_scope() as session:
         return session.execute(
-            _insert(database)(table)
+            insert_for(database.dialect)(table)
             .values(
                 job_id=job_id,
                 period_key=period_key,

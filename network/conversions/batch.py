@@ -28,12 +28,12 @@ from sqlalchemy import String, bindparam, select
 from sqlalchemy.orm import Session
 
 from network.conversions import service
+from network.conversions.context import read_caps
 from network.conversions.models import Conversion
 from network.conversions.signals import Change, send_many
-from network.db import Database, Raw, pipelined
+from network.db import ByCount, Database, pipelined
 from network.errors import DomainError
 from network.offers import caps as cap_counters
-from network.offers.models import Cap
 from network.tracking.models import Click
 from network.tracking.writer import buffered_click
 
@@ -149,22 +149,12 @@ def _in_transaction(
 # ---- recording many ------------------------------------------------------------------------------
 
 _CLICK_COLUMNS = (Click.id, Click.country, Click.is_bot, Click.is_unique)
-#: The plans' clicks, by how many: one statement `WHERE id IN ($1, ... $n)` each, compiled once (an
-#: array parameter costs psycopg more to send, and SQLite would need a statement per click).
-_CLICKS: dict[int, Raw] = {}
-
-
-def _clicks_statement(count: int) -> Raw:
-    statement = _CLICKS.get(count)
-    if statement is None:
-        ids = [bindparam(f"id_{n}", type_=String) for n in range(count)]
-        statement = _CLICKS[count] = Raw(lambda _dialect: select(*_CLICK_COLUMNS).where(Click.id.in_(ids)))
-    return statement
-
-
-#: The offers' conversion caps as they are now (the optimistic path uses the links' cached ones).
-_CAPS = select(Cap.id, Cap.offer_id, Cap.metric, Cap.period, Cap.limit, Cap.scope).where(
-    Cap.offer_id.in_(bindparam("offer_ids", expanding=True)), cap_counters.CONVERSION_CAP
+#: The plans' clicks, by how many: `WHERE id IN ($1, ... $n)` (an array parameter costs psycopg more
+#: to send, and SQLite would need a statement per click).
+_CLICKS = ByCount(
+    lambda count, _dialect: select(*_CLICK_COLUMNS).where(
+        Click.id.in_([bindparam(f"id_{n}", type_=String) for n in range(count)])
+    )
 )
 
 
@@ -178,7 +168,7 @@ def _key(values: dict[str, Any]) -> tuple[Any, ...]:
 def _clicks(session: Session, plans: Sequence[service.Plan]) -> dict[str, Any]:
     """Return the plans' clicks: their rows, or their records still in this process's buffer."""
     ids = sorted({plan.click_id for plan in plans})
-    found = _clicks_statement(len(ids)).all(session, {f"id_{n}": click_id for n, click_id in enumerate(ids)})
+    found = _CLICKS(len(ids)).all(session, {f"id_{n}": click_id for n, click_id in enumerate(ids)})
     # Driver values: SQLite's booleans are 0 and 1.
     clicks: dict[str, Any] = {row[0]: _ClickRow(row[1], _bool(row[2]), _bool(row[3])) for row in found}
     for click_id in ids:
@@ -239,10 +229,7 @@ def record_many(
         claims = {i: _claim(conversions[i], plans[i], plans[i].link.caps) for i in accepted if plans[i].link.caps}
     elif accepted:
         # In arrival order, under the counters' row locks, with the caps as they are now.
-        caps: dict[int, list[Any]] = {}
-        offer_ids = sorted({conversions[i].offer_id for i in accepted})
-        for row in session.connection().execute(_CAPS, {"offer_ids": offer_ids}):
-            caps.setdefault(row.offer_id, []).append(row)
+        caps = read_caps(session, sorted({conversions[i].offer_id for i in accepted}))
         claims = {
             i: _claim(conversions[i], plans[i], caps[conversions[i].offer_id])
             for i in accepted

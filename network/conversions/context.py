@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,12 +104,20 @@ _DEFAULT_EVENT = _query(default_event=True)
 _NAMED_EVENT = _query(default_event=False)
 
 
-#: An offer's conversion caps (click caps are tracking's).
+#: Offers' conversion caps (click caps are tracking's), by offer.
 _CAPS = (
-    select(Cap.id, Cap.metric, Cap.period, Cap.limit, Cap.scope)
-    .where(Cap.offer_id == bindparam("offer_id"), CONVERSION_CAP)
+    select(Cap.offer_id, Cap.id, Cap.metric, Cap.period, Cap.limit, Cap.scope)
+    .where(Cap.offer_id.in_(bindparam("offer_ids", expanding=True)), CONVERSION_CAP)
     .order_by(Cap.id)
 )
+
+
+def read_caps(session: Session, offer_ids: Sequence[int]) -> dict[int, tuple[CapRule, ...]]:
+    """Return the offers' conversion caps as they are now, by offer (an offer without any is left out)."""
+    found: dict[int, list[CapRule]] = {}
+    for row in session.connection().execute(_CAPS, {"offer_ids": list(offer_ids)}):
+        found.setdefault(row.offer_id, []).append(CapRule(row.id, row.metric, row.period, row.limit, row.scope))
+    return {offer_id: tuple(rules) for offer_id, rules in found.items()}
 
 
 def _context(link_id: int, row: Any, caps: tuple[CapRule, ...]) -> LinkContext:
@@ -149,8 +157,7 @@ def read_context(session: Session, link_id: int, event: str | None) -> LinkConte
         row = session.connection().execute(_NAMED_EVENT, {"link_id": link_id, "event_key": event}).first()
     if row is None:
         return None
-    caps = tuple(CapRule(*cap) for cap in session.connection().execute(_CAPS, {"offer_id": row.offer_id}))
-    return _context(link_id, row, caps)
+    return _context(link_id, row, read_caps(session, [row.offer_id]).get(row.offer_id, ()))
 
 
 class ContextCache:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any, NotRequired, TypedDict, Unpack, cast
 
 from sqlalchemy import Table, and_, case, func, select
 from sqlalchemy.orm import Session
@@ -45,26 +45,25 @@ def insert_ignoring_duplicates(session: Session, table: Table, rows: list[dict[s
     return len(session.execute(stmt, rows).all())
 
 
-def add_entry(
-    session: Session,
-    *,
-    partner_id: int,
-    currency: str,
-    kind: EntryKind,
-    amount_minor: int,
-    key: str,
-    at: dt.datetime | None = None,
-    conversion_id: int | None = None,
-    offer_id: int | None = None,
-    payout_id: int | None = None,
-    memo: str | None = None,
-) -> int | None:
+class Entry(TypedDict):
+    """A ledger entry to book: whose, in what, of what kind, how much, under which idempotency key."""
+
+    partner_id: int
+    currency: str
+    kind: EntryKind
+    amount_minor: int
+    key: str
+    #: Default: now.
+    at: NotRequired[dt.datetime | None]
+    conversion_id: NotRequired[int | None]
+    offer_id: NotRequired[int | None]
+    payout_id: NotRequired[int | None]
+    memo: NotRequired[str | None]
+
+
+def add_entry(session: Session, **entry: Unpack[Entry]) -> int | None:
     """Book one entry; return its id, or None when an entry with this key was booked before."""
-    row = _entry_row(
-        partner_id=partner_id, currency=currency, kind=kind, amount_minor=amount_minor, key=key, at=at,
-        conversion_id=conversion_id, offer_id=offer_id, payout_id=payout_id, memo=memo,
-    )  # fmt: skip
-    return _book(session, row)
+    return _book(session, _entry_row(entry))
 
 
 #: Entries, one or a batch's, each skipped when its key was booked before; on the driver (an entry is
@@ -88,40 +87,30 @@ def _book(session: Session, row: dict[str, Any]) -> int | None:
     return booked[0][0] if booked else None
 
 
-def _entry_row(
-    *,
-    partner_id: int,
-    currency: str,
-    kind: EntryKind,
-    amount_minor: int,
-    key: str,
-    at: dt.datetime | None = None,
-    conversion_id: int | None = None,
-    offer_id: int | None = None,
-    payout_id: int | None = None,
-    memo: str | None = None,
-) -> dict[str, Any]:
-    """Return a ledger_entries row (the currency checked, the time defaulting to now)."""
+def _entry_row(entry: Entry) -> dict[str, Any]:
+    """Return the ledger_entries row of an entry (the currency checked, the time defaulting to now)."""
     return {
-        "partner_id": partner_id,
-        "currency": money.check_currency(currency),
-        "kind": EntryKind(kind).value,
-        "amount_minor": amount_minor,
-        "idempotency_key": key,
-        "created_at": at or now_utc(),
-        "conversion_id": conversion_id,
-        "offer_id": offer_id,
-        "payout_id": payout_id,
-        "memo": memo,
+        "partner_id": entry["partner_id"],
+        "currency": money.check_currency(entry["currency"]),
+        "kind": EntryKind(entry["kind"]).value,
+        "amount_minor": entry["amount_minor"],
+        "idempotency_key": entry["key"],
+        "created_at": entry.get("at") or now_utc(),
+        "conversion_id": entry.get("conversion_id"),
+        "offer_id": entry.get("offer_id"),
+        "payout_id": entry.get("payout_id"),
+        "memo": entry.get("memo"),
     }
 
 
 def _commission(conversion: Conversion, at: dt.datetime) -> dict[str, Any]:
     """Return the commission entry of an approved conversion (one per conversion, by its key)."""
     return _entry_row(
-        partner_id=conversion.partner_id, currency=conversion.currency, kind=EntryKind.COMMISSION,
-        amount_minor=conversion.payout_minor, key=f"commission-{conversion.id}", at=at,
-        conversion_id=conversion.id, offer_id=conversion.offer_id,
+        Entry(
+            partner_id=conversion.partner_id, currency=conversion.currency, kind=EntryKind.COMMISSION,
+            amount_minor=conversion.payout_minor, key=f"commission-{conversion.id}", at=at,
+            conversion_id=conversion.id, offer_id=conversion.offer_id,
+        )
     )  # fmt: skip
 
 

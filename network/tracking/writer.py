@@ -223,10 +223,6 @@ def _read_windows(session: Session, keys: list[tuple[int, str]]) -> list[tuple[i
         cursor.close()
 
 
-def _dialect_insert(session: Session, table: Any) -> Any:
-    return insert_for(session.get_bind().dialect.name)(table)
-
-
 class ClickWriter:
     """The buffer of one process's clicks and impressions for one database, and its flusher."""
 
@@ -444,7 +440,7 @@ class ClickWriter:
         items = sorted(impressions.items())
         for start in range(0, len(items), _CHUNK):
             chunk = items[start : start + _CHUNK]
-            stmt = _dialect_insert(session, ImpressionCount).values(
+            stmt = insert_for(session.get_bind().dialect.name)(ImpressionCount).values(
                 [
                     {"link_id": link, "offer_id": offer, "partner_id": partner, "day": day, "count": n}
                     for (link, offer, partner, day), n in chunk
