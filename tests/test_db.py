@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing
 import os
+import sqlite3
 import threading
 import time
 from typing import Any, cast
 
+import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, text
 
 from network.clock import UTC
@@ -58,6 +60,29 @@ def test_sqlite_batches_of_two_processes_wait_in_line(tmp_path):
         other.join(timeout=30)
     assert other.exitcode == 0
     assert entered >= out.value > 0
+
+
+def test_a_session_holds_the_write_lock_from_its_first_statement(tmp_path):
+    # BEGIN IMMEDIATE (run on the driver by the engine's begin event): a session that has only read
+    # so far already holds the lock, so its later write never fails to upgrade.
+    path = f"{tmp_path}/immediate.db"
+    database = Database(f"sqlite:///{path}")
+    with database.engine.connect() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (a INTEGER)")
+        conn.commit()
+    session = database.session()
+    assert session.execute(text("SELECT count(*) FROM t")).scalar() == 0
+    other = sqlite3.connect(path, timeout=0.1, isolation_level=None)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+        session.rollback()
+        other.execute("BEGIN IMMEDIATE")  # free again once the session ends
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+        session.close()
+        database.dispose()
 
 
 def test_a_read_session_does_not_wait_for_the_write_lock(tmp_path):
