@@ -269,9 +269,15 @@ class Raw:
             cursor, sql, params = self._prepare(session, rows)
             cursor.executemany(sql, params)
 
-    def all(self, session: Session, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        """Run the statement once; return every row it returned."""
+    def all(self, session: Session, params: Mapping[str, Any], *, planned: bool = True) -> list[tuple[Any, ...]]:
+        """Run the statement once; return every row it returned.
+
+        `planned=False`: on PostgreSQL, never as a prepared statement, so the server plans it
+        afresh each time (see `service.holder`); SQLite has nothing to choose.
+        """
         cursor, sql, converted = self._prepare(session, [params])
+        if session.get_bind().dialect.name == "postgresql" and not planned:
+            return list(cursor.execute(sql, converted[0], prepare=False).fetchall())
         return list(cursor.execute(sql, converted[0]).fetchall())
 
     def execute(self, session: Session, params: Mapping[str, Any]) -> None:

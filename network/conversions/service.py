@@ -18,9 +18,9 @@ import hmac
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, NamedTuple, Protocol, cast
 
-from sqlalchemy import Integer, Select, Table, bindparam, select, update
+from sqlalchemy import Integer, Select, String, Table, bindparam, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -33,7 +33,7 @@ from network.conversions import rules
 from network.conversions.context import CapRule, ContextCache, LinkContext, read_context
 from network.conversions.models import Conversion, ConversionHistory, PostbackLog
 from network.conversions.signals import status_changed
-from network.db import InsertMany, paged, where_given
+from network.db import InsertMany, Raw, paged, where_given
 from network.errors import Conflict, DomainError, Forbidden, NotFound, ValidationError
 from network.offers import caps as cap_counters
 from network.offers.models import Cap, Offer, OfferEvent
@@ -375,16 +375,32 @@ _FIRST_COLUMNS = (
     CONVERSION_TABLE.c.amount_minor,
     CONVERSION_TABLE.c.currency,
 )
+
+
+class _First(NamedTuple):
+    """The conversion that holds a dedupe key, as a replay answers it."""
+
+    id: int
+    status: str
+    reason: str | None
+    amount_minor: int | None
+    currency: str
+
+
 #: The conversion that holds a dedupe key: by offer, event and txn_id, or by click and event.
-FIRST_BY_TXN = select(*_FIRST_COLUMNS).where(
-    CONVERSION_TABLE.c.offer_id == bindparam("offer_id"),
-    CONVERSION_TABLE.c.event_id == bindparam("event_id"),
-    CONVERSION_TABLE.c.txn_id == bindparam("txn_id"),
+FIRST_BY_TXN = Raw(
+    lambda _dialect: select(*_FIRST_COLUMNS).where(
+        CONVERSION_TABLE.c.offer_id == bindparam("offer_id", type_=Integer),
+        CONVERSION_TABLE.c.event_id == bindparam("event_id", type_=Integer),
+        CONVERSION_TABLE.c.txn_id == bindparam("txn_id", type_=String),
+    )
 )
-FIRST_BY_CLICK = select(*_FIRST_COLUMNS).where(
-    CONVERSION_TABLE.c.click_id == bindparam("click_id"),
-    CONVERSION_TABLE.c.event_id == bindparam("event_id"),
-    CONVERSION_TABLE.c.txn_id.is_(None),
+FIRST_BY_CLICK = Raw(
+    lambda _dialect: select(*_FIRST_COLUMNS).where(
+        CONVERSION_TABLE.c.click_id == bindparam("click_id", type_=String),
+        CONVERSION_TABLE.c.event_id == bindparam("event_id", type_=Integer),
+        CONVERSION_TABLE.c.txn_id.is_(None),
+    )
 )
 
 
@@ -710,11 +726,18 @@ def _created(session: Session, conversion: Conversion, trace: Trace, now: dt.dat
 
 def holder(session: Session, values: dict[str, Any]) -> Any:
     """Return the conversion (id, status, reason, amount, currency) that holds a new row's dedupe key."""
+    # Planned afresh each time: a plan PostgreSQL cached while the table was nearly empty may scan
+    # all of the offer's conversions (ix_conversions_offer_created) instead of taking the key's
+    # unique index, and it keeps that plan until the table is next analyzed.
     if values["txn_id"] is not None:
         params = {"offer_id": values["offer_id"], "event_id": values["event_id"], "txn_id": values["txn_id"]}
-        return session.connection().execute(FIRST_BY_TXN, params).one()
-    params = {"click_id": values["click_id"], "event_id": values["event_id"]}
-    return session.connection().execute(FIRST_BY_CLICK, params).one()
+        rows = FIRST_BY_TXN.all(session, params, planned=False)
+    else:
+        rows = FIRST_BY_CLICK.all(
+            session, {"click_id": values["click_id"], "event_id": values["event_id"]}, planned=False
+        )
+    (row,) = rows
+    return _First(*row)
 
 
 def replay(values: dict[str, Any], first: Any) -> tuple[Answer | Conflict, dict[str, Any]]:

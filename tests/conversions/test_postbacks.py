@@ -8,11 +8,12 @@ import logging
 from urllib.parse import urlencode
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from network import money
+from network.conversions import service
 from network.conversions.models import ConversionHistory
-from network.conversions.service import sign
+from network.conversions.service import FIRST_BY_TXN, sign
 from network.offers.models import OfferAccess
 from network.tracking.clickid import ClickIdCodec
 from tests.conversions.conftest import (
@@ -251,6 +252,31 @@ def test_replay_without_txn_id_is_deduped_by_click_and_event(client, session, sh
     d = postback(client, click_id=click, event="lead", txn_id="second", token=shop.token).json
     assert d["duplicate"] is False
     assert len(conversions(session)) == 3
+
+
+def test_a_replay_finds_its_conversion_by_a_plan_made_afresh(client, session, shop, dialect):
+    """PostgreSQL keeps the plan of a prepared statement (psycopg prepares one run five times on a
+    connection) until the table is next analyzed; with autovacuum off, never. A plan made while
+    conversions was nearly empty reads every conversion of the offer (ix_conversions_offer_created)
+    for each replay, so the replay's lookup is never prepared."""
+    if dialect != "postgresql":
+        pytest.skip("SQLite keeps no plans across statements")
+    click = make_click(session, shop.link, at=NOW - HOUR)
+    first = postback(client, click_id=click, event="sale", amount="80.00", txn_id="P-1", token=shop.token).json
+    (conversion,) = conversions(session)
+    key = {"offer_id": conversion.offer_id, "event_id": conversion.event_id, "txn_id": "P-1"}
+
+    def lookups() -> list[str]:
+        prepared = session.execute(text("SELECT statement FROM pg_prepared_statements")).scalars()
+        return [statement for statement in prepared if statement.startswith("SELECT conversions.id")]
+
+    for _ in range(8):
+        assert service.holder(session, {**key, "click_id": click}).id == first["conversion_id"]
+    assert lookups() == []
+    # The check sees a prepared lookup: the same statement run as often through the prepared path.
+    for _ in range(8):
+        FIRST_BY_TXN.all(session, key)
+    assert len(lookups()) == 1
 
 
 def test_same_txn_id_with_another_amount_is_409_and_changes_nothing(client, session, shop, signals):
