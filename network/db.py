@@ -263,11 +263,17 @@ class Raw:
         cursor = psycopg.RawCursor(driver) if connection.dialect.name == "postgresql" else driver.cursor()
         return cursor, sql, params
 
-    def many(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Run the statement once per row, in the session's transaction."""
-        if rows:
-            cursor, sql, params = self._prepare(session, rows)
-            cursor.executemany(sql, params)
+    def many(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> Callable[[], int]:
+        """Run the statement once per row, in the session's transaction.
+
+        Return how to read the number of rows the runs changed in all: in a pipeline (`pipelined`),
+        known once it has ended, without a round trip of its own.
+        """
+        if not rows:
+            return lambda: 0
+        cursor, sql, params = self._prepare(session, rows)
+        cursor.executemany(sql, params)
+        return lambda: int(cursor.rowcount)
 
     def all(self, session: Session, params: Mapping[str, Any], *, planned: bool = True) -> list[tuple[Any, ...]]:
         """Run the statement once; return every row it returned.
@@ -284,21 +290,6 @@ class Raw:
         """Run the statement once, for what it writes (in a pipeline, without waiting for its answer)."""
         cursor, sql, converted = self._prepare(session, [params])
         cursor.execute(sql, converted[0])
-
-    def each_returning(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...] | None]:
-        """Run the statement once per row; return each run's first RETURNING row, or None where it had none."""
-        if not rows:
-            return []
-        cursor, sql, params = self._prepare(session, rows)
-        if session.get_bind().dialect.name != "postgresql":
-            return [cursor.execute(sql, p).fetchone() for p in params]
-        # psycopg sends them all in one round trip (pipeline mode) and keeps each one's result.
-        cursor.executemany(sql, params, returning=True)
-        found = []
-        while True:
-            found.append(cursor.fetchone())
-            if not cursor.nextset():
-                return found
 
 
 @functools.cache

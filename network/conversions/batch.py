@@ -269,13 +269,16 @@ def record_many(
     # Optimistically, every cap had room: the ledger and outbox rows are written before the counters
     # are taken, and all of it is undone when one had none.
     send_many(session, changes)
+    fitted: Callable[[], bool] | None = None
     with pipelined(session):
         service.HISTORY_LINES.run(session, history)
         service.LOG_LINES.run(session, lines)
         # Last, so the counters' row locks (which every batch of the offer queues on) are held for
         # as little as the rest of this round trip and the commit.
-        if optimistic and claims and not cap_counters.take_together(session, list(claims.values())):
-            raise _NoRoom
+        if optimistic and claims:
+            fitted = cap_counters.take_together(session, list(claims.values()))
+    if fitted is not None and not fitted():  # answered at the pipeline's end
+        raise _NoRoom
     return results
 
 

@@ -15,7 +15,7 @@ take more than its limit in total.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -216,21 +216,24 @@ _TAKE_SHARE = Raw(
             CapCounter.used + bindparam("n") <= CapRow.limit,
         )
         .values(used=CapCounter.used + bindparam("n"))
-        .returning(CapCounter.id)
     )
 )
 
 
-def take_together(session: Session, claims: Sequence[Claim]) -> bool:
+def take_together(session: Session, claims: Sequence[Claim]) -> Callable[[], bool]:
     """Take every claim's share of its counters at once, one conditional UPDATE per counter in key order.
 
-    Return whether all of it fitted; when not (no room, or a counter without its row yet), part may
-    have been taken and the caller rolls the transaction back. On PostgreSQL, the UPDATEs are the
-    row locks, taken as late in the transaction as the caller runs this.
+    Return how to tell whether all of it fitted, once the UPDATEs have answered: inside a pipeline
+    (db.pipelined) they travel with the statements before them, and are answered when it ends. When
+    not all fitted (no room, or a counter without its row yet), part may have been taken and the
+    caller rolls the transaction back. On PostgreSQL, the UPDATEs are the row locks, taken as late
+    in the transaction as the caller runs this.
     """
     totals: dict[tuple[int, dt.datetime, int], int] = {}
     for c in claims:
         for _cap, key, n in _asks(c.caps, partner_id=c.partner_id, at=c.at, payout_minor=c.payout_minor):
             totals[key] = totals.get(key, 0) + n
     shares = [{"b_cap": c, "start": s, "key": k, "n": n} for (c, s, k), n in sorted(totals.items())]
-    return all(row is not None for row in _TAKE_SHARE.each_returning(session, shares))
+    # Each UPDATE names one counter row: all fitted when every one of them changed its row.
+    changed = _TAKE_SHARE.many(session, shares)
+    return lambda: changed() == len(shares)

@@ -63,5 +63,5 @@ def test_many_at_once_decide_as_one_by_one(session, asked):
     for cap_id, start, key in keys:  # rows exist (a first conversion of the period made them)
         session.add(CapCounter(cap_id=cap_id, period_start=start, partner_key=key, used=0))
     session.flush()
-    assert caps.take_together(session, claims) == all(expected)
+    assert caps.take_together(session, claims)() == all(expected)
     together.rollback()
