@@ -234,12 +234,19 @@ class Raw:
     On PostgreSQL the statement is compiled with `$1` placeholders and run on psycopg's RawCursor,
     which sends it as it is: psycopg's own cursor parses every statement for `%(name)s` placeholders
     (and caches none longer than 4 KB, as a batch's INSERT of many rows is).
+
+    `prepared=False`: a query PostgreSQL plans afresh each time it runs, never a prepared statement
+    (psycopg prepares one run five times on a connection), whose plan the server would keep until
+    the table is next analyzed: for a query whose best index depends on how big the table has grown.
     """
 
-    def __init__(self, build: Callable[[str], Any], keys: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, build: Callable[[str], Any], keys: Sequence[str] | None = None, *, prepared: bool = True
+    ) -> None:
         #: Makes the statement for a dialect name (ON CONFLICT clauses are dialect constructs).
         self._build = build
         self._keys = list(keys) if keys is not None else None
+        self._prepared = prepared
         self._forms: dict[str, tuple[str, _Converters]] = {}
 
     def _form(self, dialect: Dialect) -> tuple[str, _Converters]:
@@ -275,14 +282,10 @@ class Raw:
         cursor.executemany(sql, params)
         return lambda: int(cursor.rowcount)
 
-    def all(self, session: Session, params: Mapping[str, Any], *, planned: bool = True) -> list[tuple[Any, ...]]:
-        """Run the statement once; return every row it returned.
-
-        `planned=False`: on PostgreSQL, never as a prepared statement, so the server plans it
-        afresh each time (see `service.holder`); SQLite has nothing to choose.
-        """
+    def all(self, session: Session, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Run the statement once; return every row it returned."""
         cursor, sql, converted = self._prepare(session, [params])
-        if session.get_bind().dialect.name == "postgresql" and not planned:
+        if not self._prepared and isinstance(cursor, psycopg.Cursor):  # SQLite keeps no plans
             return list(cursor.execute(sql, converted[0], prepare=False).fetchall())
         return list(cursor.execute(sql, converted[0]).fetchall())
 

@@ -388,19 +388,23 @@ class _First(NamedTuple):
 
 
 #: The conversion that holds a dedupe key: by offer, event and txn_id, or by click and event.
+#: Planned afresh each time: a plan PostgreSQL kept from when the table was nearly empty takes
+#: ix_conversions_offer_created and reads all of the offer's conversions, not the key's unique index.
 FIRST_BY_TXN = Raw(
     lambda _dialect: select(*_FIRST_COLUMNS).where(
         CONVERSION_TABLE.c.offer_id == bindparam("offer_id", type_=Integer),
         CONVERSION_TABLE.c.event_id == bindparam("event_id", type_=Integer),
         CONVERSION_TABLE.c.txn_id == bindparam("txn_id", type_=String),
-    )
+    ),
+    prepared=False,
 )
 FIRST_BY_CLICK = Raw(
     lambda _dialect: select(*_FIRST_COLUMNS).where(
         CONVERSION_TABLE.c.click_id == bindparam("click_id", type_=String),
         CONVERSION_TABLE.c.event_id == bindparam("event_id", type_=Integer),
         CONVERSION_TABLE.c.txn_id.is_(None),
-    )
+    ),
+    prepared=False,
 )
 
 
@@ -726,17 +730,11 @@ def _created(session: Session, conversion: Conversion, trace: Trace, now: dt.dat
 
 def holder(session: Session, values: dict[str, Any]) -> Any:
     """Return the conversion (id, status, reason, amount, currency) that holds a new row's dedupe key."""
-    # Planned afresh each time: a plan PostgreSQL cached while the table was nearly empty may scan
-    # all of the offer's conversions (ix_conversions_offer_created) instead of taking the key's
-    # unique index, and it keeps that plan until the table is next analyzed.
     if values["txn_id"] is not None:
         params = {"offer_id": values["offer_id"], "event_id": values["event_id"], "txn_id": values["txn_id"]}
-        rows = FIRST_BY_TXN.all(session, params, planned=False)
+        (row,) = FIRST_BY_TXN.all(session, params)
     else:
-        rows = FIRST_BY_CLICK.all(
-            session, {"click_id": values["click_id"], "event_id": values["event_id"]}, planned=False
-        )
-    (row,) = rows
+        (row,) = FIRST_BY_CLICK.all(session, {"click_id": values["click_id"], "event_id": values["event_id"]})
     return _First(*row)
 
 
