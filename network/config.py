@@ -28,6 +28,10 @@ class Settings:
     """Everything the app reads from its environment; passed down explicitly, never global."""
 
     database_url: str = field(default_factory=_default_database_url)
+    #: Connections each process keeps open to its database: at least the worker's threads, else under
+    #: load each connection past it is opened and closed again for one request (a new PostgreSQL
+    #: backend every time).
+    database_pool_size: int = 16
     #: Keys click ids, visitor hashes and other HMACs. Must be stable across processes.
     secret_key: str = ""
     public_base_url: str = "http://127.0.0.1:5000"
@@ -54,6 +58,16 @@ class Settings:
         return replace(self, **values)
 
 
+def _positive(name: str, text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{name.upper()} must be a whole number of at least 1, not {text!r}")
+    return value
+
+
 def _bool(text: str) -> bool:
     return text.strip().lower() in {"1", "true", "yes", "on"}
 
@@ -68,6 +82,8 @@ def from_env(environ: dict[str, str] | None = None) -> Settings:
             continue
         if f.name == "click_ip_retention_days":
             values[f.name] = int(raw)
+        elif f.name == "database_pool_size":
+            values[f.name] = _positive(f.name, raw)
         elif f.name in {"postback_allow_http", "scheduler_in_process", "testing"}:
             values[f.name] = _bool(raw)
         elif f.name == "postback_allowed_networks":

@@ -169,6 +169,7 @@ def test_settings_come_from_the_environment():
             "POSTBACK_ALLOW_HTTP": "true",
             "POSTBACK_ALLOWED_NETWORKS": "10.1.0.0/16, 192.168.5.5",
             "SCHEDULER_IN_PROCESS": "1",
+            "DATABASE_POOL_SIZE": "24",
         }
     )
     assert settings.database_url == "postgresql+psycopg://u@h/db" and settings.secret_key == "s3cret"
@@ -183,6 +184,24 @@ def test_settings_come_from_the_environment():
     assert settings.click_ip_retention_days == 7 and settings.postback_allow_http is True
     assert [str(n) for n in settings.postback_allowed_networks] == ["10.1.0.0/16", "192.168.5.5/32"]
     assert settings.scheduler_in_process is True
+    assert settings.database_pool_size == 24
+
+
+@pytest.mark.parametrize("size", ["0", "-3", "many"])
+def test_a_bad_pool_size_stops_the_app_at_start_naming_the_setting(size):
+    with pytest.raises(ValueError, match="DATABASE_POOL_SIZE"):
+        from_env({"SECRET_KEY": "x", "DATABASE_POOL_SIZE": size})
+
+
+def test_the_app_keeps_as_many_connections_as_its_pool_size(tmp_path):
+    # A worker's threads past the pool would each open and close a connection per request.
+    settings = Settings(secret_key="x", database_url=f"sqlite:///{tmp_path}/pool.db", database_pool_size=12)
+    database = create_app(settings).extensions["network.db"]
+    try:
+        assert database.engine.pool.size() == 12
+        assert Settings(secret_key="x").database_pool_size >= 8  # the README's --threads
+    finally:
+        database.dispose()
 
 
 def test_defaults_give_an_embedded_one_machine_network(tmp_path, monkeypatch):
