@@ -271,12 +271,17 @@ class Raw:
             form = self._forms[dialect.name] = (compiled.string, converters)
         return form
 
-    def _prepare(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> tuple[Any, str, list[list[Any]]]:
+    @staticmethod
+    def _cursor(session: Session) -> tuple[Any, Dialect]:
         connection = session.connection()
-        sql, converters = self._form(connection.dialect)
-        params = [[c(row[n]) if c else row[n] for n, c in converters] for row in rows]
         driver: Any = connection.connection.driver_connection
         cursor = psycopg.RawCursor(driver) if connection.dialect.name == "postgresql" else driver.cursor()
+        return cursor, connection.dialect
+
+    def _prepare(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> tuple[Any, str, list[list[Any]]]:
+        cursor, dialect = self._cursor(session)
+        sql, converters = self._form(dialect)
+        params = [[c(row[n]) if c else row[n] for n, c in converters] for row in rows]
         return cursor, sql, params
 
     def many(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> Callable[[], int]:
@@ -353,6 +358,7 @@ class InsertMany:
         self._table, self._keys, self._conflict, self._returning = table, tuple(keys), conflict, tuple(returning)
         self._each = Raw(lambda dialect: self._insert(dialect).inline(), keys=self._keys)
         self._values = ByCount(self._multi_values)
+        self._row_forms: dict[tuple[int, str], tuple[str, _Converters]] = {}
 
     def _insert(self, dialect: str) -> Any:
         insert = insert_for(dialect)(self._table)
@@ -369,19 +375,33 @@ class InsertMany:
         insert = self._insert(dialect).values(rows)
         return insert.returning(*(self._table.c[name] for name in self._returning)) if self._returning else insert
 
+    def _row_form(self, count: int, dialect: Dialect) -> tuple[str, _Converters]:
+        """Return the statement of `count` rows and its placeholders' keys in one row, with their converters.
+
+        The placeholders run row by row, each row's in the same order (`key_0 ... key_0, key_1 ...`),
+        so a row's values are converted by key, not looked up by each placeholder's name.
+        """
+        form = self._row_forms.get((count, dialect.name))
+        if form is None:
+            sql, converters = self._values(count)._form(dialect)
+            width = len(self._keys)
+            row = [(name.removesuffix("_0"), convert) for name, convert in converters[:width]]
+            assert [name for name, _ in converters] == [f"{key}_{n}" for n in range(count) for key, _ in row]
+            form = self._row_forms[(count, dialect.name)] = (sql, row)
+        return form
+
     def run(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
         """Insert the rows in the session's transaction; return the rows they returned (none without `returning`)."""
         if not rows:
             return []
-        if not self._returning and session.get_bind().dialect.name == "sqlite":
+        cursor, dialect = Raw._cursor(session)
+        if not self._returning and dialect.name == "sqlite":
             self._each.many(session, rows)
             return []
-        params = {f"{key}_{n}": row[key] for n, row in enumerate(rows) for key in self._keys}
-        statement = self._values(len(rows))
-        if not self._returning:
-            statement.execute(session, params)
-            return []
-        return statement.all(session, params)
+        sql, row = self._row_form(len(rows), dialect)
+        params = [convert(values[key]) if convert else values[key] for values in rows for key, convert in row]
+        cursor.execute(sql, params)
+        return list(cursor.fetchall()) if self._returning else []
 
 
 @contextmanager
