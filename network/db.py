@@ -394,10 +394,10 @@ class InsertMany:
         """Insert the rows in the session's transaction; return the rows they returned (none without `returning`)."""
         if not rows:
             return []
-        cursor, dialect = Raw._cursor(session)
-        if not self._returning and dialect.name == "sqlite":
+        if not self._returning and session.get_bind().dialect.name == "sqlite":
             self._each.many(session, rows)
             return []
+        cursor, dialect = Raw._cursor(session)
         sql, row = self._row_form(len(rows), dialect)
         params = [convert(values[key]) if convert else values[key] for values in rows for key, convert in row]
         cursor.execute(sql, params)
