@@ -193,6 +193,15 @@ def test_a_bad_pool_size_stops_the_app_at_start_naming_the_setting(size):
         from_env({"SECRET_KEY": "x", "DATABASE_POOL_SIZE": size})
 
 
+@pytest.mark.parametrize("url", ["sqlite:///{tmp}/pool.db", "postgresql+psycopg://u@127.0.0.1:1/db"])
+def test_an_engine_keeps_the_connections_it_is_told_to(tmp_path, url):
+    engine = make_engine(url.format(tmp=tmp_path), pool_size=9)  # made lazily: nothing connects here
+    try:
+        assert engine.pool.size() == 9
+    finally:
+        engine.dispose()
+
+
 def test_the_app_keeps_as_many_connections_as_its_pool_size(tmp_path):
     # A worker's threads past the pool would each open and close a connection per request.
     settings = Settings(secret_key="x", database_url=f"sqlite:///{tmp_path}/pool.db", database_pool_size=12)

@@ -179,3 +179,15 @@ def test_many_rows_in_one_insert_skip_taken_keys_and_return_the_rest(session):
     stored = session.execute(select(_KEYED.c.key, _KEYED.c.n).order_by(_KEYED.c.key)).all()
     assert [tuple(row) for row in stored] == [("a", 1), ("b", 2), ("c", 5)]
     assert claim.run(session, []) == []
+
+
+def test_many_rows_in_one_insert_keep_each_value_in_its_column_whatever_the_keys_order(session):
+    # Keys listed in another order than the table's columns, and more than ten rows (placeholders
+    # key_10 and up): every value must still land in its own column of its own row.
+    _KEYED.create(session.connection())
+    rows = [{"n": n, "key": f"k{n}"} for n in range(12)]
+    returned = InsertMany(_KEYED, ("n", "key"), returning=("key", "n")).run(session, rows)
+    assert [tuple(row) for row in returned] == [(f"k{n}", n) for n in range(12)]
+    InsertMany(_KEYED, ("n", "key"), conflict=["key"]).run(session, [{"n": 100 + n, "key": f"m{n}"} for n in range(11)])
+    stored = session.execute(select(_KEYED.c.key, _KEYED.c.n).where(_KEYED.c.key.like("m%"))).all()
+    assert sorted(tuple(row) for row in stored) == sorted((f"m{n}", 100 + n) for n in range(11))
