@@ -303,11 +303,6 @@ class Raw:
             return list(cursor.execute(sql, converted[0], prepare=False).fetchall())
         return list(cursor.execute(sql, converted[0]).fetchall())
 
-    def execute(self, session: Session, params: Mapping[str, Any]) -> None:
-        """Run the statement once, for what it writes (in a pipeline, without waiting for its answer)."""
-        cursor, sql, converted = self._prepare(session, [params])
-        cursor.execute(sql, converted[0])
-
 
 @functools.cache
 def _dollar_dialect(dialect: Dialect) -> Dialect:
@@ -357,7 +352,7 @@ class InsertMany:
     ) -> None:
         self._table, self._keys, self._conflict, self._returning = table, tuple(keys), conflict, tuple(returning)
         self._each = Raw(lambda dialect: self._insert(dialect).inline(), keys=self._keys)
-        self._values = ByCount(self._multi_values)
+        #: The multi-row statement by row count and dialect, with the keys of one row's placeholders.
         self._row_forms: dict[tuple[int, str], tuple[str, _Converters]] = {}
 
     def _insert(self, dialect: str) -> Any:
@@ -383,7 +378,7 @@ class InsertMany:
         """
         form = self._row_forms.get((count, dialect.name))
         if form is None:
-            sql, converters = self._values(count)._form(dialect)
+            sql, converters = Raw(functools.partial(self._multi_values, count))._form(dialect)
             width = len(self._keys)
             row = [(name.removesuffix("_0"), convert) for name, convert in converters[:width]]
             assert [name for name, _ in converters] == [f"{key}_{n}" for n in range(count) for key, _ in row]
