@@ -29,7 +29,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -188,6 +190,8 @@ class Result:
     errors: int = 0
     statuses: dict[str, int] = dataclasses.field(default_factory=dict)
     generator: str = ""
+    #: How the load's connections were spread over the server's worker processes ("9+7"), or "".
+    spread: str = ""
 
 
 @dataclasses.dataclass
@@ -348,6 +352,38 @@ def unloaded_p50(target: Target, *, requests: int = 2000) -> float:
             samples.append(elapsed)
     conn.close()
     return statistics.median(samples) * 1000
+
+
+class ConnectionSpread:
+    """Counts, partway through a load run, the server's open connections per worker process (Linux `ss`).
+
+    gunicorn's workers race to accept the load generator's keep-alive connections, and the split
+    lasts the whole run: a worker with 2 of 16 connections has at most 2 requests in flight, so a
+    server whose requests wait (on a database) answers fewer than with 8 and 8. Printed beside
+    each run, it explains runs of the same code that differ by a third.
+    """
+
+    def __init__(self, url: str, *, after: float) -> None:
+        self.port = urlsplit(url).port
+        self.text = ""
+        self._timer = threading.Timer(after, self._count)
+        self._timer.daemon = True
+
+    def _count(self) -> None:
+        if shutil.which("ss") is None:
+            return
+        command = ["ss", "-tnpH", "state", "established", f"( sport = :{self.port} )"]
+        out = subprocess.run(command, capture_output=True, text=True, check=False, timeout=10).stdout
+        per_worker = Counter(re.findall(r"pid=(\d+)", out))
+        self.text = "+".join(str(n) for n in sorted(per_worker.values(), reverse=True))
+
+    def __enter__(self) -> ConnectionSpread:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        self._timer.join()
 
 
 # ---- comparison ----------------------------------------------------------------------------------
