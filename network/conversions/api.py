@@ -367,8 +367,9 @@ def register(app: flask.Flask, api: Any) -> None:
     # Tests change offers between requests and expect the next postback to see it.
     app.extensions[_CONTEXTS] = ContextCache(max_age=0.0 if settings.testing else 0.5)
     # New conversions of concurrent requests share transactions (network/conversions/batch.py).
+    database = app.extensions["network.db"]
     app.extensions[_RECORDER] = batch.GroupCommit(
-        functools.partial(batch.record_committed, app.extensions["network.db"])
+        functools.partial(batch.record_committed, database), gate=database.writers_queue
     )
     app.register_blueprint(postbacks)
     api.register_blueprint(blp)

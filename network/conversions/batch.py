@@ -5,7 +5,9 @@ statements, COMMIT. Under load most of that is per transaction, not per conversi
 postback to arrive leads: it takes the plans queued meanwhile (its own first), records them all in
 one transaction with a few multi-row statements, commits, and wakes the others with their answers;
 the next one queued then leads. No answer leaves before the commit that holds its conversion, and
-an idle process records each postback at once (a batch of one).
+an idle process records each postback at once (a batch of one). On a SQLite file the leader first
+waits in line with the other processes' leaders (Database.writers_queue), and only then takes the
+queued plans: those that arrived while it waited join its batch instead of waiting for the next.
 
 The outcome is the one-by-one outcome. Dedupe keys are claimed by one INSERT ... ON CONFLICT DO
 NOTHING in key order (so two batches never wait on each other in a cycle); the first plan of a key
@@ -17,10 +19,12 @@ so a bad one fails by itself.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,11 +65,22 @@ class _Slot:
 
 
 class GroupCommit:
-    """Records plans of concurrent requests in shared transactions; a `service.Recorder`."""
+    """Records plans of concurrent requests in shared transactions; a `service.Recorder`.
 
-    def __init__(self, record: Callable[[list[service.Plan]], list[Outcome]], *, max_batch: int = MAX_BATCH) -> None:
+    `gate`: entered by the leader before it takes each batch, and left after recording it (a line
+    shared with other processes' leaders, such as Database.writers_queue).
+    """
+
+    def __init__(
+        self,
+        record: Callable[[list[service.Plan]], list[Outcome]],
+        *,
+        max_batch: int = MAX_BATCH,
+        gate: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext,
+    ) -> None:
         self._record = record
         self._max_batch = max_batch
+        self._gate = gate
         self._lock = threading.Lock()
         self._queue: deque[_Slot] = deque()
         self._leading = False
@@ -88,9 +103,11 @@ class GroupCommit:
         try:
             # The leader's slot is first in the queue (the queue was empty, or it was handed the lead).
             while not slot.done:
-                with self._lock:
-                    batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))]
-                self._run(batch)
+                with contextlib.ExitStack() as line:
+                    self._wait_in_line(line)
+                    with self._lock:
+                        batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))]
+                    self._run(batch)
         finally:
             with self._lock:
                 if self._queue:
@@ -100,6 +117,13 @@ class GroupCommit:
                 else:
                     self._leading = False
         return slot.outcome
+
+    def _wait_in_line(self, line: contextlib.ExitStack) -> None:
+        try:
+            line.enter_context(self._gate())
+        except Exception:
+            # The line only spares the database's own waiting for its lock: record without it.
+            log.warning("could not wait in line to write; recording the batch without the line", exc_info=True)
 
     def waiting(self) -> int:
         """Return how many plans wait for a leader to take them."""
@@ -127,7 +151,10 @@ class _NoRoom(Exception):
 
 
 def record_committed(database: Database, plans: list[service.Plan]) -> list[Outcome]:
-    """Record plans in one transaction of their own and commit it; return their outcomes."""
+    """Record plans in one transaction of their own and commit it; return their outcomes.
+
+    The caller waits in the database's writers' line (GroupCommit's gate) first.
+    """
     try:
         results = _in_transaction(database, plans, optimistic=True)
     except _NoRoom:
@@ -142,7 +169,7 @@ def record_committed(database: Database, plans: list[service.Plan]) -> list[Outc
 def _in_transaction(
     database: Database, plans: list[service.Plan], *, optimistic: bool
 ) -> list[tuple[Outcome, dict[str, Any]]]:
-    with database.writers_queue(), database.session_scope(writer=True) as session:
+    with database.session_scope(writer=True) as session:
         return record_many(session, plans, optimistic=optimistic)
 
 

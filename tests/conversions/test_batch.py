@@ -6,8 +6,9 @@ import datetime as dt
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -170,6 +171,44 @@ def test_leaders_take_turns_and_every_plan_is_answered_once():
     assert sorted(seen) == list(range(200))
     assert recorder.batches < 200 and recorder.largest == 3
     assert recorder.waiting() == 0
+
+
+def test_plans_queued_while_the_leader_waits_in_line_join_its_batch():
+    line = threading.Lock()  # held by another process's leader, writing
+    calls: list[list[Any]] = []
+
+    def record(plans: list[Any]) -> list[Any]:
+        calls.append(list(plans))
+        return [f"answer {plan}" for plan in plans]
+
+    @contextmanager
+    def gate() -> Iterator[None]:
+        with line:
+            yield
+
+    recorder = GroupCommit(record, gate=gate)
+    line.acquire()
+    with ThreadPoolExecutor(3) as pool:
+        try:
+            answers = [pool.submit(recorder.submit, "a")]
+            _wait_for(lambda: recorder.waiting() == 1)
+            answers += [pool.submit(recorder.submit, plan) for plan in ("b", "c")]
+            # The leader's own plan is still queued: it takes the batch only once in line.
+            _wait_for(lambda: recorder.waiting() == 3, timeout=5)
+        finally:
+            line.release()
+        assert [a.result(timeout=20) for a in answers] == ["answer a", "answer b", "answer c"]
+    assert calls == [["a", "b", "c"]]
+
+
+def test_a_line_that_cannot_be_entered_does_not_stop_the_recording(caplog):
+    def gate() -> Any:
+        raise OSError("no room for the line's lock file")
+
+    recorder = GroupCommit(lambda plans: [f"answer {plan}" for plan in plans], gate=gate)
+    assert recorder.submit("a") == "answer a"
+    assert recorder.failures == 0
+    assert "recording the batch without the line" in caplog.text
 
 
 def test_a_batch_that_raises_is_answered_none_and_the_next_still_records():
