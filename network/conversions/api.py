@@ -77,39 +77,34 @@ def _json_params(body: bytes) -> dict[str, list[str]]:
 
 def _read_request(source: str) -> service.Received:
     """Return every parameter of the request (query, then form or JSON body) with its raw signed bytes."""
-    params: dict[str, list[str]] = {name: request.args.getlist(name) for name in request.args}
-    raw = request.query_string
+    # The proxy resolved once: each attribute read through it costs a context lookup.
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    args = req.args
+    params: dict[str, list[str]] = {name: args.getlist(name) for name in args}
+    raw = req.query_string
     query_on_post = False
-    if request.method == "POST":
-        raw = request.get_data(cache=True)
-        query_on_post = bool(request.query_string)
+    if req.method == "POST":
+        raw = req.get_data(cache=True)
+        query_on_post = bool(req.query_string)
         body: dict[str, list[str]] = {}
-        if request.mimetype == "application/json" or request.mimetype.endswith("+json"):
+        if req.mimetype == "application/json" or req.mimetype.endswith("+json"):
             body = _json_params(raw)
-        elif request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-            body = {name: request.form.getlist(name) for name in request.form}
+        elif req.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            body = {name: req.form.getlist(name) for name in req.form}
         elif raw.strip():
             raise ValidationError("send the parameters as a form or a JSON object", field="body")
         for name, values in body.items():
             params.setdefault(name, []).extend(values)
     return service.Received(
         source=source,
-        method=request.method,
+        method=req.method,
         params=params,
         raw=raw,
-        signature=request.headers.get("X-Signature"),
+        signature=req.headers.get("X-Signature"),
         query_on_post=query_on_post,
-        remote_addr=request.remote_addr,
-        cookie_click_id=request.cookies.get(CLICK_COOKIE) if source == "pixel" else None,
+        remote_addr=req.remote_addr,
+        cookie_click_id=req.cookies.get(CLICK_COOKIE) if source == "pixel" else None,
     )
-
-
-def _contexts() -> ContextCache:
-    return flask.current_app.extensions[_CONTEXTS]
-
-
-def _recorder() -> batch.GroupCommit:
-    return flask.current_app.extensions[_RECORDER]
 
 
 def _handle(source: str) -> service.Answer:
@@ -135,14 +130,16 @@ def _handle(source: str) -> service.Answer:
             raise
         parse_error = error
     trace = service.start_trace(received)
-    session = web.database().session()
+    # The app proxy resolved once, as the request's in _read_request.
+    extensions = flask.current_app._get_current_object().extensions  # type: ignore[attr-defined]
+    session = extensions["network.db"].session()
     try:
         try:
             if parse_error is not None:
                 raise parse_error
             answer = service.receive(
-                session, settings=web.settings(), received=received, trace=trace, now=now, contexts=_contexts(),
-                recorder=_recorder(),
+                session, settings=extensions["network.settings"], received=received, trace=trace, now=now,
+                contexts=extensions[_CONTEXTS], recorder=extensions[_RECORDER],
             )  # fmt: skip
         except DomainError as error:
             # Nothing of the refused request stays, except its log line.
