@@ -75,10 +75,8 @@ def _json_params(body: bytes) -> dict[str, list[str]]:
     return params
 
 
-def _read_request(source: str) -> service.Received:
+def _read_request(req: flask.Request, source: str) -> service.Received:
     """Return every parameter of the request (query, then form or JSON body) with its raw signed bytes."""
-    # The proxy resolved once: each attribute read through it costs a context lookup.
-    req = request._get_current_object()  # type: ignore[attr-defined]
     args = req.args
     params: dict[str, list[str]] = {name: args.getlist(name) for name in args}
     raw = req.query_string
@@ -107,7 +105,7 @@ def _read_request(source: str) -> service.Received:
     )
 
 
-def _handle(source: str) -> service.Answer:
+def _handle(app: flask.Flask, req: flask.Request, source: str) -> service.Answer:
     """Judge the request and log it; the conversion and its log line commit before the answer.
 
     A refused request (400/403/409) is rolled back and only its log line is committed; so is one
@@ -116,13 +114,13 @@ def _handle(source: str) -> service.Answer:
     now = now_utc()
     parse_error: DomainError | None = None
     try:
-        received = _read_request(source)
+        received = _read_request(req, source)
     except (DomainError, HTTPException) as error:
         received = service.Received(
             source=source,
-            method=request.method,
-            params={name: request.args.getlist(name) for name in request.args},
-            remote_addr=request.remote_addr,
+            method=req.method,
+            params={name: req.args.getlist(name) for name in req.args},
+            remote_addr=req.remote_addr,
         )
         if isinstance(error, HTTPException):
             # A body the server would not read (too large): logged with its status, then answered.
@@ -130,8 +128,7 @@ def _handle(source: str) -> service.Answer:
             raise
         parse_error = error
     trace = service.start_trace(received)
-    # The app proxy resolved once, as the request's in _read_request.
-    extensions = flask.current_app._get_current_object().extensions  # type: ignore[attr-defined]
+    extensions = app.extensions
     session = extensions["network.db"].session()
     try:
         try:
@@ -182,18 +179,22 @@ def _log_failure(trace: service.Trace, now: Any, *, status: int = 500, reason: s
 @postbacks.route("/postback", methods=["GET", "POST"])
 def postback() -> Any:
     """Record a brand's conversion (or undo one by txn_id); 200 whatever the verdict, with its reason."""
-    if request.method == "HEAD":
+    # The proxies resolved once: each read through one costs a context lookup.
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    if req.method == "HEAD":
         # Flask answers HEAD for every GET route; a HEAD (a link checker) must not record anything.
         return Response(status=405, headers={"Allow": "GET, POST"})
-    return flask.jsonify(_handle("postback").as_dict())
+    app = flask.current_app._get_current_object()  # type: ignore[attr-defined]
+    return app.json.response(_handle(app, req, "postback").as_dict())  # flask.jsonify, without its lookup
 
 
 @postbacks.route("/pixel", methods=["GET"])
 def pixel() -> Response:
     """Record a conversion from the browser's click cookie; always a 1x1 GIF."""
+    req = request._get_current_object()  # type: ignore[attr-defined]
     try:
-        if request.method != "HEAD":  # prefetchers and link checkers record nothing
-            _handle("pixel")
+        if req.method != "HEAD":  # prefetchers and link checkers record nothing
+            _handle(flask.current_app._get_current_object(), req, "pixel")  # type: ignore[attr-defined]
     except DomainError:
         pass  # logged in the postback log; a browser can do nothing with an error
     except Exception:  # a pixel never breaks the page it sits on
