@@ -386,6 +386,18 @@ class ConnectionSpread:
         self._timer.join()
 
 
+def starved(spread: str, *, workers: int, threads: int, connections: int) -> bool:
+    """Return whether a run's split left a worker fewer connections than threads, when there were enough for all.
+
+    Such a run does not measure the server: a worker's threads sat idle for want of connections.
+    """
+    if not spread:  # not counted (no `ss`)
+        return False
+    counts = [int(n) for n in spread.split("+")]
+    counts += [0] * (workers - len(counts))
+    return min(counts) < min(threads, connections // workers)
+
+
 # ---- comparison ----------------------------------------------------------------------------------
 
 
