@@ -393,9 +393,13 @@ def starved(spread: str, *, workers: int, threads: int, connections: int) -> boo
     """
     if not spread:  # not counted (no `ss`)
         return False
-    counts = [int(n) for n in spread.split("+")]
-    counts += [0] * (workers - len(counts))
-    return min(counts) < min(threads, connections // workers)
+    return fewest(spread, workers) < min(threads, connections // workers)
+
+
+def fewest(spread: str, workers: int) -> int:
+    """Return the fewest connections a worker held in a split ("13+3"; a worker missing from it held none)."""
+    counts = [int(n) for n in spread.split("+")] if spread else []
+    return min(counts + [0] * (workers - len(counts)))
 
 
 # ---- comparison ----------------------------------------------------------------------------------
