@@ -24,7 +24,6 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,7 +78,7 @@ class GroupCommit:
         record: Callable[[list[service.Plan]], list[Outcome]],
         *,
         max_batch: int = MAX_BATCH,
-        gate: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext,
+        gate: Callable[[], contextlib.AbstractContextManager[object]] = contextlib.nullcontext,
     ) -> None:
         self._record = record
         self._max_batch = max_batch
@@ -106,13 +105,20 @@ class GroupCommit:
         try:
             # The leader's slot is first in the queue (the queue was empty, or it was handed the lead).
             while not slot.done:
-                with contextlib.ExitStack() as line:
-                    self._wait_in_line(line)
+                line = contextlib.ExitStack()
+                self._wait_in_line(line)
+                try:
                     with self._lock:
                         batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))]
                     self._run(batch)
+                finally:
+                    self._leave_line(line)
         finally:
             with self._lock:
+                if not slot.done and slot in self._queue:
+                    # Interrupted before taking its batch (while waiting in line): its plan is not
+                    # recorded, and its slot must not be handed the lead it already had.
+                    self._queue.remove(slot)
                 if self._queue:
                     following = self._queue[0]
                     following.lead = True
@@ -127,6 +133,14 @@ class GroupCommit:
         except Exception:
             # The line only spares the database's own waiting for its lock: record without it.
             log.warning("could not wait in line to write; recording the batch without the line", exc_info=True)
+
+    @staticmethod
+    def _leave_line(line: contextlib.ExitStack) -> None:
+        try:
+            line.close()
+        except Exception:
+            # The batch is committed: its postbacks are answered as such all the same.
+            log.warning("could not leave the line to write", exc_info=True)
 
     def waiting(self) -> int:
         """Return how many plans wait for a leader to take them."""

@@ -19,6 +19,7 @@ from network.conversions import batch
 from network.conversions.batch import GroupCommit
 from network.conversions.models import Conversion, PostbackLog
 from network.conversions.signals import status_changed
+from network.db import Database
 from network.deliveries.models import PostbackDelivery
 from network.offers.models import CapCounter
 from network.payouts.models import LedgerEntry
@@ -173,11 +174,26 @@ def test_leaders_take_turns_and_every_plan_is_answered_once():
     assert recorder.waiting() == 0
 
 
+def _submit_in_thread(recorder: GroupCommit, plan: Any) -> Callable[[], Any]:
+    """Submit `plan` from a thread of its own; return how to get its outcome (failing, not hanging, if it never comes)."""
+    outcome: list[Any] = []
+    thread = threading.Thread(target=lambda: outcome.append(recorder.submit(plan)), daemon=True)
+    thread.start()
+
+    def result() -> Any:
+        thread.join(timeout=20)
+        assert not thread.is_alive(), f"plan {plan!r} was never answered"
+        return outcome[0]
+
+    return result
+
+
 def test_plans_queued_while_the_leader_waits_in_line_join_its_batch():
     line = threading.Lock()  # held by another process's leader, writing
     calls: list[list[Any]] = []
 
     def record(plans: list[Any]) -> list[Any]:
+        assert line.locked(), "recorded outside the line"
         calls.append(list(plans))
         return [f"answer {plan}" for plan in plans]
 
@@ -188,27 +204,88 @@ def test_plans_queued_while_the_leader_waits_in_line_join_its_batch():
 
     recorder = GroupCommit(record, gate=gate)
     line.acquire()
-    with ThreadPoolExecutor(3) as pool:
-        try:
-            answers = [pool.submit(recorder.submit, "a")]
-            _wait_for(lambda: recorder.waiting() == 1)
-            answers += [pool.submit(recorder.submit, plan) for plan in ("b", "c")]
-            # The leader's own plan is still queued: it takes the batch only once in line.
-            _wait_for(lambda: recorder.waiting() == 3, timeout=5)
-        finally:
-            line.release()
-        assert [a.result(timeout=20) for a in answers] == ["answer a", "answer b", "answer c"]
+    try:
+        answers = [_submit_in_thread(recorder, "a")]
+        _wait_for(lambda: recorder.waiting() == 1)
+        answers += [_submit_in_thread(recorder, plan) for plan in ("b", "c")]
+        # The leader's own plan is still queued: it takes the batch only once in line.
+        _wait_for(lambda: recorder.waiting() == 3, timeout=5)
+    finally:
+        line.release()
+    assert [answer() for answer in answers] == ["answer a", "answer b", "answer c"]
     assert calls == [["a", "b", "c"]]
+    assert not line.locked()
 
 
-def test_a_line_that_cannot_be_entered_does_not_stop_the_recording(caplog):
-    def gate() -> Any:
+def test_a_line_that_cannot_be_entered_or_left_does_not_stop_the_recording(caplog):
+    def no_entry() -> Any:
         raise OSError("no room for the line's lock file")
 
-    recorder = GroupCommit(lambda plans: [f"answer {plan}" for plan in plans], gate=gate)
+    recorder = GroupCommit(lambda plans: [f"answer {plan}" for plan in plans], gate=no_entry)
     assert recorder.submit("a") == "answer a"
-    assert recorder.failures == 0
     assert "recording the batch without the line" in caplog.text
+
+    @contextmanager
+    def no_exit() -> Iterator[None]:
+        yield
+        raise OSError("the line's lock could not be released")
+
+    # The batch is committed before the line is left: its answer stands.
+    recorder = GroupCommit(lambda plans: [f"answer {plan}" for plan in plans], gate=no_exit)
+    assert recorder.submit("b") == "answer b"
+    assert "could not leave the line" in caplog.text
+    assert recorder.failures == 0
+
+
+class _Stop(BaseException):
+    """Like the interpreter's own exits: not an Exception."""
+
+
+def test_a_leader_stopped_while_waiting_in_line_leaves_no_dead_lead():
+    entries: list[str] = []
+
+    @contextmanager
+    def gate() -> Iterator[None]:
+        entries.append("in")
+        if len(entries) == 1:
+            raise _Stop
+        yield
+
+    recorder = GroupCommit(lambda plans: [f"answer {plan}" for plan in plans], gate=gate)
+    with pytest.raises(_Stop):
+        recorder.submit("a")
+    # Its plan is not recorded and its slot is gone: the next postback leads and is answered.
+    assert recorder.waiting() == 0
+    assert _submit_in_thread(recorder, "b")() == "answer b"
+
+
+def test_sqlite_postbacks_are_recorded_in_the_writers_line(committed_app, committed_db, frozen_clock, dialect):
+    if dialect != "sqlite":
+        pytest.skip("PostgreSQL needs no line")
+    frozen_clock(NOW)
+    with committed_db.session_scope() as session:
+        brand = make_brand(session)
+        link = make_link(session, offer=make_offer(session, brand=brand, events=[CPL]), partner=make_partner(session))
+        click, token = make_click(session, link, at=NOW - HOUR), brand.postback_token
+    answers: list[Any] = []
+
+    def send() -> None:
+        r = committed_app.test_client().get(
+            "/postback", query_string={"event": "lead", "click_id": click, "token": token}
+        )
+        answers.append(r.get_json())
+
+    other = Database(committed_db.url)  # another process's place in the line
+    try:
+        with other.writers_queue():
+            thread = threading.Thread(target=send, daemon=True)
+            thread.start()
+            thread.join(timeout=0.5)
+            assert not answers, "recorded while another process's batch held the line"
+        thread.join(timeout=20)
+    finally:
+        other.dispose()
+    assert [a["status"] for a in answers] == ["approved"]
 
 
 def test_a_batch_that_raises_is_answered_none_and_the_next_still_records():
