@@ -402,6 +402,16 @@ def fewest(spread: str, workers: int) -> int:
     return min(counts + [0] * (workers - len(counts)))
 
 
+def instructions_of(argv: Sequence[str]) -> int:
+    """Return the instructions `python argv...` executes, counted by valgrind's callgrind (the same for the same code)."""
+    command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", PYTHON, *argv]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if found is None:
+        raise RuntimeError(f"callgrind printed no count:\n{done.stderr[-2000:]}")
+    return int(found.group(1))
+
+
 # ---- comparison ----------------------------------------------------------------------------------
 
 

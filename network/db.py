@@ -74,13 +74,13 @@ def make_engine(url: str, *, pool_size: int | None = None, **kwargs: Any) -> Eng
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     # Statement errors never carry their parameters: they may hold postback tokens or keys.
     kwargs.setdefault("hide_parameters", True)
+    in_memory = url in {"sqlite://", "sqlite:///:memory:"}
+    if pool_size is not None and not in_memory:  # an in-memory database is one connection (StaticPool)
+        kwargs.setdefault("pool_size", pool_size)
     if url.startswith("sqlite"):
-        if url in {"sqlite://", "sqlite:///:memory:"}:
+        if in_memory:
             kwargs.setdefault("poolclass", StaticPool)
-            pool_size = None
         kwargs.setdefault("connect_args", {"check_same_thread": False})
-        if pool_size is not None:
-            kwargs.setdefault("pool_size", pool_size)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling defers BEGIN; emit it ourselves so that
@@ -89,8 +89,6 @@ def make_engine(url: str, *, pool_size: int | None = None, **kwargs: Any) -> Eng
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
-    if pool_size is not None:
-        kwargs.setdefault("pool_size", pool_size)
     return create_engine(url, **kwargs)
 
 

@@ -103,16 +103,16 @@ class GroupCommit:
         if not slot.lead:
             return slot.outcome
         try:
-            # The leader's slot is first in the queue (the queue was empty, or it was handed the lead).
-            while not slot.done:
-                line = contextlib.ExitStack()
-                self._wait_in_line(line)
-                try:
-                    with self._lock:
-                        batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))]
-                    self._run(batch)
-                finally:
-                    self._leave_line(line)
+            # The leader's slot is first in the queue (the queue was empty, or it was handed the lead),
+            # so the batch it takes holds its own plan.
+            line = contextlib.ExitStack()
+            self._wait_in_line(line)
+            try:
+                with self._lock:
+                    batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))]
+                self._run(batch)
+            finally:
+                self._leave_line(line)
         finally:
             with self._lock:
                 if not slot.done and slot in self._queue:
