@@ -11,7 +11,9 @@ THREADS ?= 4
 TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 PYTEST_ARGS ?=
 # bench/ holds the speed scripts once they exist; lint whatever is there.
-LINT_PATHS := network tests migrations wsgi.py $(wildcard bench)
+# bench's scripts have no .py suffix, so ruff checks them only when named.
+BENCH_SCRIPTS := $(filter-out %.md %.py %__pycache__,$(wildcard bench/*))
+LINT_PATHS := network tests migrations wsgi.py $(wildcard bench) $(BENCH_SCRIPTS)
 
 .DEFAULT_GOAL := help
 
