@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 WORKERS ?= 2
 # Threads per worker: a worker's concurrent postbacks share one transaction (group commit).
-THREADS ?= 4
+THREADS ?= 8
 TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 PYTEST_ARGS ?=
 # bench/ holds the speed scripts once they exist; lint whatever is there.

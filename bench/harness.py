@@ -108,6 +108,8 @@ class Server:
 
     def describe(self) -> str:
         """Return the worker setup in words."""
+        if self.worker_class in ("gevent", "eventlet"):  # one thread; greenlets up to --worker-connections
+            return f"gunicorn {self.worker_class} workers={self.workers}"
         return f"gunicorn {self.worker_class} workers={self.workers} threads={self.threads}"
 
     def start(self) -> Server:
