@@ -3,7 +3,8 @@
 A postback's link, offer, brand (and its token), partner, access, event and partner override come
 from one query; its answer is kept per (link, event) for `max_age` seconds (0.5 in servers, 0 in
 tests), so a busy offer's postbacks need no query for it. Changes to an offer, its events, a
-partner or a token take effect within that time, as for clicks (network/tracking/snapshot.py).
+partner or a token take effect within that time and one read (a stale entry is read again by one
+request while the others keep it), as for clicks (network/tracking/snapshot.py).
 The offer's conversion caps are kept too, as rules (which caps, per what); each cap's limit is read
 again in the conversion's transaction, where its counter is taken (network/conversions/batch.py).
 """
@@ -168,18 +169,35 @@ class ContextCache:
         self.max_age = max_age
         self._monotonic = monotonic
         self._entries: dict[tuple[int, str | None], tuple[float, LinkContext | None]] = {}
+        #: Entries one request is reading again now.
+        self._refreshing: set[tuple[int, str | None]] = set()
         self._lock = threading.Lock()
 
     def get(self, session: Session, link_id: int, event: str | None) -> LinkContext | None:
-        """Return a link's context for `event`, read again when older than max_age."""
+        """Return a link's context for `event`, read again when older than max_age.
+
+        While one request reads a stale entry again, the others keep the one it replaces, rather
+        than all reading it at once (on a busy offer, every request that arrives during the read):
+        a change takes effect within max_age and one read.
+        """
         if self.max_age <= 0:
             return read_context(session, link_id, event)
         key = (link_id, event)
         now = self._monotonic()
         entry = self._entries.get(key)
-        if entry is not None and now - entry[0] < self.max_age:
-            return entry[1]
-        context = read_context(session, link_id, event)
+        if entry is not None:
+            if now - entry[0] < self.max_age:
+                return entry[1]
+            with self._lock:
+                if key in self._refreshing:
+                    return entry[1]
+                self._refreshing.add(key)
+        try:
+            context = read_context(session, link_id, event)
+        finally:
+            if entry is not None:
+                with self._lock:
+                    self._refreshing.discard(key)
         with self._lock:
             if len(self._entries) >= MAX_ENTRIES:
                 self._entries = {}

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from network.auth import SYSTEM
+from network.conversions import context
 from network.conversions.context import ContextCache, read_context
 from network.offers import service as offers
 from tests.conversions.conftest import CPL, REVSHARE, make_shop
@@ -34,6 +37,41 @@ def test_a_context_is_reused_for_max_age_then_read_again(client, session):
     clock.now += 0.2
     again = cache.get(session, shop.link.id, None)
     assert again is not None and again.offer_status == "paused"
+
+
+def test_while_a_stale_context_is_read_again_other_requests_keep_the_last_one(client, session, monkeypatch):
+    shop = make_shop(session, client, events=[CPL])
+    clock = FakeMonotonic()
+    cache = ContextCache(max_age=0.5, monotonic=clock)
+    first = cache.get(session, shop.link.id, None)
+    offers.change_status(session, SYSTEM, shop.offer.id, "pause")
+    session.flush()
+    clock.now += 1
+    reads: list[int] = []
+    during: list[object] = []
+
+    def reading(session, link_id, event):  # type: ignore[no-untyped-def]
+        reads.append(link_id)
+        during.append(cache.get(session, link_id, event))  # another request, while this one reads
+        return read_context(session, link_id, event)
+
+    monkeypatch.setattr(context, "read_context", reading)
+    again = cache.get(session, shop.link.id, None)
+    assert reads == [shop.link.id]  # one read, not one per request
+    assert during == [first]  # meanwhile: the last context
+    assert again is not None and again.offer_status == "paused"
+    assert cache.get(session, shop.link.id, None) is again  # and the new one from then on
+    clock.now += 1
+
+    def failing(*_: object) -> None:
+        raise RuntimeError("database down")
+
+    monkeypatch.setattr(context, "read_context", failing)
+    with pytest.raises(RuntimeError):
+        cache.get(session, shop.link.id, None)
+    monkeypatch.setattr(context, "read_context", read_context)
+    # A read that failed leaves no request waiting on it: the next one reads again.
+    assert cache.get(session, shop.link.id, None) is not again
 
 
 def test_without_max_age_every_get_reads(client, session):
