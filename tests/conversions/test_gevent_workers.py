@@ -72,7 +72,10 @@ def test_concurrent_postbacks_on_gevent_workers_are_each_committed_once(committe
     server = Server("wsgi:app", env=env, workers=2, worker_class="gevent", ready_path="/healthz", timeout=60)
     with server:
         with ThreadPoolExecutor(CLIENTS + 4) as pool:
-            new = [pool.submit(_client, server.url, [path(f"G-{c}-{i}") for i in range(PER_CLIENT)]) for c in range(CLIENTS)]
+            new = [
+                pool.submit(_client, server.url, [path(f"G-{c}-{i}") for i in range(PER_CLIENT)])
+                for c in range(CLIENTS)
+            ]
             replays = [pool.submit(_client, server.url, [path("G-same")] * (REPLAYS // 4)) for _ in range(4)]
             new_answers = [answer for future in new for answer in future.result()]
             replay_answers = [answer for future in replays for answer in future.result()]
