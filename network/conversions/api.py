@@ -6,12 +6,14 @@ import functools
 import json
 import logging
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 from urllib.parse import unquote_plus
 
 import flask
 from flask import Response, request
 from flask.views import MethodView
+from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
 from network import web
@@ -105,6 +107,32 @@ def _read_request(req: flask.Request, source: str) -> service.Received:
     )
 
 
+class _LazySession:
+    """The request's session, made when first used: a postback its batch records uses none of its own."""
+
+    __slots__ = ("_make", "_session")
+
+    def __init__(self, make: Callable[[], Session]) -> None:
+        self._make = make
+        self._session: Session | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._session is None:
+            self._session = self._make()
+        return getattr(self._session, name)
+
+    def in_transaction(self) -> bool:
+        return self._session is not None and self._session.in_transaction()
+
+    def rollback(self) -> None:
+        if self._session is not None:
+            self._session.rollback()
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+
+
 def _handle(app: flask.Flask, req: flask.Request, source: str) -> service.Answer:
     """Judge the request and log it; the conversion and its log line commit before the answer.
 
@@ -129,7 +157,7 @@ def _handle(app: flask.Flask, req: flask.Request, source: str) -> service.Answer
         parse_error = error
     trace = service.start_trace(received)
     extensions = app.extensions
-    session = extensions["network.db"].session()
+    session = cast(Session, _LazySession(extensions["network.db"].sessionmaker))
     try:
         try:
             if parse_error is not None:
