@@ -71,6 +71,8 @@ class GroupCommit:
 
     `gate`: entered by the leader before it takes each batch, and left after recording it (a line
     shared with other processes' leaders, such as Database.writers_queue).
+    `ahead`: called by the leader with the plans queued before it waits in the gate's line, to do
+    outside the line what may be (read_ahead); an error there only leaves it to the recording.
     """
 
     def __init__(
@@ -79,10 +81,12 @@ class GroupCommit:
         *,
         max_batch: int = MAX_BATCH,
         gate: Callable[[], contextlib.AbstractContextManager[object]] = contextlib.nullcontext,
+        ahead: Callable[[list[service.Plan]], None] | None = None,
     ) -> None:
         self._record = record
         self._max_batch = max_batch
         self._gate = gate
+        self._ahead = ahead
         self._lock = threading.Lock()
         self._queue: deque[_Slot] = deque()
         self._leading = False
@@ -105,6 +109,8 @@ class GroupCommit:
         try:
             # The leader's slot is first in the queue (the queue was empty, or it was handed the lead),
             # so the batch it takes holds its own plan.
+            if self._ahead is not None:
+                self._prepare()
             line = contextlib.ExitStack()
             self._wait_in_line(line)
             try:
@@ -126,6 +132,15 @@ class GroupCommit:
                 else:
                     self._leading = False
         return slot.outcome
+
+    def _prepare(self) -> None:
+        assert self._ahead is not None
+        with self._lock:
+            queued = [slot.plan for slot in self._queue]
+        try:
+            self._ahead(queued)
+        except Exception:
+            log.warning("could not read ahead of a batch; it reads in the line instead", exc_info=True)
 
     def _wait_in_line(self, line: contextlib.ExitStack) -> None:
         try:
@@ -184,6 +199,28 @@ def record_committed(database: Database, plans: list[service.Plan]) -> list[Outc
     return [outcome for outcome, _fields in results]
 
 
+def read_ahead(database: Database, plans: list[service.Plan]) -> None:
+    """Read the plans' clicks and judge the plans on them before their batch waits in the writers' line.
+
+    So the line (SQLite's one writer at a time, across processes) is held for less. A click's row
+    does not change once written (but for its raw IP, which judging does not read), so what is read
+    outside the batch's transaction stands. A click not found (still in a writer's buffer, maybe this
+    process's) is left to the batch, which reads it again and looks in the buffer.
+    """
+    todo = [plan for plan in plans if plan.judged is None]
+    if not todo:
+        return
+    session = database.read_session()  # on SQLite a read takes no write lock
+    try:
+        rows = _click_rows(session, sorted({plan.click_id for plan in todo}))
+    finally:
+        session.close()
+    for plan in todo:
+        row = rows.get(plan.click_id)
+        if row is not None:
+            plan.judged = service.judge(plan, row)
+
+
 def _in_transaction(
     database: Database, plans: list[service.Plan], *, optimistic: bool
 ) -> list[tuple[Outcome, dict[str, Any]]]:
@@ -210,12 +247,19 @@ def _key(values: dict[str, Any]) -> tuple[Any, ...]:
     return ("c", values["click_id"], values["event_id"])
 
 
-def _clicks(session: Session, plans: Sequence[service.Plan]) -> dict[str, Any]:
-    """Return the plans' clicks: their rows, or their records still in this process's buffer."""
-    ids = sorted({plan.click_id for plan in plans})
+def _click_rows(session: Session, ids: Sequence[str]) -> dict[str, _ClickRow]:
+    """Return the rows of the clicks written among `ids`, by id."""
     found = _CLICKS(len(ids)).all(session, {f"id_{n}": click_id for n, click_id in enumerate(ids)})
     # Driver values: SQLite's booleans are 0 and 1.
-    clicks: dict[str, Any] = {row[0]: _ClickRow(row[1], _bool(row[2]), _bool(row[3])) for row in found}
+    return {row[0]: _ClickRow(row[1], _bool(row[2]), _bool(row[3])) for row in found}
+
+
+def _clicks(session: Session, plans: Sequence[service.Plan]) -> dict[str, Any]:
+    """Return the clicks of the plans not judged ahead: their rows, or their records still in this process's buffer."""
+    ids = sorted({plan.click_id for plan in plans if plan.judged is None})
+    if not ids:
+        return {}
+    clicks: dict[str, Any] = dict(_click_rows(session, ids))
     for click_id in ids:
         # As tracking.service.get_click: a click this process has not written yet is in its buffer.
         pending = buffered_click(session, click_id)
@@ -249,7 +293,7 @@ def record_many(
     batch again without it); otherwise lock the counters and decide conversion by conversion.
     """
     clicks = _clicks(session, plans)
-    judged = [service.judge(plan, clicks.get(plan.click_id)) for plan in plans]
+    judged = [plan.judged or service.judge(plan, clicks.get(plan.click_id)) for plan in plans]
     keys = [_key(values) for _facts, values in judged]
 
     # Claim the dedupe keys, in key order (so two batches never wait on each other in a cycle); the

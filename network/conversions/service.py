@@ -569,6 +569,9 @@ class Plan:
     pixel: bool
     currency: str
     amount_minor: int | None
+    #: The plan judged on its click's row, both read before its batch waited in the writers' line
+    #: (network/conversions/batch.py read_ahead); None: read and judged in the batch.
+    judged: tuple[rules.Facts, dict[str, Any]] | None = None
 
     @property
     def click_id(self) -> str:

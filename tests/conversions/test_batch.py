@@ -301,3 +301,74 @@ def test_a_batch_that_raises_is_answered_none_and_the_next_still_records():
     assert recorder.submit("a") is None  # the caller then records it alone
     assert recorder.submit("b") == "ok"
     assert recorder.failures == 1
+
+
+def test_the_leader_reads_ahead_the_queued_plans_before_it_waits_in_line(caplog):
+    events: list[Any] = []
+
+    @contextmanager
+    def line() -> Iterator[None]:
+        events.append("in line")
+        yield
+        events.append("left")
+
+    def record(plans: list[Any]) -> list[Any]:
+        events.append(("recorded", list(plans)))
+        return [f"answer {plan}" for plan in plans]
+
+    recorder = GroupCommit(record, gate=line, ahead=lambda plans: events.append(("ahead", list(plans))))
+    assert recorder.submit("p1") == "answer p1"
+    assert events == [("ahead", ["p1"]), "in line", ("recorded", ["p1"]), "left"]
+
+    def down(_plans: list[Any]) -> None:
+        raise OperationalError("SELECT", {}, Exception("the database went away"))
+
+    events.clear()
+    recorder = GroupCommit(record, gate=line, ahead=down)
+    # Reading ahead only spares the line some work: the batch is recorded all the same.
+    assert recorder.submit("p2") == "answer p2"
+    assert events == ["in line", ("recorded", ["p2"]), "left"]
+    assert "could not read ahead of a batch" in caplog.text
+
+
+def test_plans_judged_ahead_are_recorded_as_the_batch_would_judge_them(committed_app, committed_db, frozen_clock):
+    frozen_clock(NOW)
+    with committed_db.session_scope() as session:
+        brand = make_brand(session)
+        partner = make_partner(session)
+        offer = make_offer(session, brand=brand, events=[CPL], countries=["US"], min_seconds=60)
+        link = make_link(session, offer=offer, partner=partner)
+        token = brand.postback_token
+        clicks = [
+            make_click(session, link, at=NOW - HOUR, country="US"),
+            make_click(session, link, at=NOW - HOUR, country="DE"),  # outside the offer's countries
+            make_click(session, link, at=NOW - dt.timedelta(seconds=5), country="US"),  # too fast
+            make_click(session, link, at=NOW - HOUR, country="US", is_bot=True),  # held for review
+            make_click(None, link, at=NOW - HOUR),  # not written (yet): no row to read ahead
+        ]
+    plans: list[Any] = []
+    recorder = committed_app.extensions["network.conversions.recorder"]
+    # The requests' plans, kept instead of recorded (each answered as nothing).
+    recorder.submit = lambda plan: plans.append(plan) or batch.service.Answer(None, None, None)
+    for tag in ("ahead", "in-batch"):
+        for n, click in enumerate(clicks):
+            query = {"click_id": click, "event": "lead", "token": token, "txn_id": f"{tag}-{n}"}
+            assert committed_app.test_client().get("/postback", query_string=query).status_code == 200
+    ahead, in_batch = plans[: len(clicks)], plans[len(clicks) :]
+
+    batch.read_ahead(committed_db, ahead)
+
+    assert [plan.judged is not None for plan in ahead] == [True, True, True, True, False]
+    assert [plan.judged is None for plan in in_batch] == [True] * len(clicks)
+    judged_ahead = batch.record_committed(committed_db, ahead)
+    judged_in_batch = batch.record_committed(committed_db, in_batch)
+    verdicts = [(a.status, a.reason) for a in judged_ahead]
+    assert verdicts == [(a.status, a.reason) for a in judged_in_batch]
+    assert verdicts[:4] == [("approved", None), ("rejected", "geo_mismatch"), ("rejected", "too_fast"),
+                            ("pending", None)]  # fmt: skip
+    with committed_db.session_scope() as session:
+        stored = {c.txn_id: (c.status, c.reason, c.flags) for c in session.scalars(select(Conversion))}
+        assert [stored[f"ahead-{n}"] for n in range(len(clicks))] == [
+            stored[f"in-batch-{n}"] for n in range(len(clicks))
+        ]
+        check_invariants(session, SECRET)
