@@ -48,6 +48,25 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        """Return how a value is bound; on SQLite one isoformat call writes SQLAlchemy's stored string.
+
+        SQLite's DATETIME stores "YYYY-MM-DD HH:MM:SS.ffffff", which SQLAlchemy's processor makes by
+        %-formatting seven fields: a postback batch binds about seven datetimes per conversion, in
+        the writers' line. `isoformat(" ", "microseconds")` of the naive UTC value is the same string.
+        """
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: dt.datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given for a UTC column")
+            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+        return process
+
 
 class Base(DeclarativeBase):
     """Base of every model; constraint names follow one convention so migrations are stable."""

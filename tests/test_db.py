@@ -11,11 +11,14 @@ import time
 from typing import Any, cast
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, text
+from sqlalchemy.dialects import sqlite
 
 from network.clock import UTC
 from network.conversions.models import PostbackLog
-from network.db import Database, InsertMany, Raw
+from network.db import Database, InsertMany, Raw, UTCDateTime
 
 
 def test_sqlite_batches_of_two_databases_wait_in_line(tmp_path):
@@ -191,3 +194,28 @@ def test_many_rows_in_one_insert_keep_each_value_in_its_column_whatever_the_keys
     InsertMany(_KEYED, ("n", "key"), conflict=["key"]).run(session, [{"n": 100 + n, "key": f"m{n}"} for n in range(11)])
     stored = session.execute(select(_KEYED.c.key, _KEYED.c.n).where(_KEYED.c.key.like("m%"))).all()
     assert sorted(tuple(row) for row in stored) == sorted((f"m{n}", 100 + n) for n in range(11))
+
+
+@given(st.datetimes(min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30), timezones=st.timezones()))
+def test_sqlite_stores_a_utc_datetime_as_sqlalchemys_own_processor_would(value):
+    sqlite_dialect = sqlite.dialect()
+    ours = UTCDateTime().dialect_impl(sqlite_dialect).bind_processor(sqlite_dialect)
+    theirs = sqlite.DATETIME().bind_processor(sqlite_dialect)
+    assert ours is not None and theirs is not None
+    naive_utc = value.astimezone(UTC).replace(tzinfo=None)
+    assert ours(value) == theirs(naive_utc)  # stored strings compare and sort as before
+    assert ours(None) is None
+    with pytest.raises(ValueError, match="naive"):
+        ours(naive_utc)
+
+
+def test_a_utc_datetime_round_trips_through_sqlite(tmp_path):
+    database = Database(f"sqlite:///{tmp_path}/utc.db")
+    table = Table("stamps", MetaData(), Column("id", Integer, primary_key=True), Column("at", UTCDateTime()))
+    table.create(database.engine)
+    at = dt.datetime(2026, 3, 10, 13, 0, 0, 5, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    with database.engine.begin() as conn:
+        conn.execute(insert(table), [{"id": 1, "at": at}])
+        assert conn.execute(select(table.c.at)).scalar_one() == at
+        assert conn.exec_driver_sql("SELECT at FROM stamps").scalar_one() == "2026-03-10 12:00:00.000005"
+    database.dispose()
