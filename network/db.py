@@ -5,11 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import functools
-import logging
 import os
-import sqlite3
-import threading
-import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -23,8 +19,6 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
 from network.clock import UTC
-
-log = logging.getLogger(__name__)
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -86,85 +80,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
-    # No checkpoint inside a commit: a process's _Checkpointer does it outside every transaction.
-    cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
-
-
-#: Seconds between a writing process's checkpoints of a SQLite file's WAL.
-CHECKPOINT_INTERVAL = 0.25
-
-
-class _Checkpointer:
-    """Checkpoints a SQLite file's WAL from a thread of the process's own, outside every write transaction.
-
-    SQLite's automatic checkpoint runs in the commit that takes the WAL past 1,000 pages, while that
-    transaction still holds the write lock (and a postback batch the writers' line): every few dozen
-    batches one commit copied the WAL into the database and synced it while every writer of every
-    process waited, 15-18 % of a batch's time (bench/batches, SQLite). The engine's connections turn
-    it off, and once the process begins its first write transaction this thread runs a PASSIVE
-    checkpoint (which waits for no reader or writer) every CHECKPOINT_INTERVAL seconds.
-    """
-
-    def __init__(self, path: str, engine: Engine) -> None:
-        self.path = path
-        #: The thread ends by itself once its engine is gone (not every engine is disposed).
-        self._engine = weakref.ref(engine)
-        self._pid = 0
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def ensure_running(self) -> None:
-        """Start this process's checkpoint thread unless it runs (threads do not survive fork)."""
-        if self._pid == os.getpid():
-            return
-        with self._lock:
-            if self._pid == os.getpid():
-                return
-            self._stop = threading.Event()
-            self._thread = threading.Thread(
-                target=self._run, args=(self._stop,), name="sqlite-checkpoints", daemon=True
-            )
-            self._thread.start()
-            self._pid = os.getpid()
-
-    def checkpoint(self, connection: sqlite3.Connection) -> tuple[int, int, int]:
-        """Run one PASSIVE checkpoint; return SQLite's (busy, WAL frames, frames checkpointed)."""
-        busy, frames, done = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        return busy, frames, done
-
-    def _run(self, stop: threading.Event) -> None:
-        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        try:
-            while not stop.wait(CHECKPOINT_INTERVAL) and self._engine() is not None:
-                try:
-                    self.checkpoint(connection)
-                except sqlite3.Error:
-                    log.warning("could not checkpoint %s; trying again", self.path, exc_info=True)
-        finally:
-            connection.close()
-
-    def stop(self) -> None:
-        """Stop this process's checkpoint thread (after one last checkpoint, made by closing its connection)."""
-        with self._lock:
-            thread, self._thread = self._thread, None
-            running = self._pid == os.getpid()
-            self._pid = 0
-            self._stop.set()
-        if thread is not None and running:
-            thread.join(timeout=10)
-
-
-#: Each SQLite file engine's checkpointer (make_engine).
-_CHECKPOINTERS: weakref.WeakKeyDictionary[Engine, _Checkpointer] = weakref.WeakKeyDictionary()
-
-
-def stop_checkpoints(engine: Engine) -> None:
-    """Stop the WAL checkpoints of a SQLite file engine in this process (nothing for other engines)."""
-    checkpointer = _CHECKPOINTERS.get(engine)
-    if checkpointer is not None:
-        checkpointer.stop()
 
 
 def make_engine(url: str, *, pool_size: int | None = None, **kwargs: Any) -> Engine:
@@ -189,11 +105,7 @@ def make_engine(url: str, *, pool_size: int | None = None, **kwargs: Any) -> Eng
         # pysqlite's own transaction handling defers BEGIN; emit it ourselves so that
         # SAVEPOINTs and the IMMEDIATE lock taken for writes behave as documented.
         event.listen(engine, "connect", _sqlite_autobegin_off)
-        path = engine.url.database
-        checkpointer = _Checkpointer(path, engine) if path and path != ":memory:" else None
-        if checkpointer is not None:
-            _CHECKPOINTERS[engine] = checkpointer
-        event.listen(engine, "begin", functools.partial(_sqlite_begin, checkpointer))
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
@@ -203,16 +115,12 @@ def _sqlite_autobegin_off(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
 
 
-def _sqlite_begin(checkpointer: _Checkpointer | None, conn: Any) -> None:
+def _sqlite_begin(conn: Any) -> None:
     # IMMEDIATE: take the write lock up front, so a read-then-write never fails to upgrade; a
     # read-only session (Database.read_session) leaves it to the writers.
     # On the driver: SQLAlchemy's execution path would cost every transaction half as much again.
-    if conn.get_execution_options().get(_READ_ONLY):
-        conn.connection.driver_connection.execute("BEGIN")
-        return
-    if checkpointer is not None:
-        checkpointer.ensure_running()
-    conn.connection.driver_connection.execute("BEGIN IMMEDIATE")
+    begin = "BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE"
+    conn.connection.driver_connection.execute(begin)
 
 
 #: The execution option of Database.read_session's connections.
@@ -324,8 +232,7 @@ class Database:
             session.close()
 
     def dispose(self) -> None:
-        """Close all pooled connections (and stop a SQLite file's checkpoints in this process)."""
-        stop_checkpoints(self.engine)
+        """Close all pooled connections."""
         self.engine.dispose()
         if self._writer is not None and self._writer.kw["bind"] is not self.engine:
             self._writer.kw["bind"].dispose()

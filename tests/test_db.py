@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, text
 from sqlalchemy.dialects import sqlite
 
-from network import db
 from network.clock import UTC
 from network.conversions.models import PostbackLog
 from network.db import Database, InsertMany, Raw, UTCDateTime
@@ -220,49 +219,3 @@ def test_a_utc_datetime_round_trips_through_sqlite(tmp_path):
         assert conn.execute(select(table.c.at)).scalar_one() == at
         assert conn.exec_driver_sql("SELECT at FROM stamps").scalar_one() == "2026-03-10 12:00:00.000005"
     database.dispose()
-
-
-def _write_pages(database: Database, table: Table, *, rows: int, first: int = 0, size: int = 4000) -> None:
-    """Commit `rows` rows of `size` bytes, one transaction each (as postback batches do)."""
-    for n in range(first, first + rows):
-        with database.engine.begin() as conn:
-            conn.execute(insert(table), [{"id": n, "name": "x" * size}])
-
-
-def _pages_table(database: Database) -> Table:
-    table = Table("pages", MetaData(), Column("id", Integer, primary_key=True), Column("name", String))
-    table.create(database.engine)
-    return table
-
-
-def test_sqlite_commits_never_checkpoint_the_wal(tmp_path, monkeypatch):
-    path = tmp_path / "wal.db"
-    monkeypatch.setattr(db, "CHECKPOINT_INTERVAL", 3600.0)  # the thread waits: only commits could checkpoint
-    database = Database(f"sqlite:///{path}")
-    table = _pages_table(database)
-    with database.engine.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one() == 0
-    start = path.stat().st_size
-    # Past SQLite's own threshold (1,000 pages): a commit would have copied the WAL into the file.
-    _write_pages(database, table, rows=1200)
-    assert path.stat().st_size == start
-    database.dispose()
-
-
-def test_a_thread_of_the_writing_process_checkpoints_the_wal_until_its_database_is_disposed(tmp_path, monkeypatch):
-    path = tmp_path / "wal.db"
-    monkeypatch.setattr(db, "CHECKPOINT_INTERVAL", 0.05)
-    database = Database(f"sqlite:///{path}")
-    table = _pages_table(database)
-    start = path.stat().st_size
-    _write_pages(database, table, rows=300)
-    # The pool's connections stay open (a last connection's close would checkpoint too): only the
-    # thread can have copied the WAL into the file.
-    deadline = time.monotonic() + 20
-    while path.stat().st_size < start + 300 * 4000:
-        assert time.monotonic() < deadline, "the WAL was not checkpointed"
-        time.sleep(0.02)
-    thread = db._CHECKPOINTERS[database.engine]._thread
-    assert thread is not None and thread.is_alive()
-    database.dispose()
-    assert not thread.is_alive()  # stopped with its database
