@@ -225,7 +225,7 @@ def _in_transaction(
     database: Database, plans: list[service.Plan], *, optimistic: bool
 ) -> list[tuple[Outcome, dict[str, Any]]]:
     with database.session_scope(writer=True) as session:
-        return record_many(session, plans, optimistic=optimistic)
+        return record_many(session, plans, optimistic=optimistic, commit=True)
 
 
 # ---- recording many ------------------------------------------------------------------------------
@@ -280,7 +280,7 @@ class _ClickRow:
 
 
 def record_many(
-    session: Session, plans: Sequence[service.Plan], *, optimistic: bool = False
+    session: Session, plans: Sequence[service.Plan], *, optimistic: bool = False, commit: bool = False
 ) -> list[tuple[Outcome, dict[str, Any]]]:
     """Record plans in the session's transaction, as if one by one in order.
 
@@ -291,6 +291,9 @@ def record_many(
     `optimistic`: take each cap counter's whole share at the end, against the caps the links'
     contexts know, and raise _NoRoom when one has no room (the caller rolls back and records the
     batch again without it); otherwise lock the counters and decide conversion by conversion.
+    `commit`: on PostgreSQL, send the COMMIT in the last round trip, after the cap counters (whose
+    shares that do not fit fail the transaction instead); the session's own commit then has
+    nothing left to do.
     """
     clicks = _clicks(session, plans)
     judged = [plan.judged or service.judge(plan, clicks.get(plan.click_id)) for plan in plans]
@@ -359,13 +362,27 @@ def record_many(
     # are taken, and all of it is undone when one had none.
     send_many(session, changes)
     fitted: Callable[[], bool] | None = None
-    with pipelined(session):
-        service.HISTORY_LINES.run(session, history)
-        service.LOG_LINES.run(session, lines)
-        # Last, so the counters' row locks (which every batch of the offer queues on) are held for
-        # as little as the rest of this round trip and the commit.
-        if optimistic and claims:
-            fitted = cap_counters.take_together(session, list(claims.values()))
+    connection = session.connection()
+    # Not inside a transaction of the caller's (a SAVEPOINT's, as tests run): that one commits.
+    commit_here = commit and connection.dialect.name == "postgresql" and not connection.in_nested_transaction()
+    if commit_here:
+        session.flush()  # nothing of the ORM's may be left for the session's commit
+    try:
+        with pipelined(session):
+            service.HISTORY_LINES.run(session, history)
+            service.LOG_LINES.run(session, lines)
+            # Last, so the counters' row locks (which every batch of the offer queues on) are held
+            # for as little as the rest of this round trip and the commit.
+            if optimistic and claims:
+                fitted = cap_counters.take_together(session, list(claims.values()))
+            if commit_here:
+                # As a statement of the pipeline: the driver's commit() would end the round trip
+                # here and leave the pipeline's end a round trip of its own. (Never prepared: a
+                # COMMIT cannot be.)
+                driver: Any = connection.connection.driver_connection
+                driver.cursor().execute("COMMIT", prepare=False)
+    except cap_counters.NO_ROOM as error:
+        raise _NoRoom from error
     if fitted is not None and not fitted():  # answered at the pipeline's end
         raise _NoRoom
     return results

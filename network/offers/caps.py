@@ -19,7 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, or_, select, tuple_, update
+import psycopg
+from sqlalchemy import Integer, bindparam, func, literal_column, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from network.clock import as_utc, period_start
@@ -206,9 +207,14 @@ def consume_many(session: Session, claims: Sequence[Claim]) -> list[bool]:
     return fits
 
 
-#: One counter's share of a batch, taken only when all of it fits under the cap's limit as it is now.
-_TAKE_SHARE = Raw(
-    lambda _dialect: (
+def _take_share(dialect: str) -> Any:
+    """Return the statement that takes one counter's share of a batch, only when all of it fits.
+
+    On PostgreSQL a share that does not fit (or a counter without its row yet) is an error, which
+    aborts the transaction: the batch can then send its COMMIT in the same round trip, and a
+    transaction that took too much can only fail, never commit (SQLite reads the row count instead).
+    """
+    taken = (
         update(CapCounter)
         .where(
             _KEY,
@@ -217,7 +223,18 @@ _TAKE_SHARE = Raw(
         )
         .values(used=CapCounter.used + bindparam("n"))
     )
-)
+    if dialect != "postgresql":
+        return taken
+    changed = taken.returning(CapCounter.id).cte("taken")
+    # 1 / 0 when the UPDATE changed no row: division_by_zero (22012), see NO_ROOM.
+    return select(literal_column("1") / func.count().cast(Integer)).select_from(changed)
+
+
+#: One counter's share of a batch, taken only when all of it fits under the cap's limit as it is now.
+_TAKE_SHARE = Raw(_take_share)
+
+#: The error of a share that did not fit, on PostgreSQL (_take_share).
+NO_ROOM = psycopg.errors.DivisionByZero
 
 
 def take_together(session: Session, claims: Sequence[Claim]) -> Callable[[], bool]:
@@ -226,8 +243,9 @@ def take_together(session: Session, claims: Sequence[Claim]) -> Callable[[], boo
     Return how to tell whether all of it fitted, once the UPDATEs have answered: inside a pipeline
     (db.pipelined) they travel with the statements before them, and are answered when it ends. When
     not all fitted (no room, or a counter without its row yet), part may have been taken and the
-    caller rolls the transaction back. On PostgreSQL, the UPDATEs are the row locks, taken as late
-    in the transaction as the caller runs this.
+    caller rolls the transaction back. On PostgreSQL a share that does not fit raises NO_ROOM
+    instead (when the pipeline ends), and the UPDATEs are the row locks, taken as late in the
+    transaction as the caller runs this.
     """
     totals: dict[tuple[int, dt.datetime, int], int] = {}
     for c in claims:

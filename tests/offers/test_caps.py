@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -23,7 +24,7 @@ claims_strategy = st.lists(
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(asked=claims_strategy)
-def test_many_at_once_decide_as_one_by_one(session, asked):
+def test_many_at_once_decide_as_one_by_one(session, dialect, asked):
     brand = make_brand(session)
     partners = [make_partner(session, name=f"P{n}") for n in range(2)]
     offer = make_offer(
@@ -63,5 +64,11 @@ def test_many_at_once_decide_as_one_by_one(session, asked):
     for cap_id, start, key in keys:  # rows exist (a first conversion of the period made them)
         session.add(CapCounter(cap_id=cap_id, period_start=start, partner_key=key, used=0))
     session.flush()
-    assert caps.take_together(session, claims)() == all(expected)
+    if dialect == "postgresql" and not all(expected):
+        # There a share that does not fit fails the transaction (so a batch's COMMIT sent after it
+        # cannot commit it).
+        with pytest.raises(caps.NO_ROOM):
+            caps.take_together(session, claims)
+    else:
+        assert caps.take_together(session, claims)() == all(expected)
     together.rollback()
