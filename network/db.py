@@ -108,7 +108,9 @@ def make_engine(url: str, *, pool_size: int | None = None, **kwargs: Any) -> Eng
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    event.listen(engine, "after_cursor_execute", _answer_now)
+    return engine
 
 
 def _sqlite_autobegin_off(dbapi_connection: Any, _record: Any) -> None:
@@ -404,25 +406,53 @@ class InsertMany:
 
     def run(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
         """Insert the rows in the session's transaction; return the rows they returned (none without `returning`)."""
+        cursor = self.send(session, rows)
+        return list(cursor.fetchall()) if cursor is not None and self._returning else []
+
+    def send(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> Any:
+        """Insert the rows in the session's transaction, leaving what they return unread; return the cursor.
+
+        In a pipeline (`pipelined`) the INSERT then travels with the statements after it, instead of
+        ending a round trip to read its answer.
+        """
         if not rows:
-            return []
+            return None
         if not self._returning and session.get_bind().dialect.name == "sqlite":
             self._each.many(session, rows)
-            return []
+            return None
         cursor, dialect = Raw._cursor(session)
         sql, row = self._row_form(len(rows), dialect)
         params = [convert(values[key]) if convert else values[key] for values in rows for key, convert in row]
         cursor.execute(sql, params)
-        return list(cursor.fetchall()) if self._returning else []
+        return cursor
+
+
+#: The key of a connection's open pipeline in its `info` (`pipelined`).
+_PIPELINE = "network.pipeline"
 
 
 @contextmanager
 def pipelined(session: Session) -> Iterator[None]:
-    """Send the driver statements run inside in one round trip (PostgreSQL's pipeline mode; SQLite has no trips)."""
+    """Send the driver statements run inside together (PostgreSQL's pipeline mode; SQLite has no trips).
+
+    A driver statement is sent without waiting for its answer; reading an answer (fetch) ends the
+    round trip, which carries every statement sent before. A statement SQLAlchemy runs inside
+    (the ORM's) ends it at once (`_answer_now`): SQLAlchemy reads its answer's shape straight away.
+    """
     connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        driver: Any = connection.connection.driver_connection
-        with driver.pipeline():
-            yield
-    else:
+    if connection.dialect.name != "postgresql":
         yield
+        return
+    driver: Any = connection.connection.driver_connection
+    with driver.pipeline() as pipeline:
+        connection.info[_PIPELINE] = pipeline
+        try:
+            yield
+        finally:
+            del connection.info[_PIPELINE]
+
+
+def _answer_now(conn: Any, _cursor: Any, _statement: Any, _parameters: Any, _context: Any, _many: bool) -> None:
+    pipeline = conn.info.get(_PIPELINE)
+    if pipeline is not None:
+        pipeline.sync()

@@ -295,6 +295,32 @@ def record_many(
     shares that do not fit fail the transaction instead); the session's own commit then has
     nothing left to do.
     """
+    connection = session.connection()
+    # Not inside a transaction of the caller's (a SAVEPOINT's, as tests run): that one commits.
+    commit_here = commit and connection.dialect.name == "postgresql" and not connection.in_nested_transaction()
+    try:
+        # On PostgreSQL one pipeline from BEGIN to COMMIT: a statement whose answer is needed ends
+        # a round trip (the clicks, the claimed keys, the partners' URLs), and carries the ones
+        # sent before it that need none (the ledger's entries); the rest and the COMMIT end it.
+        with pipelined(session):
+            results, fitted = _record_many(session, plans, optimistic=optimistic)
+            if commit_here:
+                session.flush()  # nothing of the ORM's may be left for the session's commit
+                # As a statement of the pipeline: the driver's commit() would end the round trip
+                # here and leave the pipeline's end a round trip of its own. (Never prepared: a
+                # COMMIT cannot be.)
+                driver: Any = connection.connection.driver_connection
+                driver.cursor().execute("COMMIT", prepare=False)
+    except cap_counters.NO_ROOM as error:
+        raise _NoRoom from error
+    if fitted is not None and not fitted():  # answered at the pipeline's end
+        raise _NoRoom
+    return results
+
+
+def _record_many(
+    session: Session, plans: Sequence[service.Plan], *, optimistic: bool
+) -> tuple[list[tuple[Outcome, dict[str, Any]]], Callable[[], bool] | None]:
     clicks = _clicks(session, plans)
     judged = [plan.judged or service.judge(plan, clicks.get(plan.click_id)) for plan in plans]
     keys = [_key(values) for _facts, values in judged]
@@ -361,31 +387,12 @@ def record_many(
     # Optimistically, every cap had room: the ledger and outbox rows are written before the counters
     # are taken, and all of it is undone when one had none.
     send_many(session, changes)
-    fitted: Callable[[], bool] | None = None
-    connection = session.connection()
-    # Not inside a transaction of the caller's (a SAVEPOINT's, as tests run): that one commits.
-    commit_here = commit and connection.dialect.name == "postgresql" and not connection.in_nested_transaction()
-    if commit_here:
-        session.flush()  # nothing of the ORM's may be left for the session's commit
-    try:
-        with pipelined(session):
-            service.HISTORY_LINES.run(session, history)
-            service.LOG_LINES.run(session, lines)
-            # Last, so the counters' row locks (which every batch of the offer queues on) are held
-            # for as little as the rest of this round trip and the commit.
-            if optimistic and claims:
-                fitted = cap_counters.take_together(session, list(claims.values()))
-            if commit_here:
-                # As a statement of the pipeline: the driver's commit() would end the round trip
-                # here and leave the pipeline's end a round trip of its own. (Never prepared: a
-                # COMMIT cannot be.)
-                driver: Any = connection.connection.driver_connection
-                driver.cursor().execute("COMMIT", prepare=False)
-    except cap_counters.NO_ROOM as error:
-        raise _NoRoom from error
-    if fitted is not None and not fitted():  # answered at the pipeline's end
-        raise _NoRoom
-    return results
+    service.HISTORY_LINES.run(session, history)
+    service.LOG_LINES.run(session, lines)
+    # Last, so the counters' row locks (which every batch of the offer queues on) are held for as
+    # little as the rest of this round trip and the commit.
+    fitted = cap_counters.take_together(session, list(claims.values())) if optimistic and claims else None
+    return results, fitted
 
 
 def _claim(conversion: Conversion, plan: service.Plan, caps: Sequence[Any]) -> cap_counters.Claim:
