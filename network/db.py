@@ -449,7 +449,8 @@ def pipelined(session: Session) -> Iterator[None]:
         try:
             yield
         finally:
-            del connection.info[_PIPELINE]
+            # Gone already when SQLAlchemy dropped the connection meanwhile (its error is the one to see).
+            connection.info.pop(_PIPELINE, None)
 
 
 def _answer_now(conn: Any, _cursor: Any, _statement: Any, _parameters: Any, _context: Any, _many: bool) -> None:

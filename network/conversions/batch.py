@@ -311,8 +311,11 @@ def record_many(
                 # COMMIT cannot be.)
                 driver: Any = connection.connection.driver_connection
                 driver.cursor().execute("COMMIT", prepare=False)
-    except cap_counters.NO_ROOM as error:
-        raise _NoRoom from error
+    except Exception as error:
+        # Raised by the driver, or wrapped by SQLAlchemy when one of its statements synced the pipeline.
+        if isinstance(error, cap_counters.NO_ROOM) or isinstance(getattr(error, "orig", None), cap_counters.NO_ROOM):
+            raise _NoRoom from error
+        raise
     if fitted is not None and not fitted():  # answered at the pipeline's end
         raise _NoRoom
     return results

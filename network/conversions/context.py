@@ -3,8 +3,8 @@
 A postback's link, offer, brand (and its token), partner, access, event and partner override come
 from one query; its answer is kept per (link, event) for `max_age` seconds (0.5 in servers, 0 in
 tests), so a busy offer's postbacks need no query for it. Changes to an offer, its events, a
-partner or a token take effect within that time and one read (a stale entry is read again by one
-request while the others keep it), as for clicks (network/tracking/snapshot.py).
+partner or a token take effect within twice that time (a stale entry is read again by one request
+while the others keep it, if it is not older than that), as for clicks (network/tracking/snapshot.py).
 The offer's conversion caps are kept too, as rules (which caps, per what); each cap's limit is read
 again in the conversion's transaction, where its counter is taken (network/conversions/batch.py).
 """
@@ -177,8 +177,8 @@ class ContextCache:
         """Return a link's context for `event`, read again when older than max_age.
 
         While one request reads a stale entry again, the others keep the one it replaces, rather
-        than all reading it at once (on a busy offer, every request that arrives during the read):
-        a change takes effect within max_age and one read.
+        than all reading it at once (on a busy offer, every request that arrives during the read),
+        but only while it is younger than twice max_age: a change takes effect within that.
         """
         if self.max_age <= 0:
             return read_context(session, link_id, event)
@@ -190,8 +190,11 @@ class ContextCache:
                 return entry[1]
             with self._lock:
                 if key in self._refreshing:
-                    return entry[1]
-                self._refreshing.add(key)
+                    if now - entry[0] < 2 * self.max_age:
+                        return entry[1]
+                    entry = None  # too old to keep meanwhile: read it too (the reader in flight clears the mark)
+                else:
+                    self._refreshing.add(key)
         try:
             context = read_context(session, link_id, event)
         finally:

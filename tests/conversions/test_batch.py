@@ -372,3 +372,11 @@ def test_plans_judged_ahead_are_recorded_as_the_batch_would_judge_them(committed
             stored[f"in-batch-{n}"] for n in range(len(clicks))
         ]
         check_invariants(session, SECRET)
+
+
+def test_the_apps_recorder_reads_ahead_only_where_there_is_a_line(committed_app, dialect):
+    ahead = committed_app.extensions["network.conversions.recorder"]._ahead
+    if dialect == "sqlite":
+        assert ahead is not None and ahead.func is batch.read_ahead
+    else:  # PostgreSQL: no line to shorten, and the read would be a round trip of its own
+        assert ahead is None

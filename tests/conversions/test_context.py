@@ -46,13 +46,14 @@ def test_while_a_stale_context_is_read_again_other_requests_keep_the_last_one(cl
     first = cache.get(session, shop.link.id, None)
     offers.change_status(session, SYSTEM, shop.offer.id, "pause")
     session.flush()
-    clock.now += 1
+    clock.now += 0.7  # stale (max_age 0.5), and younger than twice max_age
     reads: list[int] = []
     during: list[object] = []
 
     def reading(session, link_id, event):  # type: ignore[no-untyped-def]
         reads.append(link_id)
-        during.append(cache.get(session, link_id, event))  # another request, while this one reads
+        if len(reads) == 1:
+            during.append(cache.get(session, link_id, event))  # another request, while this one reads
         return read_context(session, link_id, event)
 
     monkeypatch.setattr(context, "read_context", reading)
@@ -61,6 +62,20 @@ def test_while_a_stale_context_is_read_again_other_requests_keep_the_last_one(cl
     assert during == [first]  # meanwhile: the last context
     assert again is not None and again.offer_status == "paused"
     assert cache.get(session, shop.link.id, None) is again  # and the new one from then on
+
+    # An entry older than twice max_age is not kept meanwhile: the others read it too.
+    offers.change_status(session, SYSTEM, shop.offer.id, "activate")
+    session.flush()
+    clock.now += 1.5
+    reads.clear()
+    during.clear()
+    fresh = cache.get(session, shop.link.id, None)
+    assert reads == [shop.link.id, shop.link.id]
+    assert during[0] is not None and during[0].offer_status == "active" and fresh.offer_status == "active"
+    monkeypatch.setattr(context, "read_context", read_context)
+    # The request that read it too left the first reader's mark alone: no request is left waiting on it.
+    clock.now += 1
+    assert cache.get(session, shop.link.id, None) is not fresh
     clock.now += 1
 
     def failing(*_: object) -> None:
