@@ -312,8 +312,7 @@ def record_many(
                 driver: Any = connection.connection.driver_connection
                 driver.cursor().execute("COMMIT", prepare=False)
     except Exception as error:
-        # Raised by the driver, or wrapped by SQLAlchemy when one of its statements synced the pipeline.
-        if isinstance(error, cap_counters.NO_ROOM) or isinstance(getattr(error, "orig", None), cap_counters.NO_ROOM):
+        if cap_counters.no_room(error):
             raise _NoRoom from error
         raise
     if fitted is not None and not fitted():  # answered at the pipeline's end

@@ -237,6 +237,11 @@ _TAKE_SHARE = Raw(_take_share)
 NO_ROOM = psycopg.errors.DivisionByZero
 
 
+def no_room(error: BaseException) -> bool:
+    """Return whether `error` says a counter share did not fit: the driver's, or SQLAlchemy's wrapping it."""
+    return isinstance(error, NO_ROOM) or isinstance(getattr(error, "orig", None), NO_ROOM)
+
+
 def take_together(session: Session, claims: Sequence[Claim]) -> Callable[[], bool]:
     """Take every claim's share of its counters at once, one conditional UPDATE per counter in key order.
 
