@@ -18,6 +18,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
+from network import green
 from network.clock import UTC
 
 NAMING = {
@@ -108,6 +109,9 @@ def make_engine(url: str, *, pool_size: int | None = None, **kwargs: Any) -> Eng
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    # Under gevent's workers (the README's PostgreSQL setup), psycopg's waits for the server go
+    # through the hub only when the socket is not ready (network/green.py).
+    green.install()
     engine = create_engine(url, **kwargs)
     event.listen(engine, "after_cursor_execute", _answer_now)
     return engine

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 
 import pytest
 from sqlalchemy import text
@@ -273,3 +276,12 @@ def test_the_clock_is_aware_utc_and_can_be_frozen(frozen_clock):
 )
 def test_periods_start_at_utc_midnight_monday_and_the_first(period, start):
     assert clock.period_start(dt.datetime(2030, 3, 6, 23, 59, 59, tzinfo=dt.UTC), period) == start
+
+
+def test_the_wsgi_entry_point_puts_what_start_up_built_out_of_the_collectors_sight(tmp_path):
+    # gunicorn imports wsgi in each worker: a full collection there would walk every module,
+    # mapper and compiled statement again, in the middle of serving requests.
+    code = "import gc, wsgi; print(gc.get_freeze_count())"
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/network.db", "SECRET_KEY": "s" * 32}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert int(done.stdout) > 10_000

@@ -1,0 +1,137 @@
+"""psycopg's waits under gevent: ask the kernel first, go through gevent's hub only when a wait is real.
+
+psycopg runs every operation as a generator that yields when it would block, and a wait function
+that resumes it once the socket is ready. Under gevent's monkey-patching psycopg picks its
+`wait_poll`, which calls gevent's `select.poll` at every yield: a poll object with an io watcher
+made, started and stopped, and a switch to the hub and back. In pipeline mode (network.db.pipelined)
+the generator yields after every statement queued, to send it, and the socket is nearly always
+writable then; and a round trip's answer has often arrived by the time it is asked for. On the
+2-core machine a PostgreSQL postback batch of 8 made 15 such waits, of which 2 found the socket not
+ready, and they cost its worker about a third more CPU than psycopg's C wait (bench/batches).
+
+`wait` here does what psycopg's asyncio wait does (wait_async): a zero-timeout poll with the real
+`poll()` first, and the hub only when the socket is not ready, and then only until it is; a
+greenlet whose socket is always ready still gives the others a turn every MAX_BUSY_TIME.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from time import monotonic
+from typing import Any
+
+import psycopg
+from psycopg import waiting
+
+#: As psycopg's asyncio wait: how long a greenlet may keep the hub from the others when it never blocks.
+MAX_BUSY_TIME = 0.005
+
+_READ, _WRITE = int(waiting.Wait.R), int(waiting.Wait.W)
+_EVENTS = {
+    int(waiting.Wait.R): select.POLLIN,
+    int(waiting.Wait.W): select.POLLOUT,
+    int(waiting.Wait.RW): select.POLLIN | select.POLLOUT,
+}
+_BAD = select.POLLERR | select.POLLHUP | select.POLLNVAL
+
+_last_yield = monotonic()
+
+
+def patched() -> bool:
+    """Return whether gevent has monkey-patched `select` in this process (psycopg's own test)."""
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and bool(monkey.is_module_patched("select"))
+
+
+def install() -> bool:
+    """Make psycopg wait with `wait` when gevent has patched this process; return whether it does.
+
+    psycopg's connections call `psycopg.waiting.wait` for every wait, the function it chose at import
+    by the same test; outside gevent (psycopg's C wait) nothing changes.
+    """
+    if not patched():
+        return False
+    waiting.wait = wait
+    return True
+
+
+def _ready(events: list[tuple[int, int]]) -> int:
+    ready = 0
+    for _fd, event in events:
+        if event & select.POLLIN:
+            ready |= _READ
+        if event & select.POLLOUT:
+            ready |= _WRITE
+        if not ready and event & _BAD:
+            raise psycopg.OperationalError("connection socket closed")
+    return ready
+
+
+@dataclass(frozen=True)
+class _Hub:
+    #: The real poll(): asks the kernel and returns at once, never through the hub.
+    poll: Callable[[], Any]
+    sleep: Callable[[float], None]
+    #: gevent's waits for a socket, by psycopg's Wait.
+    waits: dict[int, Callable[..., Any]]
+
+
+_hub: _Hub | None = None
+
+
+def _bind() -> _Hub:
+    """Look gevent's parts up once (gevent is imported only by a process that runs wait)."""
+    global _hub
+    import gevent
+    from gevent import socket as green_socket
+    from gevent.monkey import get_original
+
+    _hub = _Hub(
+        poll=get_original("select", "poll"),
+        sleep=gevent.sleep,
+        waits={
+            _READ: green_socket.wait_read,
+            _WRITE: green_socket.wait_write,
+            _READ | _WRITE: green_socket.wait_readwrite,
+        },
+    )
+    return _hub
+
+
+def wait(gen: Any, fileno: int, interval: float = 0.1, timeout: float | None = None) -> Any:
+    """Run psycopg's generator `gen` on socket `fileno` to its end and return its value (psycopg's `wait`).
+
+    `interval`: the longest single wait, after which the generator is resumed with nothing ready
+    (as psycopg's waits do); `timeout`: raise psycopg's `_WaitTimeout` once it has passed.
+    """
+    global _last_yield
+    if interval is None:
+        raise ValueError("indefinite wait not supported")
+    hub = _hub or _bind()
+    deadline = None if timeout is None else monotonic() + timeout
+    poller = hub.poll()
+    try:
+        state = next(gen)
+        poller.register(fileno, _EVENTS[state])
+        while True:
+            ready = _ready(poller.poll(0))
+            if ready:
+                if monotonic() - _last_yield >= MAX_BUSY_TIME:
+                    hub.sleep(0)
+                    _last_yield = monotonic()
+            else:
+                limit = interval if deadline is None else max(0.0, min(interval, deadline - monotonic()))
+                with contextlib.suppress(TimeoutError):  # the interval passed: resumed with nothing ready
+                    hub.waits[state](fileno, timeout=limit)
+                _last_yield = monotonic()
+                ready = _ready(poller.poll(0))
+            state = gen.send(ready)
+            poller.modify(fileno, _EVENTS[state])
+            if deadline is not None and monotonic() >= deadline:
+                raise psycopg.errors._WaitTimeout("wait timeout expired")
+    except StopIteration as stop:
+        return stop.value

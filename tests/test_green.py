@@ -1,0 +1,188 @@
+"""psycopg's waits under gevent (network/green.py): through the hub only when the socket is not ready.
+
+The generators here stand for psycopg's: they yield the Wait they need and are resumed with what is
+ready. The waits run in greenlets of gevent's hub, which needs no monkey-patching; the last tests
+check, in a process of their own, that the wait is installed exactly when gevent has patched.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import gevent
+import psycopg
+import pytest
+from psycopg import waiting
+from sqlalchemy.engine import make_url
+
+from network import green
+
+R, W = int(waiting.Wait.R), int(waiting.Wait.W)
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    yield ours, theirs
+    ours.close()
+    theirs.close()
+
+
+@pytest.fixture
+def never_busy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No turn given to the others for having been busy (so that only a real wait switches)."""
+    monkeypatch.setattr(green, "MAX_BUSY_TIME", 3600.0)
+
+
+def _reader(sock: socket.socket, seen: list[int]) -> Iterator[int]:
+    """Wait until `sock` can be read; return what it holds (b"" once the peer closed)."""
+    while True:
+        ready = yield R
+        seen.append(ready)
+        if ready & R:
+            return sock.recv(100)  # type: ignore[return-value]
+
+
+def _run(gen: Any, sock: socket.socket, **kwargs: Any) -> tuple[Any, list[str]]:
+    """Run `gen` with green.wait in a greenlet beside another that notes when it ran; return both."""
+    order: list[str] = []
+    # Spawned first, so it runs first: the other greenlet gets its turn only if the wait yields.
+    result = gevent.spawn(lambda: (green.wait(gen, sock.fileno(), **kwargs), order.append("wait returned")))
+    other = gevent.spawn(order.append, "other ran")
+    try:
+        value = result.get(timeout=10)[0]
+    finally:
+        other.kill()
+    return value, order
+
+
+def test_a_ready_socket_is_not_waited_for_through_the_hub(pair, never_busy):
+    ours, _theirs = pair
+
+    def writer() -> Iterator[int]:
+        ready = yield W  # a freshly made socket has room to write
+        return ready  # type: ignore[return-value]
+
+    value, order = _run(writer(), ours)
+    assert value == W
+    # No switch to the hub before it returned: the other greenlet had no turn in between.
+    assert order == ["wait returned", "other ran"]
+
+
+def test_a_socket_not_ready_lets_other_greenlets_run_until_it_is(pair, never_busy):
+    ours, theirs = pair
+    seen: list[int] = []
+    sender = gevent.spawn_later(0.05, theirs.sendall, b"answer")
+    value, order = _run(_reader(ours, seen), ours, interval=5.0)
+    sender.join()
+    assert value == b"answer"
+    assert order == ["other ran", "wait returned"]
+    assert seen == [R]  # resumed once, when the answer had come
+
+
+def test_each_interval_resumes_the_generator_with_nothing_ready(pair):
+    ours, _theirs = pair
+    seen: list[int] = []
+
+    def patient() -> Iterator[int]:
+        while len(seen) < 3:
+            seen.append((yield R))
+        return "gave up"  # type: ignore[return-value]
+
+    value, _order = _run(patient(), ours, interval=0.01)
+    assert value == "gave up"
+    assert seen == [0, 0, 0]
+
+
+def test_a_timeout_raises_psycopgs_wait_timeout(pair):
+    ours, _theirs = pair
+
+    def forever() -> Iterator[int]:
+        while True:
+            yield R
+
+    with pytest.raises(psycopg.errors._WaitTimeout):
+        gevent.spawn(green.wait, forever(), ours.fileno(), interval=0.01, timeout=0.05).get(timeout=10)
+
+
+def test_a_closed_peer_resumes_the_reader(pair, never_busy):
+    ours, theirs = pair
+    theirs.close()
+    seen: list[int] = []
+    value, _order = _run(_reader(ours, seen), ours)
+    assert value == b""
+    assert seen == [R]
+
+
+def test_a_greenlet_never_blocked_still_gives_the_others_a_turn(pair, monkeypatch):
+    ours, _theirs = pair
+    monkeypatch.setattr(green, "MAX_BUSY_TIME", 0.0)
+
+    def writer() -> Iterator[int]:
+        yield W
+        return "written"  # type: ignore[return-value]
+
+    value, order = _run(writer(), ours)
+    assert value == "written"
+    assert order == ["other ran", "wait returned"]
+
+
+def test_a_generator_done_at_once_returns_its_value(pair):
+    ours, _theirs = pair
+
+    def done() -> Iterator[int]:
+        return "nothing to wait for"  # type: ignore[return-value]
+        yield W  # pragma: no cover
+
+    assert green.wait(done(), ours.fileno()) == "nothing to wait for"
+
+
+def test_psycopg_queries_wait_for_the_server_while_other_greenlets_run(database_url, dialect, monkeypatch):
+    if dialect != "postgresql":
+        pytest.skip("psycopg's waits are PostgreSQL's")
+    monkeypatch.setattr(waiting, "wait", green.wait)
+    conninfo = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    order: list[str] = []
+
+    def slow() -> list[Any]:
+        with psycopg.connect(conninfo) as conn:
+            rows = conn.execute("SELECT pg_sleep(0.2), 1").fetchall()
+            with conn.pipeline():  # several statements, one round trip: the waits of pipeline mode
+                cursors = [conn.execute("SELECT %s::int * 2", (n,)) for n in range(5)]
+            order.append("query done")
+            return rows + [c.fetchone() for c in cursors]
+
+    def other() -> None:
+        gevent.sleep(0.05)
+        order.append("other ran")
+
+    query, note = gevent.spawn(slow), gevent.spawn(other)
+    rows = query.get(timeout=30)
+    note.join()
+    assert rows == [("", 1), (0,), (2,), (4,), (6,), (8,)]
+    assert order == ["other ran", "query done"]
+
+
+_CHECK = """
+import sys
+if sys.argv[1] == "patched":
+    from gevent import monkey
+    monkey.patch_all()
+import psycopg.waiting
+from network import green
+from network.db import make_engine
+before = psycopg.waiting.wait
+make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")  # makes the engine; connects to nothing
+print(before.__name__, psycopg.waiting.wait is green.wait)
+"""
+
+
+@pytest.mark.parametrize(("mode", "expected"), [("plain", "wait_c False"), ("patched", "wait_poll True")])
+def test_a_postgresql_engine_installs_the_wait_only_under_gevents_patching(mode, expected):
+    done = subprocess.run([sys.executable, "-c", _CHECK, mode], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == expected
