@@ -295,11 +295,20 @@ class Raw:
         return form
 
     @staticmethod
+    def _driver(session: Session) -> tuple[Any, Dialect]:
+        """Return the session's driver connection and its dialect."""
+        # In a pipeline the session's connection is fixed: asking the session for it again at each
+        # statement (a batch runs nine) cost more than some of the statements did.
+        found = session.info.get(_PIPELINE_DRIVER)
+        if found is None:
+            connection = session.connection()
+            found = (connection.connection.driver_connection, connection.dialect)
+        return found  # type: ignore[no-any-return]
+
+    @staticmethod
     def _cursor(session: Session) -> tuple[Any, Dialect]:
-        connection = session.connection()
-        driver: Any = connection.connection.driver_connection
-        cursor = psycopg.RawCursor(driver) if connection.dialect.name == "postgresql" else driver.cursor()
-        return cursor, connection.dialect
+        driver, dialect = Raw._driver(session)
+        return (psycopg.RawCursor(driver) if dialect.name == "postgresql" else driver.cursor()), dialect
 
     def _prepare(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> tuple[Any, str, list[list[Any]]]:
         cursor, dialect = self._cursor(session)
@@ -421,7 +430,7 @@ class InsertMany:
         """
         if not rows:
             return None
-        if not self._returning and session.get_bind().dialect.name == "sqlite":
+        if not self._returning and Raw._driver(session)[1].name == "sqlite":
             self._each.many(session, rows)
             return None
         cursor, dialect = Raw._cursor(session)
@@ -433,6 +442,8 @@ class InsertMany:
 
 #: The key of a connection's open pipeline in its `info` (`pipelined`).
 _PIPELINE = "network.pipeline"
+#: The key of the driver connection and dialect of a session's open pipeline in the session's `info`.
+_PIPELINE_DRIVER = "network.pipeline.driver"
 
 
 @contextmanager
@@ -450,9 +461,11 @@ def pipelined(session: Session) -> Iterator[None]:
     driver: Any = connection.connection.driver_connection
     with driver.pipeline() as pipeline:
         connection.info[_PIPELINE] = pipeline
+        session.info[_PIPELINE_DRIVER] = (driver, connection.dialect)
         try:
             yield
         finally:
+            session.info.pop(_PIPELINE_DRIVER, None)
             # Gone already when SQLAlchemy dropped the connection meanwhile (its error is the one to see).
             connection.info.pop(_PIPELINE, None)
 

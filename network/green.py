@@ -59,6 +59,11 @@ def install() -> bool:
     return True
 
 
+def give_way() -> None:
+    """Let every greenlet that can run now have its turn first (gevent.sleep(0))."""
+    (_hub or _bind()).sleep(0)
+
+
 def _ready(events: list[tuple[int, int]]) -> int:
     ready = 0
     for _fd, event in events:
@@ -113,9 +118,9 @@ def wait(gen: Any, fileno: int, interval: float = 0.1, timeout: float | None = N
         raise ValueError("indefinite wait not supported")
     hub = _hub or _bind()
     deadline = None if timeout is None else monotonic() + timeout
-    poller = hub.poll()
     try:
         state = next(gen)
+        poller = hub.poll()
         poller.register(fileno, _EVENTS[state])
         while True:
             ready = _ready(poller.poll(0))

@@ -7,6 +7,7 @@ check, in a process of their own, that the wait is installed exactly when gevent
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from psycopg import waiting
 from sqlalchemy.engine import make_url
 
 from network import green
+from network.config import ROOT
 
 R, W = int(waiting.Wait.R), int(waiting.Wait.W)
 
@@ -168,6 +170,54 @@ def test_psycopg_queries_wait_for_the_server_while_other_greenlets_run(database_
     assert order == ["other ran", "query done"]
 
 
+def test_give_way_lets_the_greenlets_that_can_run_go_first():
+    order: list[str] = []
+
+    def polite() -> None:
+        green.give_way()
+        order.append("polite")
+
+    gevent.joinall([gevent.spawn(polite), gevent.spawn(order.append, "other")])
+    assert order == ["other", "polite"]
+
+
+_GATHER = """
+from gevent import monkey
+
+monkey.patch_all()
+import json, sys
+import gevent
+from network import green
+from network.conversions.batch import GroupCommit
+
+seen = []
+
+
+def record(plans):
+    seen.append(len(plans))
+    gevent.sleep(0.01)  # the transaction's round trips: the others wait for its answer
+    return [f"answer {plan}" for plan in plans]
+
+
+recorder = GroupCommit(record, gather=green.give_way if sys.argv[1] == "give way" else None)
+# The first request leads; three more were received and are ready to run.
+submits = [gevent.spawn(recorder.submit, plan) for plan in "abcd"]
+gevent.joinall(submits, timeout=10, raise_error=True)
+print(json.dumps({"answers": [g.value for g in submits], "batches": seen}))
+"""
+
+
+@pytest.mark.parametrize(("gather", "batches"), [("give way", [4]), ("none", [1, 3])])
+def test_a_leader_giving_way_takes_the_postbacks_its_worker_received_meanwhile(gather, batches):
+    # In a process of its own: the group commit's locks are gevent's only once monkey-patched.
+    done = subprocess.run(
+        [sys.executable, "-c", _GATHER, gather], capture_output=True, text=True, check=True, cwd=ROOT, timeout=60
+    )
+    result = json.loads(done.stdout)
+    assert result["answers"] == ["answer a", "answer b", "answer c", "answer d"]
+    assert result["batches"] == batches
+
+
 _CHECK = """
 import sys
 if sys.argv[1] == "patched":
@@ -175,14 +225,21 @@ if sys.argv[1] == "patched":
     monkey.patch_all()
 import psycopg.waiting
 from network import green
+from network.config import ROOT
 from network.db import make_engine
 before = psycopg.waiting.wait
 make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")  # makes the engine; connects to nothing
-print(before.__name__, psycopg.waiting.wait is green.wait)
+from network.app import create_app
+import os
+os.environ.update(DATABASE_URL="sqlite:///" + sys.argv[2] + "/network.db", SECRET_KEY="s" * 32)
+gather = create_app().extensions["network.conversions.recorder"]._gather
+print(before.__name__, psycopg.waiting.wait is green.wait, gather is green.give_way)
 """
 
 
-@pytest.mark.parametrize(("mode", "expected"), [("plain", "wait_c False"), ("patched", "wait_poll True")])
-def test_a_postgresql_engine_installs_the_wait_only_under_gevents_patching(mode, expected):
-    done = subprocess.run([sys.executable, "-c", _CHECK, mode], capture_output=True, text=True, check=True)
+@pytest.mark.parametrize(("mode", "expected"), [("plain", "wait_c False False"), ("patched", "wait_poll True True")])
+def test_psycopgs_wait_and_the_leaders_giving_way_are_installed_only_under_gevents_patching(mode, expected, tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-c", _CHECK, mode, str(tmp_path)], capture_output=True, text=True, check=True, cwd=ROOT
+    )
     assert done.stdout.strip() == expected

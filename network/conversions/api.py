@@ -16,7 +16,7 @@ from flask.views import MethodView
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
-from network import web
+from network import green, web
 from network.clock import now_utc
 from network.conversions import batch, service
 from network.conversions.context import ContextCache
@@ -400,6 +400,10 @@ def register(app: flask.Flask, api: Any) -> None:
         # Only where there is a line to shorten (SQLite): on PostgreSQL the read is one round trip
         # either way, and inside the batch it costs no connection of its own.
         ahead=functools.partial(batch.read_ahead, database) if database.dialect == "sqlite" else None,
+        # Under gevent (the README's PostgreSQL workers) a leader lets the requests its worker has
+        # already received reach the queue first: on the 2-core machine batches grew from about
+        # 9.5 to 12.5 postbacks and the worker's CPU per postback fell 7-9 % (bench/postbacks).
+        gather=green.give_way if green.patched() else None,
     )
     app.register_blueprint(postbacks)
     api.register_blueprint(blp)

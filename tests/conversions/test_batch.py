@@ -217,6 +217,26 @@ def test_plans_queued_while_the_leader_waits_in_line_join_its_batch():
     assert not line.locked()
 
 
+def test_the_leader_gathers_the_requests_already_received_before_it_takes_its_batch():
+    calls: list[list[Any]] = []
+    answers: list[Callable[[], Any]] = []
+
+    def record(plans: list[Any]) -> list[Any]:
+        calls.append(list(plans))
+        return [f"answer {plan}" for plan in plans]
+
+    def gather() -> None:
+        # As a turn of gevent's hub: the requests received meanwhile reach the queue.
+        if not answers[1:]:
+            answers.extend(_submit_in_thread(recorder, plan) for plan in ("b", "c"))
+            _wait_for(lambda: recorder.waiting() == 3)
+
+    recorder = GroupCommit(record, gather=gather)
+    answers.append(_submit_in_thread(recorder, "a"))
+    assert [answer() for answer in answers] == ["answer a", "answer b", "answer c"]
+    assert calls == [["a", "b", "c"]]
+
+
 def test_a_line_that_cannot_be_entered_or_left_does_not_stop_the_recording(caplog):
     def no_entry() -> Any:
         raise OSError("no room for the line's lock file")
@@ -380,3 +400,8 @@ def test_the_apps_recorder_reads_ahead_only_where_there_is_a_line(committed_app,
         assert ahead is not None and ahead.func is batch.read_ahead
     else:  # PostgreSQL: no line to shorten, and the read would be a round trip of its own
         assert ahead is None
+
+
+def test_the_apps_leaders_gather_only_under_gevent(committed_app):
+    # The test process is not monkey-patched: threads gather nothing (their line, on SQLite, does).
+    assert committed_app.extensions["network.conversions.recorder"]._gather is None
