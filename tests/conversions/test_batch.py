@@ -219,7 +219,7 @@ def test_plans_queued_while_the_leader_waits_in_line_join_its_batch():
 
 def test_the_leader_gathers_the_requests_already_received_before_it_takes_its_batch():
     calls: list[list[Any]] = []
-    answers: list[Callable[[], Any]] = []
+    others: list[Callable[[], Any]] = []
 
     def record(plans: list[Any]) -> list[Any]:
         calls.append(list(plans))
@@ -227,13 +227,14 @@ def test_the_leader_gathers_the_requests_already_received_before_it_takes_its_ba
 
     def gather() -> None:
         # As a turn of gevent's hub: the requests received meanwhile reach the queue.
-        if not answers[1:]:
-            answers.extend(_submit_in_thread(recorder, plan) for plan in ("b", "c"))
+        if not others:
+            others.extend(_submit_in_thread(recorder, plan) for plan in ("b", "c"))
             _wait_for(lambda: recorder.waiting() == 3)
 
     recorder = GroupCommit(record, gather=gather)
-    answers.append(_submit_in_thread(recorder, "a"))
-    assert [answer() for answer in answers] == ["answer a", "answer b", "answer c"]
+    first = _submit_in_thread(recorder, "a")
+    assert first() == "answer a"
+    assert [answer() for answer in others] == ["answer b", "answer c"]
     assert calls == [["a", "b", "c"]]
 
 
