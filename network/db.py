@@ -297,13 +297,13 @@ class Raw:
     @staticmethod
     def _driver(session: Session) -> tuple[Any, Dialect]:
         """Return the session's driver connection and its dialect."""
-        # In a pipeline the session's connection is fixed: asking the session for it again at each
-        # statement (a batch runs nine) cost more than some of the statements did.
+        # In a pipeline's transaction the session's connection is fixed: asking the session for it
+        # again at each statement (a batch runs nine) cost more than some of the statements did.
         found = session.info.get(_PIPELINE_DRIVER)
-        if found is None:
-            connection = session.connection()
-            found = (connection.connection.driver_connection, connection.dialect)
-        return found  # type: ignore[no-any-return]
+        if found is not None and found[0] is session.get_transaction():
+            return found[1], found[2]
+        connection = session.connection()
+        return connection.connection.driver_connection, connection.dialect
 
     @staticmethod
     def _cursor(session: Session) -> tuple[Any, Dialect]:
@@ -461,7 +461,9 @@ def pipelined(session: Session) -> Iterator[None]:
     driver: Any = connection.connection.driver_connection
     with driver.pipeline() as pipeline:
         connection.info[_PIPELINE] = pipeline
-        session.info[_PIPELINE_DRIVER] = (driver, connection.dialect)
+        # Kept with its transaction: once that ends (a rollback inside), the session's next one
+        # may be on another connection.
+        session.info[_PIPELINE_DRIVER] = (session.get_transaction(), driver, connection.dialect)
         try:
             yield
         finally:

@@ -41,6 +41,13 @@ _BAD = select.POLLERR | select.POLLHUP | select.POLLNVAL
 _last_yield = monotonic()
 
 
+class _Interval(Exception):
+    """A wait's interval passed with the socket not ready (raised by gevent's wait, caught by `wait`)."""
+
+
+_INTERVAL = _Interval()
+
+
 def patched() -> bool:
     """Return whether gevent has monkey-patched `select` in this process (psycopg's own test)."""
     monkey = sys.modules.get("gevent.monkey")
@@ -130,8 +137,10 @@ def wait(gen: Any, fileno: int, interval: float = 0.1, timeout: float | None = N
                     _last_yield = monotonic()
             else:
                 limit = interval if deadline is None else max(0.0, min(interval, deadline - monotonic()))
-                with contextlib.suppress(TimeoutError):  # the interval passed: resumed with nothing ready
-                    hub.waits[state](fileno, timeout=limit)
+                # Only the interval's own expiry is caught: a TimeoutError thrown into the greenlet
+                # (a caller's gevent.Timeout) is the caller's.
+                with contextlib.suppress(_Interval):  # the interval passed: resumed with nothing ready
+                    hub.waits[state](fileno, timeout=limit, timeout_exc=_INTERVAL)
                 _last_yield = monotonic()
                 ready = _ready(poller.poll(0))
             state = gen.send(ready)

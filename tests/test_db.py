@@ -18,7 +18,7 @@ from sqlalchemy.dialects import sqlite
 
 from network.clock import UTC
 from network.conversions.models import PostbackLog
-from network.db import Database, InsertMany, Raw, UTCDateTime
+from network.db import _PIPELINE_DRIVER, Database, InsertMany, Raw, UTCDateTime
 
 
 def test_sqlite_batches_of_two_databases_wait_in_line(tmp_path):
@@ -219,3 +219,15 @@ def test_a_utc_datetime_round_trips_through_sqlite(tmp_path):
         assert conn.execute(select(table.c.at)).scalar_one() == at
         assert conn.exec_driver_sql("SELECT at FROM stamps").scalar_one() == "2026-03-10 12:00:00.000005"
     database.dispose()
+
+
+def test_a_pipelines_driver_is_used_only_in_the_transaction_it_was_taken_in(committed_db):
+    # pipelined() keeps its driver connection in the session's info, with the transaction it
+    # belongs to: once that transaction ends, the session's next one may be on another connection.
+    with committed_db.session_scope() as session:
+        connection = session.connection()
+        kept = object()
+        session.info[_PIPELINE_DRIVER] = (session.get_transaction(), kept, connection.dialect)
+        assert Raw._driver(session)[0] is kept
+        session.info[_PIPELINE_DRIVER] = (object(), kept, connection.dialect)  # an ended transaction's
+        assert Raw._driver(session)[0] is connection.connection.driver_connection

@@ -112,6 +112,21 @@ def test_a_timeout_raises_psycopgs_wait_timeout(pair):
         gevent.spawn(green.wait, forever(), ours.fileno(), interval=0.01, timeout=0.05).get(timeout=10)
 
 
+def test_a_callers_own_timeout_is_not_taken_for_the_interval(pair):
+    ours, _theirs = pair
+
+    def forever() -> Iterator[int]:
+        while True:
+            yield R
+
+    def waited() -> None:
+        with gevent.Timeout(0.05, TimeoutError):
+            green.wait(forever(), ours.fileno(), interval=0.2)
+
+    with pytest.raises(TimeoutError):
+        gevent.spawn(waited).get(timeout=10)
+
+
 def test_a_closed_peer_resumes_the_reader(pair, never_busy):
     ours, theirs = pair
     theirs.close()
