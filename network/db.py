@@ -308,7 +308,12 @@ class Raw:
     @staticmethod
     def _cursor(session: Session) -> tuple[Any, Dialect]:
         driver, dialect = Raw._driver(session)
-        return (psycopg.RawCursor(driver) if dialect.name == "postgresql" else driver.cursor()), dialect
+        return Raw._open(driver, dialect), dialect
+
+    @staticmethod
+    def _open(driver: Any, dialect: Dialect) -> Any:
+        """Return a cursor on the driver connection: psycopg's RawCursor on PostgreSQL."""
+        return psycopg.RawCursor(driver) if dialect.name == "postgresql" else driver.cursor()
 
     def _prepare(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> tuple[Any, str, list[list[Any]]]:
         cursor, dialect = self._cursor(session)
@@ -430,10 +435,11 @@ class InsertMany:
         """
         if not rows:
             return None
-        if not self._returning and Raw._driver(session)[1].name == "sqlite":
+        driver, dialect = Raw._driver(session)  # once: the SQLite test and the cursor share it
+        if not self._returning and dialect.name == "sqlite":
             self._each.many(session, rows)
             return None
-        cursor, dialect = Raw._cursor(session)
+        cursor = Raw._open(driver, dialect)
         sql, row = self._row_form(len(rows), dialect)
         params = [convert(values[key]) if convert else values[key] for values in rows for key, convert in row]
         cursor.execute(sql, params)
