@@ -6,7 +6,10 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 WORKERS ?= 2
-# Threads per worker: a worker's concurrent postbacks share one transaction (group commit).
+# gevent workers: a worker's concurrent requests are greenlets, and its concurrent postbacks
+# share one transaction (group commit).
+WORKER_CLASS ?= gevent
+# Threads per worker, for WORKER_CLASS=gthread (gevent workers ignore it).
 THREADS ?= 8
 TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 PYTEST_ARGS ?=
@@ -42,7 +45,7 @@ run: install ## Migrate the SQLite database, seed a demo, run the scheduler and 
 	  echo "starting the scheduler beside the server"; \
 	  $(BIN)/flask --app wsgi scheduler run & \
 	fi; \
-	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers $(WORKERS) --threads $(THREADS) --limit-request-line 16384 --access-logfile - wsgi:app
+	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers $(WORKERS) --worker-class $(WORKER_CLASS) --threads $(THREADS) --limit-request-line 16384 --access-logfile - wsgi:app
 
 .PHONY: lint
 lint: install ## ruff (lint and format check) and mypy

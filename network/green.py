@@ -71,6 +71,27 @@ def give_way() -> None:
     (_hub or _bind()).sleep(0)
 
 
+def sleep(seconds: float) -> None:
+    """Let the other greenlets run for `seconds` (gevent.sleep)."""
+    (_hub or _bind()).sleep(seconds)
+
+
+def off_hub(call: Callable[[], Any], *, undo: Callable[[], None] | None = None) -> Any:
+    """Run a blocking `call` on a thread of gevent's pool and return its value, the hub free meanwhile.
+
+    For a call that would otherwise stop every greenlet of the process (a file lock's wait). A
+    greenlet interrupted while it waits (killed, a timeout) leaves the call running on its thread:
+    `undo` is then called once the call has succeeded after all (to release what it took).
+    """
+    done = (_hub or _bind()).threadpool().spawn(call)
+    try:
+        return done.get()
+    except BaseException:
+        if undo is not None:
+            done.rawlink(lambda result: undo() if result.successful() else None)
+        raise
+
+
 def _ready(events: list[tuple[int, int]]) -> int:
     ready = 0
     for _fd, event in events:
@@ -90,6 +111,8 @@ class _Hub:
     sleep: Callable[[float], None]
     #: gevent's waits for a socket, by psycopg's Wait.
     waits: dict[int, Callable[..., Any]]
+    #: The hub's pool of real threads (gevent.get_hub().threadpool).
+    threadpool: Callable[[], Any]
 
 
 _hub: _Hub | None = None
@@ -110,6 +133,7 @@ def _bind() -> _Hub:
             _WRITE: green_socket.wait_write,
             _READ | _WRITE: green_socket.wait_readwrite,
         },
+        threadpool=lambda: gevent.get_hub().threadpool,
     )
     return _hub
 

@@ -1,8 +1,9 @@
-"""Postbacks on gunicorn's gevent workers (the README's PostgreSQL setup), on PostgreSQL.
+"""Postbacks on gunicorn's gevent workers (the README's setup), on SQLite and PostgreSQL.
 
 Under gevent every lock, wait and socket of the app is a greenlet's: the group commit's handed-over
-locks, psycopg's waits for the server, the click writer's thread. This runs the real server with
-them and checks what a brand relies on: every answered postback is committed, exactly once.
+locks, psycopg's waits for the server, SQLite's wait for its write lock and the writers' line, the
+click writer's thread. This runs the real server with them and checks what a brand relies on: every
+answered postback is committed, exactly once.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from network.payouts.models import LedgerEntry
 from tests.conversions.conftest import SECRET, make_click, make_link
 from tests.factories import make_brand, make_offer, make_partner
 
-pytestmark = [pytest.mark.postgres_only, pytest.mark.slow]
+pytestmark = [pytest.mark.slow]
 
 CLIENTS = 12
 PER_CLIENT = 25
@@ -47,9 +48,7 @@ def _client(base: str, paths: list[str]) -> list[tuple[int, Any]]:
     return answers
 
 
-def test_concurrent_postbacks_on_gevent_workers_are_each_committed_once(committed_db, database_url, dialect):
-    if dialect != "postgresql":
-        pytest.skip("the gevent setup is the PostgreSQL one (SQLite's write lock would block a whole worker)")
+def test_concurrent_postbacks_on_gevent_workers_are_each_committed_once(committed_db, database_url):
     now = dt.datetime.now(UTC)
     with committed_db.session_scope() as session:
         brand = make_brand(session)
