@@ -66,8 +66,21 @@ def principal() -> Principal:
     """Return who the request's API key acts as (401 when missing or unknown)."""
     state = _state()
     if "principal" not in state:
-        state["principal"] = accounts.authenticate(session(), request.headers.get("Authorization"))
+        state["principal"] = _authenticate(request.headers.get("Authorization"))
     return state["principal"]
+
+
+def _authenticate(authorization: str | None) -> Principal:
+    db = database()
+    if db.dialect != "sqlite":
+        return accounts.authenticate(session(), authorization)
+    # The request's session would take SQLite's write lock (BEGIN IMMEDIATE) and hold it while the
+    # body is read, before the view: a slow client would keep every other writer waiting.
+    reader = db.read_session()
+    try:
+        return accounts.authenticate(reader, authorization)
+    finally:
+        reader.close()
 
 
 def authenticate() -> None:
