@@ -123,6 +123,8 @@ class Server:
             "--graceful-timeout", "20",
             "--keep-alive", "30",
             "--chdir", str(ROOT),
+            # The README's server hooks, for every target alike (network/serving.py).
+            "--config", "python:network.serving",
             *self.extra_args,
             self.app,
         ]  # fmt: skip

@@ -258,3 +258,40 @@ def test_psycopgs_wait_and_the_leaders_giving_way_are_installed_only_under_geven
         [sys.executable, "-c", _CHECK, mode, str(tmp_path)], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert done.stdout.strip() == expected
+
+
+_HOOK = """
+import sys
+if sys.argv[1] == "patched":
+    from gevent import monkey
+    monkey.patch_all()
+import gevent
+from network import serving
+order = []
+
+
+def served():
+    serving.post_request(None, None, {}, None)  # gunicorn's call once a request is answered
+    order.append("served")
+
+
+if sys.argv[1] == "patched":
+    gevent.joinall([gevent.spawn(served), gevent.spawn(order.append, "waiting connection")])
+else:
+    from gevent._hub_local import get_hub_if_exists
+
+    served()
+    order.append(f"no hub made: {get_hub_if_exists() is None}")  # a thread worker's request touched no gevent
+print(order)
+"""
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [("patched", "['waiting connection', 'served']"), ("plain", "['served', 'no hub made: True']")],
+)
+def test_after_each_request_a_gevent_worker_lets_its_other_connections_go_first(mode, expected):
+    done = subprocess.run(
+        [sys.executable, "-c", _HOOK, mode], capture_output=True, text=True, check=True, cwd=ROOT, timeout=60
+    )
+    assert done.stdout.strip() == expected
