@@ -747,6 +747,9 @@ def stripe_onboarding(
     """Create the partner's Express account when it has none and return a one-time onboarding link."""
     partner = partners.get_partner(session, principal, partner_id)
     require(principal, Role.PARTNER, Role.ADMIN)
+    # No transaction stays open over a call to Stripe (up to its timeout): on SQLite it would hold
+    # the database's write lock, and every other writer would wait for it.
+    session.commit()
     try:
         account_id = partner.stripe_account_id
         if account_id is None:
@@ -768,6 +771,7 @@ def stripe_onboarding(
                 object_id=partner.id,
                 details={"account": account_id},
             )
+            session.commit()  # the account is the partner's whatever the link's call does
         url = gateway.onboarding_link(account_id=account_id, refresh_url=refresh_url, return_url=return_url)
     except GatewayUnsupported as exc:
         raise Conflict("Stripe is not configured: payouts are manual", code="stripe_not_configured") from exc

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 import time
 
 import pytest
 import requests
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
 from network.app import create_app
 from network.auth import SYSTEM
@@ -274,3 +276,39 @@ def test_stripe_onboarding_creates_one_account_and_returns_a_link(client, sessio
     assert finance.post(f"/api/v1/partners/{partner.id}/stripe/onboarding").status_code == 403
     admin = Api(client, make_key(session, role="admin"))
     assert admin.post(f"/api/v1/partners/{other.id}/stripe/onboarding").status_code == 200
+
+
+def test_onboarding_holds_no_transaction_while_stripe_answers(committed_db, database_url, fake_stripe, dialect):
+    # On SQLite an open transaction holds the database's write lock; while Stripe takes its time
+    # (up to the gateway's timeout) every other writer would wait. Each of Stripe's requests here
+    # checks, as it arrives, that another connection can take the lock at once.
+    if dialect != "sqlite":
+        pytest.skip("PostgreSQL has no database-wide write lock")
+    settings = make_settings(database_url, stripe_api_key=API_KEY, stripe_api_base=fake_stripe.base_url)
+    app = create_app(settings, database=committed_db)
+    with committed_db.session_scope() as session:
+        partner = make_partner(session, name="P", email="p@example.com")
+        key = make_key(session, role="partner", partner=partner)
+        partner_id = partner.id
+    free: list[tuple[str, bool]] = []
+    process = fake_stripe._process
+
+    def checking(method, path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        other = sqlite3.connect(make_url(database_url).database, timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+            free.append((path, True))
+        except sqlite3.OperationalError:
+            free.append((path, False))
+        finally:
+            other.close()
+        return process(method, path, *args, **kwargs)
+
+    fake_stripe._process = checking
+    answer = Api(app.test_client(), key).post(f"/api/v1/partners/{partner_id}/stripe/onboarding")
+    assert answer.status_code == 200, answer.json
+    assert [path for path, _ in free] == ["/v1/accounts", "/v1/account_links"]
+    assert all(ok for _, ok in free), free
+    with committed_db.session_scope() as session:
+        assert session.get(Partner, partner_id).stripe_account_id == answer.json["account_id"]
