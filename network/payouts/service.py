@@ -747,34 +747,31 @@ def stripe_onboarding(
     """Create the partner's Express account when it has none and return a one-time onboarding link."""
     partner = partners.get_partner(session, principal, partner_id)
     require(principal, Role.PARTNER, Role.ADMIN)
-    # No transaction stays open over a call to Stripe (up to its timeout): on SQLite it would hold
-    # the database's write lock, and every other writer would wait for it.
-    session.commit()
+    known, email, payouts_enabled = partner.stripe_account_id, partner.email, partner.stripe_payouts_enabled
+    # No transaction stays open over Stripe's calls (each up to the gateway's timeout): on SQLite
+    # it would hold the database's only write lock, and every other writer would wait. Only reads
+    # were made: ending the transaction undoes nothing. The account is stored after both calls.
+    session.rollback()
     try:
-        account_id = partner.stripe_account_id
-        if account_id is None:
-            # Idempotent at Stripe (keyed by partner), so a retry after a failed commit gets the same account.
-            account_id = gateway.create_account(partner_id=str(partner.id), email=partner.email)
-            session.execute(
-                update(_PARTNERS)
-                .where(Partner.id == partner.id, Partner.stripe_account_id.is_(None))
-                .values(stripe_account_id=account_id)
-            )
-            session.refresh(partner)
-            account_id = partner.stripe_account_id
-            assert account_id is not None
-            ledger.audit(
-                session,
-                actor=principal.label,
-                action="stripe.account_created",
-                object_type="partner",
-                object_id=partner.id,
-                details={"account": account_id},
-            )
-            session.commit()  # the account is the partner's whatever the link's call does
+        # Idempotent at Stripe (keyed by partner): a retry after a failed call gets the same account.
+        account_id = known or gateway.create_account(partner_id=str(partner_id), email=email)
         url = gateway.onboarding_link(account_id=account_id, refresh_url=refresh_url, return_url=return_url)
     except GatewayUnsupported as exc:
         raise Conflict("Stripe is not configured: payouts are manual", code="stripe_not_configured") from exc
     except GatewayError as exc:
         raise GatewayUnavailable(f"Stripe did not answer as expected: {exc}") from exc
-    return {"account_id": account_id, "url": url, "payouts_enabled": partner.stripe_payouts_enabled}
+    if known is None:
+        session.execute(
+            update(_PARTNERS)
+            .where(Partner.id == partner_id, Partner.stripe_account_id.is_(None))
+            .values(stripe_account_id=account_id)
+        )
+        ledger.audit(
+            session,
+            actor=principal.label,
+            action="stripe.account_created",
+            object_type="partner",
+            object_id=partner_id,
+            details={"account": account_id},
+        )
+    return {"account_id": account_id, "url": url, "payouts_enabled": payouts_enabled}
