@@ -114,8 +114,7 @@ def make_engine(url: str, *, pool_size: int | None = None, **kwargs: Any) -> Eng
         # pysqlite's own transaction handling defers BEGIN; emit it ourselves so that
         # SAVEPOINTs and the IMMEDIATE lock taken for writes behave as documented.
         event.listen(engine, "connect", _sqlite_autobegin_off)
-        # Under gevent's workers a greenlet waits for the write lock without stopping the others.
-        event.listen(engine, "begin", _sqlite_begin_green if green.patched() else _sqlite_begin)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     # Under gevent's workers (the README's PostgreSQL setup), psycopg's waits for the server go
@@ -134,12 +133,17 @@ def _sqlite_begin(conn: Any) -> None:
     # IMMEDIATE: take the write lock up front, so a read-then-write never fails to upgrade; a
     # read-only session (Database.read_session) leaves it to the writers.
     # On the driver: SQLAlchemy's execution path would cost every transaction half as much again.
-    begin = "BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE"
-    conn.connection.driver_connection.execute(begin)
+    driver = conn.connection.driver_connection
+    if conn.get_execution_options().get(_READ_ONLY):
+        driver.execute("BEGIN")
+    elif green.patched():  # asked at each begin: an app made before gevent patched (--preload) too
+        _begin_immediate_green(driver)
+    else:
+        driver.execute("BEGIN IMMEDIATE")
 
 
-def _sqlite_begin_green(conn: Any) -> None:
-    """Begin as `_sqlite_begin` does, waiting for the write lock as a greenlet (gevent's workers).
+def _begin_immediate_green(driver: Any) -> None:
+    """BEGIN IMMEDIATE, waiting for the write lock as a greenlet (gevent's workers).
 
     SQLite waits for its write lock inside the driver's call (the busy timeout), which under gevent
     stops every greenlet of the process: when the lock's holder is one of them, waiting for an
@@ -147,10 +151,6 @@ def _sqlite_begin_green(conn: Any) -> None:
     only at the timeout, in "database is locked". So here BEGIN IMMEDIATE is tried without SQLite's
     wait, and between tries the greenlet sleeps through gevent's hub, up to the same timeout.
     """
-    driver = conn.connection.driver_connection
-    if conn.get_execution_options().get(_READ_ONLY):
-        driver.execute("BEGIN")
-        return
     deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
     pause, longest = _GREEN_BUSY_SLEEPS
     # Tried without SQLite's own wait (3.5 us more per transaction on the 2-core machine).
@@ -161,7 +161,8 @@ def _sqlite_begin_green(conn: Any) -> None:
                 driver.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as error:
-                if error.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                # Any kind of busy (the extended codes too: a WAL being recovered), as SQLite's own wait.
+                if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
                     raise
             green.sleep(pause)
             pause = min(pause * 2, longest)
@@ -234,21 +235,25 @@ class Database:
                 # A parent's descriptor, inherited: the lock lives as long as any copy of it is open.
                 os.close(self._queue_fd)
             self._queue_fd, self._queue_pid = os.open(f"{path}-writers", os.O_RDWR | os.O_CREAT, 0o600), os.getpid()
-        fd = self._queue_fd
-        if green.patched():
-            # Under gevent the wait would stop every greenlet of the worker: it waits on a thread.
+        fd = held = self._queue_fd
+        if not green.patched():
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        else:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                green.off_hub(
-                    functools.partial(fcntl.flock, fd, fcntl.LOCK_EX), undo=lambda: fcntl.flock(fd, fcntl.LOCK_UN)
-                )
-        else:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+                # Under gevent the wait would stop every greenlet of the worker: it waits on a
+                # thread, with a descriptor of its own (a lock is the open file's, not the thread's:
+                # a wait interrupted and then granted is given back by closing it, never by
+                # unlocking one that a later batch of this process holds).
+                held = green.off_hub(functools.partial(_wait_for_line, f"{path}-writers"), undo=os.close)
         try:
             yield
         finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            if held == fd:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            else:
+                os.close(held)  # and its lock with it
 
     def read_session(self) -> Session:
         """Return a new session for reading only (on SQLite its transaction does not take the write lock)."""
@@ -292,6 +297,17 @@ class Database:
         self.engine.dispose()
         if self._writer is not None and self._writer.kw["bind"] is not self.engine:
             self._writer.kw["bind"].dispose()
+
+
+def _wait_for_line(path: str) -> int:
+    """Open the writers' line's file, wait for its lock and return the descriptor that holds it."""
+    held = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)
+    except BaseException:
+        os.close(held)
+        raise
+    return held
 
 
 def insert_for(dialect: str) -> Any:

@@ -76,19 +76,20 @@ def sleep(seconds: float) -> None:
     (_hub or _bind()).sleep(seconds)
 
 
-def off_hub(call: Callable[[], Any], *, undo: Callable[[], None] | None = None) -> Any:
+def off_hub(call: Callable[[], Any], *, undo: Callable[[Any], None] | None = None) -> Any:
     """Run a blocking `call` on a thread of gevent's pool and return its value, the hub free meanwhile.
 
     For a call that would otherwise stop every greenlet of the process (a file lock's wait). A
     greenlet interrupted while it waits (killed, a timeout) leaves the call running on its thread:
-    `undo` is then called once the call has succeeded after all (to release what it took).
+    `undo` is then called with the call's value once it has succeeded after all (to release what
+    it took).
     """
     done = (_hub or _bind()).threadpool().spawn(call)
     try:
         return done.get()
     except BaseException:
         if undo is not None:
-            done.rawlink(lambda result: undo() if result.successful() else None)
+            done.rawlink(lambda result: undo(result.value) if result.successful() else None)
         raise
 
 

@@ -10,15 +10,22 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 
-import pytest
+from sqlalchemy import text
 
+from network import db, green
 from network.config import ROOT
 
-_COMMON = """
+_PATCH = """
 from gevent import monkey
 
 monkey.patch_all()
+"""
+
+_COMMON = (
+    _PATCH
+    + """
 import fcntl, json, os, sqlite3, subprocess, sys, time
 import gevent
 from sqlalchemy import text
@@ -40,12 +47,17 @@ def ticks_between(start, end):
 
 gevent.spawn(ticker)
 """
+)
+
+_ENGINE = """
+db.BUSY_TIMEOUT_MS = int(sys.argv[2])
+engine = db.make_engine(f"sqlite:///{folder}/network.db")
+"""
 
 _WRITE_LOCK = (
     _COMMON
+    + _ENGINE
     + """
-db.BUSY_TIMEOUT_MS = int(sys.argv[2])
-engine = db.make_engine(f"sqlite:///{folder}/network.db")
 with engine.begin() as conn:
     conn.execute(text("CREATE TABLE t (n INTEGER)"))
 hold = float(sys.argv[3])
@@ -64,15 +76,19 @@ def holder():
 def writer():
     gevent.sleep(0.05)
     started = time.monotonic()
+    conn = engine.connect()
     try:
-        with engine.connect() as conn:
-            conn.execute(text("INSERT INTO t VALUES (2)"))  # begins: waits for the lock
-            times["locked"] = time.monotonic()
-            conn.commit()
+        conn.execute(text("INSERT INTO t VALUES (2)"))  # begins: waits for the lock
+        times["locked"] = time.monotonic()
+        conn.commit()
         times["outcome"] = "written"
     except Exception as error:
         times["outcome"] = str(error.__cause__ or error)
+        conn.rollback()
     times["waited"] = time.monotonic() - started
+    # SQLite's own wait is back on for the connection's other statements, whichever way it ended.
+    times["busy timeout after"] = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
+    conn.close()
     times["ticks while waiting"] = ticks_between(started + 0.01, started + times["waited"] - 0.01)
 
 
@@ -81,6 +97,15 @@ with engine.connect() as conn:
     times["rows"] = [n for (n,) in conn.execute(text("SELECT n FROM t ORDER BY n"))]
 print(json.dumps(times))
 """
+)
+
+
+#: As under gunicorn --preload: the app and its engine are made before the worker patches.
+_PRELOADED = (
+    "import sys\nfrom sqlalchemy import text\nfrom network import db\nfolder = sys.argv[1]\n"
+    + _ENGINE
+    + _COMMON
+    + _WRITE_LOCK.removeprefix(_COMMON + _ENGINE)
 )
 
 
@@ -102,6 +127,7 @@ def test_a_greenlet_waits_for_the_write_lock_while_its_holder_in_the_same_worker
     assert result["locked"] >= result["released"]  # it began once the holder had committed
     assert 0.2 <= result["waited"] < 1.5
     assert result["ticks while waiting"] >= 10  # 10 ms turns through about 0.25 s of waiting
+    assert result["busy timeout after"] == 2000
 
 
 def test_the_wait_for_the_write_lock_still_ends_at_the_busy_timeout(tmp_path):
@@ -110,6 +136,7 @@ def test_the_wait_for_the_write_lock_still_ends_at_the_busy_timeout(tmp_path):
     assert 0.3 <= result["waited"] < 0.9
     assert result["ticks while waiting"] >= 15  # cooperative to the end
     assert result["rows"] == [1]  # the holder's write stands; the writer wrote nothing
+    assert result["busy timeout after"] == 300
 
 
 _LINE = (
@@ -162,19 +189,37 @@ def test_a_wait_in_the_writers_line_interrupted_gives_the_line_back_once_it_is_t
     assert result["free afterwards"] is True
 
 
-@pytest.mark.parametrize(("mode", "expected"), [("plain", "_sqlite_begin"), ("patched", "_sqlite_begin_green")])
-def test_the_cooperative_begin_is_used_only_under_gevents_patching(mode, expected, tmp_path):
-    script = """
-import sys
-if sys.argv[1] == "patched":
-    from gevent import monkey
-    monkey.patch_all()
-from sqlalchemy import event
-from network import db
-engine = db.make_engine("sqlite:///" + sys.argv[2] + "/network.db")
-print([f.__name__ for f in (db._sqlite_begin, db._sqlite_begin_green) if event.contains(engine, "begin", f)])
-"""
-    done = subprocess.run(
-        [sys.executable, "-c", script, mode, str(tmp_path)], capture_output=True, text=True, check=True, cwd=ROOT
-    )
-    assert done.stdout.strip() == repr([expected])
+def test_an_engine_made_before_gevent_patched_waits_as_a_greenlet_too(tmp_path):
+    result = _run(_PRELOADED, str(tmp_path), "2000", "0.3")
+    assert result["outcome"] == "written"
+    assert result["locked"] >= result["released"]
+    assert result["ticks while waiting"] >= 10
+
+
+def test_without_gevent_a_thread_waits_in_sqlites_own_busy_wait(tmp_path, monkeypatch):
+    def no_greenlets(_seconds: float) -> None:
+        raise AssertionError("a greenlet's sleep outside gevent")
+
+    monkeypatch.setattr(green, "sleep", no_greenlets)
+    engine = db.make_engine(f"sqlite:///{tmp_path}/network.db")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (n INTEGER)"))
+    holding, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with engine.connect() as conn:
+            conn.execute(text("INSERT INTO t VALUES (1)"))
+            holding.set()
+            release.wait(5)
+            conn.commit()
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    assert holding.wait(5)
+    threading.Timer(0.2, release.set).start()
+    with engine.connect() as conn:
+        conn.execute(text("INSERT INTO t VALUES (2)"))  # waits in SQLite's busy handler for the holder
+        conn.commit()
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == db.BUSY_TIMEOUT_MS
+    thread.join()
+    engine.dispose()
