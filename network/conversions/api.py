@@ -400,7 +400,7 @@ def register(app: flask.Flask, api: Any) -> None:
         # Only where there is a line to shorten (SQLite): on PostgreSQL the read is one round trip
         # either way, and inside the batch it costs no connection of its own.
         ahead=functools.partial(batch.read_ahead, database) if database.dialect == "sqlite" else None,
-        # Under gevent (the README's PostgreSQL workers) a leader lets the requests its worker has
+        # Under gevent (the README's workers) a leader lets the requests its worker has
         # already received reach the queue first: on the 2-core machine batches grew from about
         # 9.5 to 12.5 postbacks and the worker's CPU per postback fell 7-9 % (bench/postbacks).
         gather=green.give_way if green.patched() else None,

@@ -10,7 +10,7 @@ import time
 
 import pytest
 import requests
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.engine import make_url
 
 from network.app import create_app
@@ -312,3 +312,40 @@ def test_onboarding_holds_no_transaction_while_stripe_answers(committed_db, data
     assert all(ok for _, ok in free), free
     with committed_db.session_scope() as session:
         assert session.get(Partner, partner_id).stripe_account_id == answer.json["account_id"]
+
+
+@pytest.mark.parametrize("same_account", [True, False])
+def test_an_onboarding_that_finds_the_account_stored_meanwhile_keeps_the_stored_one(
+    client, session, fake_stripe, same_account
+):
+    # Another request for the partner stores an account while this one waits for Stripe: the same
+    # one (Stripe keys the creation by partner) is answered without a second audit; another one is
+    # a 409, and the stored account stays.
+    partner = make_partner(session, name="P", email="p@example.com")
+    me = Api(client, make_key(session, role="partner", partner=partner))
+    process = fake_stripe._process
+
+    def meanwhile(method, path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        answer = process(method, path, *args, **kwargs)
+        if path == "/v1/account_links":
+            (created,) = fake_stripe.accounts
+            session.execute(
+                update(Partner)
+                .where(Partner.id == partner.id)
+                .values(stripe_account_id=created if same_account else "acct_other")
+            )
+        return answer
+
+    fake_stripe._process = meanwhile
+    answer = me.post(f"/api/v1/partners/{partner.id}/stripe/onboarding")
+    session.expire_all()
+    stored = session.get(Partner, partner.id).stripe_account_id
+    audits = session.scalars(select(AuditLog).where(AuditLog.action == "stripe.account_created")).all()
+    assert audits == []
+    if same_account:
+        assert answer.status_code == 200, answer.json
+        assert answer.json["account_id"] == stored == next(iter(fake_stripe.accounts))
+    else:
+        assert answer.status_code == 409
+        assert answer.json["code"] == "onboarding_conflict"
+        assert stored == "acct_other"
