@@ -766,22 +766,20 @@ def stripe_onboarding(
             .where(Partner.id == partner_id, Partner.stripe_account_id.is_(None))
             .values(stripe_account_id=account_id)
         )
-        if stored.rowcount != 1:  # type: ignore[attr-defined]
-            # Another request stored the partner's account meanwhile (the same one, as Stripe keys
-            # the creation by partner, unless the e-mail changed between the two).
-            other = session.scalar(select(Partner.stripe_account_id).where(Partner.id == partner_id))
-            if other != account_id:
-                raise Conflict(
-                    "another onboarding of this partner stored a different Stripe account; ask again",
-                    code="onboarding_conflict",
-                )
-            return {"account_id": account_id, "url": url, "payouts_enabled": payouts_enabled}
-        ledger.audit(
-            session,
-            actor=principal.label,
-            action="stripe.account_created",
-            object_type="partner",
-            object_id=partner_id,
-            details={"account": account_id},
-        )
+        if stored.rowcount == 1:  # type: ignore[attr-defined]
+            ledger.audit(
+                session,
+                actor=principal.label,
+                action="stripe.account_created",
+                object_type="partner",
+                object_id=partner_id,
+                details={"account": account_id},
+            )
+        elif session.scalar(select(Partner.stripe_account_id).where(Partner.id == partner_id)) != account_id:
+            # Another request stored the partner's account meanwhile: the same one, as Stripe keys
+            # the creation by partner, unless the e-mail changed between the two.
+            raise Conflict(
+                "another onboarding of this partner stored a different Stripe account; ask again",
+                code="onboarding_conflict",
+            )
     return {"account_id": account_id, "url": url, "payouts_enabled": payouts_enabled}
