@@ -1,6 +1,7 @@
 """The click redirect and the impression counter: the network's hottest path.
 
-A click is answered from the in-process snapshot (no query) and queued for the writer (no write).
+A click is answered from the in-process snapshot (no query) and queued for the writer (no write); only a
+code the snapshot lacks is looked up in the database, once (snapshot.SnapshotCache.find_new).
 Only offers with a click cap take a database round trip: the cap is consumed by a conditional
 UPDATE so it holds exactly across processes.
 """
@@ -81,7 +82,10 @@ class Tracker:
             self._freeze_gc()
         resolved = self.snapshots.get().resolve(code)
         if resolved is None:
-            return NOT_FOUND
+            # A link made since the snapshot's last reload works at once: one look in the database.
+            resolved = self.snapshots.find_new(code)
+            if resolved is None:
+                return NOT_FOUND
         link, offer = resolved
         now = clock.now_utc()
         # The id carries milliseconds: the row keeps the same instant, so both say the same time.
@@ -182,7 +186,7 @@ class Tracker:
 
     def impression(self, code: str, *, agent: str | None, head: bool = False) -> bool:
         """Count an impression of `code` (bots and HEAD requests are not counted); False when unknown."""
-        resolved = self.snapshots.get().resolve(code)
+        resolved = self.snapshots.get().resolve(code) or self.snapshots.find_new(code)
         if resolved is None:
             return False
         link, offer = resolved

@@ -5,19 +5,26 @@ reload first asks one cheap fingerprint query whether offers, partners, access o
 changed; links are append-only and loaded incrementally by id. In a server a background thread
 reloads, so requests never wait for the database; without it (tests), the first request that finds
 the snapshot stale reloads it while other threads keep answering from the previous one.
+
+A code the snapshot does not hold yet (a link made since the last reload) is looked up once in the
+database before its 404 (`find_new`), and then kept; codes the database does not know either are
+remembered for a few seconds, so a flood of made-up codes costs one query per code, not per click.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from network.db import Database
 from network.offers import rules as offer_rules
@@ -43,6 +50,11 @@ _FINGERPRINT = text(
       (SELECT coalesce(sum(id + "limit"), 0) FROM caps WHERE metric = 'clicks')
     """
 )
+
+
+#: What a link code can be (service._new_code draws 12 of these; the column holds 32): anything else
+#: is a 404 without a query.
+_CODE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +200,7 @@ class SnapshotCache:
         self._checked_at = 0.0
         self._fingerprint: tuple[Any, ...] | None = None
         self._max_link_id = 0
+        self.unknown = UnknownCodes(monotonic=monotonic)
 
     def get(self) -> Snapshot:
         """Return a snapshot no older than max_age, reloading it first when needed."""
@@ -233,6 +246,42 @@ class SnapshotCache:
             except Exception:
                 log.exception("tracking snapshot reload failed; serving the previous one")
                 time.sleep(self.max_age)
+
+    def find_new(self, code: str) -> tuple[LinkView, OfferView] | None:
+        """Resolve a code the snapshot lacks by one look in the database (the 404 path), keeping what it finds."""
+        snapshot = self.get()
+        if code in snapshot.links or _CODE.fullmatch(code) is None or self.unknown.seen(code):
+            return None
+        try:
+            with self.database.read_session() as session:
+                row = session.execute(_LINKS.where(Link.code == code)).one_or_none()
+                session.rollback()
+            if row is None:
+                self.unknown.add(code)
+                return None
+            with self._lock:
+                if code not in self._snapshot_or_load().links:
+                    # The link's offer, partner and access may be as new as the link itself.
+                    self.reload()
+                    self._keep(_link_view(row), code)
+        except SQLAlchemyError:
+            # The database is away: answer 404 as before the look-up existed, and do not ask again at once.
+            self.unknown.add(code)
+            log.warning("could not look up link code in the database", exc_info=True)
+            return None
+        return self._snapshot_or_load().resolve(code)
+
+    def _snapshot_or_load(self) -> Snapshot:
+        if self._snapshot is None:
+            self.reload()
+        assert self._snapshot is not None
+        return self._snapshot
+
+    def _keep(self, link: LinkView, code: str) -> None:
+        """Add a link the reload did not bring (one committed after a later id was loaded)."""
+        old = self._snapshot_or_load()
+        if code not in old.links:
+            self._snapshot = Snapshot({**old.links, code: link}, old.offers, old.active_partners, old.approved)
 
     def invalidate(self) -> None:
         """Make the next get() check the database."""
@@ -305,3 +354,35 @@ class SnapshotCache:
     def link_count(self) -> int:
         """Return how many links the snapshot holds (for diagnostics)."""
         return len(self._snapshot.links) if self._snapshot else 0
+
+
+class UnknownCodes:
+    """Codes the database did not know, each remembered for `ttl` seconds; at most `size`, oldest forgotten first."""
+
+    def __init__(
+        self, *, ttl: float = 5.0, size: int = 10_000, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        #: code -> when it is forgotten; in insertion order, which is expiry order (one ttl for all).
+        self._until: OrderedDict[str, float] = OrderedDict()
+
+    def seen(self, code: str) -> bool:
+        """Return True when `code` was found unknown less than ttl seconds ago."""
+        with self._lock:
+            until = self._until.get(code)
+            return until is not None and until > self._monotonic()
+
+    def add(self, code: str) -> None:
+        """Remember `code` as unknown for ttl seconds."""
+        now = self._monotonic()
+        with self._lock:
+            self._until.pop(code, None)
+            self._until[code] = now + self.ttl
+            while self._until and (len(self._until) > self.size or next(iter(self._until.values())) <= now):
+                self._until.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._until)

@@ -64,6 +64,8 @@ def test_a_warm_click_makes_no_database_query(app, client, session, world, track
     tracker.snapshots.max_age = 3600
     tracker.snapshots.trust_fingerprint = True
     assert client.get(f"/c/{link.code}").status_code == 302  # warms the snapshot
+    # An unknown code is looked up once (it may be a link made since the last reload), then remembered.
+    assert client.get("/c/unknown").status_code == 404
     statements: list[str] = []
 
     def count(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
