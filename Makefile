@@ -45,7 +45,7 @@ run: install ## Migrate the SQLite database, seed a demo, run the scheduler and 
 	  echo "starting the scheduler beside the server"; \
 	  $(BIN)/flask --app wsgi scheduler run & \
 	fi; \
-	$(BIN)/gunicorn --config python:network.serving --bind $(HOST):$(PORT) --workers $(WORKERS) --worker-class $(WORKER_CLASS) --threads $(THREADS) --limit-request-line 16384 --access-logfile - wsgi:app
+	$(BIN)/gunicorn --config python:network.serving --bind $(HOST):$(PORT) --workers $(WORKERS) --worker-class $(WORKER_CLASS) --threads $(THREADS) --limit-request-line 8190 --access-logfile - wsgi:app
 
 .PHONY: lint
 lint: install ## ruff (lint and format check) and mypy

@@ -122,6 +122,8 @@ class Server:
             "--worker-class", self.worker_class,
             "--graceful-timeout", "20",
             "--keep-alive", "30",
+            # As `make run`: the longest request line gunicorn honours (it caps the option at 8190).
+            "--limit-request-line", "8190",
             "--chdir", str(ROOT),
             # The README's server hooks, for every target alike (network/serving.py).
             "--config", "python:network.serving",
