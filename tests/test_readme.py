@@ -15,6 +15,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -318,9 +319,23 @@ def test_the_readme_session_runs_as_written(live: Live) -> None:
     # The partner's listener received the scheduler's delivery (the README shows its request line).
     received = (live.work / "instance" / "postbacks.log").read_text()
     assert re.search(r"^GET /pb\?cid=[^&]+&payout=2\.00&status=approved HTTP/1\.1$", received, re.MULTILINE), received
+    # The request-line limit the README gives (8,190 bytes) is the one gunicorn applies.
+    assert _request_line_status(live.port, 8190) == 404  # the app's answer: an unknown code
+    assert _request_line_status(live.port, 8191) == 400  # gunicorn's, before the app
     output = live.output()
     assert "Traceback" not in output, output
     assert " 500 " not in output, output
+
+
+def _request_line_status(port: int, length: int) -> int:
+    """Send `GET /c/nope?sub1=xxx HTTP/1.1`, the line `length` bytes long; return the status."""
+    head, tail = "GET /c/nope?sub1=", " HTTP/1.1"
+    line = head + "x" * (length - len(head) - len(tail)) + tail
+    assert len(line) == length
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(f"{line}\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+        answer = conn.makefile("rb").readline()
+    return int(answer.split()[1])
 
 
 def test_make_run_starts_the_server_as_this_test_does() -> None:
