@@ -37,13 +37,6 @@ GUNICORN_OPTIONS = ["--config", "python:network.serving", "--worker-class", "gev
 SERVER_ENV = {"POSTBACK_ALLOW_HTTP": "true", "POSTBACK_ALLOWED_NETWORKS": "127.0.0.1/32"}
 BLOCK_TIMEOUT = 60
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        bool(os.environ.get("TEST_POSTGRES_URL")), reason="run once, in the SQLite pass: `make run` serves SQLite"
-    ),
-]
-
 
 @dataclass
 class Block:
@@ -312,6 +305,10 @@ def run_blocks(live: Live, blocks: list[Block]) -> None:
         assert not problems, "\n".join(problems) + "\n" + where
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(
+    bool(os.environ.get("TEST_POSTGRES_URL")), reason="run in the SQLite pass: `make run` serves SQLite"
+)
 def test_the_readme_session_runs_as_written(live: Live) -> None:
     blocks = sh_blocks(README.read_text())
     assert len(blocks) >= 4 and sum(len(expectations(b.text)) for b in blocks) >= 15
