@@ -345,6 +345,8 @@ def test_make_run_starts_the_server_as_this_test_does() -> None:
     for name, value in options.items():
         assert f"{name} {value} " in gunicorn, name
     assert "db upgrade" in recipe and "demo seed" in recipe and "scheduler run" in recipe
+    # The README tells how to serve its session with the settings this test serves it with.
+    assert " ".join(f"{k}={v}" for k, v in SERVER_ENV.items()) + " make run" in README.read_text()
 
 
 def test_expectations_are_read_from_the_comments() -> None:

@@ -200,7 +200,9 @@ class SnapshotCache:
         self._checked_at = 0.0
         self._fingerprint: tuple[Any, ...] | None = None
         self._max_link_id = 0
+        #: Codes the database did not know a moment ago (see find_new).
         self.unknown = UnknownCodes(monotonic=monotonic)
+        self._warned_at = float("-inf")
 
     def get(self) -> Snapshot:
         """Return a snapshot no older than max_age, reloading it first when needed."""
@@ -264,10 +266,12 @@ class SnapshotCache:
                     # The link's offer, partner and access may be as new as the link itself.
                     self.reload()
                     self._keep(_link_view(row), code)
-        except SQLAlchemyError:
+        except SQLAlchemyError as exc:
             # The database is away: answer 404 as before the look-up existed, and do not ask again at once.
             self.unknown.add(code)
-            log.warning("could not look up link code in the database", exc_info=True)
+            if self._monotonic() - self._warned_at >= self.unknown.ttl:  # once per ttl, not per click
+                self._warned_at = self._monotonic()
+                log.warning("could not look up a link code in the database (404 meanwhile): %s", exc)
             return None
         return self._snapshot_or_load().resolve(code)
 

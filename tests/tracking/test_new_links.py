@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 from sqlalchemy import event, select
 
 from network.app import create_app
+from network.db import Database
 from network.tracking.models import Click
 from network.tracking.snapshot import Snapshot, SnapshotCache, UnknownCodes
 from tests.factories import Api, make_brand, make_key, make_offer, make_partner
@@ -175,3 +177,18 @@ def test_a_link_committed_after_a_later_one_was_loaded_is_found(db, session, oth
     snapshots._snapshot = Snapshot(links, old.offers, old.active_partners, old.approved)
     assert _click(other, late).status_code == 302
     assert late in snapshots.get().links and later in snapshots.get().links
+
+
+def test_a_look_up_while_the_database_is_away_is_a_404_warned_once(other, tmp_path, caplog):
+    snapshots = other.extensions["network.tracking"].snapshots
+    away = Database(f"sqlite:///{tmp_path}/missing/dir/network.db")  # every connection fails
+    snapshots.database = away
+    try:
+        with caplog.at_level(logging.WARNING, logger="network.tracking.snapshot"):
+            for i in range(5):
+                assert _click(other, f"away{i}").status_code == 404
+    finally:
+        away.dispose()
+    warnings = [r for r in caplog.records if r.name == "network.tracking.snapshot"]
+    assert len(warnings) == 1 and "404 meanwhile" in warnings[0].getMessage()
+    assert all(snapshots.unknown.seen(f"away{i}") for i in range(5))  # not asked again at once
