@@ -85,7 +85,8 @@ class PayoutRunSchema(Schema):
     failed = fields.Integer()
     #: Sent, outcome not known yet: recovery retries them with the same key.
     outcome_unknown = fields.Integer(data_key="unknown")
-    export_path = fields.String(allow_none=True)
+    #: The API path of the CSV this run exported (manual gateway), or null.
+    export_url = fields.String(allow_none=True, metadata={"example": "/api/v1/payout-runs/7/export"})
 
 
 class BalanceLineSchema(Schema):
