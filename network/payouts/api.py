@@ -31,7 +31,7 @@ from network.payouts.schemas import (
     dump_entry,
     dump_payout,
 )
-from network.schemas import page
+from network.schemas import PageArgs, page
 
 blp = web.Blueprint("payouts", __name__, url_prefix="/api/v1", description="Balances, ledger and payouts")
 blp.before_request(web.authenticate)
@@ -44,10 +44,11 @@ webhooks = FlaskBlueprint("stripe_webhooks", __name__)
 
 @blp.route("/partners/<int:partner_id>/balance")
 class Balance(MethodView):
+    @blp.arguments(PageArgs, location="query")
     @blp.response(200, BalanceSchema)
-    def get(self, partner_id: int) -> Any:
+    def get(self, args: dict[str, Any], partner_id: int) -> Any:
         """Read a partner's pending, available, in-payout and paid money per currency (the partner, finance, admin)."""
-        return dump_balance(partner_id, ledger.balances(web.session(), web.principal(), partner_id))
+        return dump_balance(partner_id, ledger.balances(web.session(), web.principal(), partner_id), **args)
 
 
 @blp.route("/partners/<int:partner_id>/ledger")
