@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 import flask_smorest
 from flask import Flask, Response, current_app, request
 from flask.views import MethodView
-from marshmallow import RAISE, Schema
 from webargs.flaskparser import FlaskParser
 
 from network import errors
 from network.accounts import service as accounts
 from network.auth import Principal
+from network.schemas import StrictSchema
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -40,13 +40,6 @@ class StrictParser(FlaskParser):
         super().__init__(unknown=None)
 
 
-class _NoQuery(Schema):
-    """The query of an operation that declares none: every parameter is unknown."""
-
-    class Meta:
-        unknown = RAISE
-
-
 class Blueprint(flask_smorest.Blueprint):
     """The flask-smorest Blueprint every API module uses: strict input, 400 on bad input.
 
@@ -70,6 +63,10 @@ class Blueprint(flask_smorest.Blueprint):
         super().add_url_rule(rule, endpoint, view_func, *args, **kwargs)
 
 
+#: The query of an operation that declares none: a schema without fields, so every parameter is unknown.
+_NO_QUERY = StrictSchema()
+
+
 def _reads_query(function: Any) -> bool:
     parameters = getattr(function, "_apidoc", {}).get("arguments", {}).get("parameters", [])
     return any(p["in"] in ("query", "querystring") for p in parameters)
@@ -79,7 +76,7 @@ def _refusing_query(function: Any) -> Any:
     @functools.wraps(function)  # keeps flask-smorest's _apidoc, so the docs are unchanged
     def view(*args: Any, **kwargs: Any) -> Any:
         if request.args:
-            Blueprint.ARGUMENTS_PARSER.parse(_NoQuery(), request, location="query")
+            Blueprint.ARGUMENTS_PARSER.parse(_NO_QUERY, request, location="query")
         return function(*args, **kwargs)
 
     return view
@@ -158,7 +155,7 @@ def _rollback(db_session: Session) -> None:
     try:
         db_session.rollback()
     except Exception:  # the connection may be gone: closing the session discards it
-        log.warning("rollback after a failed commit failed", exc_info=True)
+        log.warning("could not roll back the request's session", exc_info=True)
 
 
 def _discard(_exc: BaseException | None) -> None:
