@@ -68,9 +68,11 @@ class ReportArgs(StrictSchema):
     #: Rows per page; default 1000 (CSV: the maximum).
     limit = fields.Integer(validate=validate.Range(min=1, max=MAX_LIMIT))
     #: The `next_after` of the previous page: the position of the next row (as in every list).
-    after = fields.Integer(validate=validate.Range(min=0))
+    after = fields.Integer(
+        validate=validate.Range(min=0), metadata={"description": "The next_after of the previous page"}
+    )
     #: The older name of `after`.
-    offset = fields.Integer(validate=validate.Range(min=0))
+    offset = fields.Integer(validate=validate.Range(min=0), metadata={"description": "The older name of after"})
     #: Another way to ask for CSV than `Accept: text/csv` (a link in a browser).
     format = fields.String(validate=validate.OneOf(("json", "csv")))
 
