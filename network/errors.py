@@ -2,7 +2,8 @@
 
 Every error answer is `{"code": ..., "message": ..., "errors": {field: [messages]}}`. Bad input
 is 400 everywhere, whether a schema or a service rule refused it (flask-smorest's 422 for schema
-errors is answered as 400 too), and the message names the field.
+errors is answered as 400 too), and the message names the field. Every 5xx is answered by
+`server_error`: a 500 is always `internal_error`, whatever raised it, and never says why.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from flask import Flask, Response
+    from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +161,44 @@ def _document(app: Flask) -> None:
             spec.components.schemas["Error"] = ERROR_SCHEMA_DOC
 
 
+def server_error(status: int = 500) -> Response:
+    """Return the answer of every 5xx: the status and its code (500 is `internal_error`), never the cause."""
+    from werkzeug.http import HTTP_STATUS_CODES
+
+    if status == 500:
+        return _respond(500, error_body(500, "internal_error", "internal error"))
+    name = HTTP_STATUS_CODES.get(status, "server error")
+    return _respond(status, error_body(status, name.lower().replace(" ", "_"), name.lower()))
+
+
+def answer(error: Exception) -> Response:
+    """Return the JSON answer the app's handlers give `error`, for one raised outside a view (a commit).
+
+    Call it inside the `except` block that caught `error`.
+    """
+    from flask import current_app
+
+    return current_app.make_response(current_app.handle_user_exception(error))
+
+
+def _http_answer(error: HTTPException) -> Response:
+    status = error.code or 500
+    if status >= 500:
+        response = server_error(status)
+    else:
+        data = getattr(error, "data", None) or {}
+        messages = data.get("messages") if isinstance(data, dict) else None
+        if messages and status in (400, 422):
+            return _respond(400, schema_error_body(messages))
+        code = (error.name or "error").lower().replace(" ", "_").replace("'", "")
+        response = _respond(status, error_body(status, code, error.description or error.name))
+    # The exception's own headers (Allow of a 405, Retry-After of a 503), never its HTML type.
+    for name, value in error.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
+
+
 def register(app: Flask) -> None:
     """Map domain errors, HTTP errors and anything unexpected to JSON; never leak a traceback."""
     # Imported here so services can import the error classes without importing flask.
@@ -171,15 +211,8 @@ def register(app: Flask) -> None:
     def _domain(error: DomainError) -> Response:
         return _respond(error.status, error_body(error.status, error.code, error.message, error.fields))
 
-    @app.errorhandler(HTTPException)
-    def _http(error: HTTPException) -> Response:
-        status = error.code or 500
-        data = getattr(error, "data", None) or {}
-        messages = data.get("messages") if isinstance(data, dict) else None
-        if messages and status in (400, 422):
-            return _respond(400, schema_error_body(messages))
-        code = (error.name or "error").lower().replace(" ", "_").replace("'", "")
-        return _respond(status, error_body(status, code, error.description or error.name))
+    # Flask's own 500 (an exception outside a view) comes here too, already logged by Flask.
+    app.register_error_handler(HTTPException, _http_answer)
 
     @app.errorhandler(IntegrityError)
     def _integrity(error: IntegrityError) -> Response:
@@ -189,7 +222,7 @@ def register(app: Flask) -> None:
         # The constraint's name, never the statement's parameters (they may hold tokens).
         diag = getattr(error.orig, "diag", None)
         log.error("integrity error: %s", getattr(diag, "constraint_name", None) or str(error.orig)[:200])
-        return _respond(500, error_body(500, "internal_error", "internal error"))
+        return server_error()
 
     @app.errorhandler(DataError)
     @app.errorhandler(OverflowError)
@@ -202,4 +235,4 @@ def register(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
         log.exception("unhandled error")
-        return _respond(500, error_body(500, "internal_error", "internal error"))
+        return server_error()

@@ -51,6 +51,12 @@ def page(items: list[Any], limit: int, *, key: str = "id") -> dict[str, Any]:
     return {"items": items, "next_after": next_after, "limit": limit}
 
 
+def page_at(items: list[Any], limit: int, start: int) -> dict[str, Any]:
+    """Return a list response for a page starting at position `start` (rows with no id: the cursor is a position)."""
+    next_after = start + len(items) if len(items) >= limit else None
+    return {"items": items, "next_after": next_after, "limit": limit}
+
+
 def attrs(obj: object, schema: type[Schema]) -> dict[str, Any]:
     """Return the attributes of `obj` that `schema` declares, undumped (the response schema dumps them)."""
     return {name: getattr(obj, name) for name in schema._declared_fields}

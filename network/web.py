@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 from typing import TYPE_CHECKING, Any
 
 import flask_smorest
 from flask import Flask, Response, current_app, request
+from flask.views import MethodView
 from webargs.flaskparser import FlaskParser
 
+from network import errors
 from network.accounts import service as accounts
 from network.auth import Principal
+from network.schemas import StrictSchema
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from network.config import Settings
     from network.db import Database
+
+log = logging.getLogger(__name__)
 
 
 class StrictParser(FlaskParser):
@@ -34,9 +41,45 @@ class StrictParser(FlaskParser):
 
 
 class Blueprint(flask_smorest.Blueprint):
-    """The flask-smorest Blueprint every API module uses: strict input, 400 on bad input."""
+    """The flask-smorest Blueprint every API module uses: strict input, 400 on bad input.
+
+    An operation without a query schema refuses any query parameter (400 naming it), as one with
+    a StrictSchema refuses those it does not declare: nothing a client sends is silently ignored.
+    """
 
     ARGUMENTS_PARSER = StrictParser()
+
+    def add_url_rule(
+        self, rule: str, endpoint: str | None = None, view_func: Any = None, *args: Any, **kwargs: Any
+    ) -> None:
+        """Register the view, its query-less operations refusing query parameters."""
+        if isinstance(view_func, type) and issubclass(view_func, MethodView):
+            for method in view_func.methods or ():
+                function = getattr(view_func, method.lower())
+                if not _reads_query(function):
+                    setattr(view_func, method.lower(), _refusing_query(function))
+        elif view_func is not None and not _reads_query(view_func):
+            view_func = _refusing_query(view_func)
+        super().add_url_rule(rule, endpoint, view_func, *args, **kwargs)
+
+
+#: The query of an operation that declares none: a schema without fields, so every parameter is unknown.
+_NO_QUERY = StrictSchema()
+
+
+def _reads_query(function: Any) -> bool:
+    parameters = getattr(function, "_apidoc", {}).get("arguments", {}).get("parameters", [])
+    return any(p["in"] in ("query", "querystring") for p in parameters)
+
+
+def _refusing_query(function: Any) -> Any:
+    @functools.wraps(function)  # keeps flask-smorest's _apidoc, so the docs are unchanged
+    def view(*args: Any, **kwargs: Any) -> Any:
+        if request.args:
+            Blueprint.ARGUMENTS_PARSER.parse(_NO_QUERY, request, location="query")
+        return function(*args, **kwargs)
+
+    return view
 
 
 def database() -> Database:
@@ -89,23 +132,40 @@ def authenticate() -> None:
 
 
 def _finish(response: Response) -> Response:
+    """Commit the request's session when the view succeeded; a failed commit answers its error instead."""
     db_session = _state().pop("session", None)
-    if db_session is not None:
+    if db_session is None:
+        return response
+    try:
+        if response.status_code >= 400:
+            db_session.rollback()
+            return response
         try:
-            if response.status_code < 400:
-                db_session.commit()
-            else:
-                db_session.rollback()
-        finally:
-            db_session.close()
-    return response
+            db_session.commit()
+        except Exception as error:  # noqa: BLE001 - mapped to its JSON answer like a view's error
+            # The answer built for success must not go out: nothing of it was stored.
+            _rollback(db_session)
+            return errors.answer(error)
+        return response
+    finally:
+        db_session.close()
+
+
+def _rollback(db_session: Session) -> None:
+    try:
+        db_session.rollback()
+    except Exception:  # the connection may be gone: closing the session discards it
+        log.warning("could not roll back the request's session", exc_info=True)
 
 
 def _discard(_exc: BaseException | None) -> None:
+    """Roll back a session no answer finished (the request ended by an exception Flask did not handle)."""
     db_session = _state().pop("session", None)
     if db_session is not None:
-        db_session.rollback()
-        db_session.close()
+        try:
+            _rollback(db_session)
+        finally:
+            db_session.close()
 
 
 def register(app: Flask) -> None:

@@ -39,7 +39,7 @@ from network.deliveries.schemas import (
     PostbackTestInSchema,
     PostbackTestSchema,
 )
-from network.schemas import attrs, page
+from network.schemas import PageArgs, attrs, page
 
 blp = web.Blueprint("deliveries", __name__, url_prefix="/api/v1", description="Partner postbacks")
 blp.before_request(web.authenticate)
@@ -114,11 +114,12 @@ class PostbackTest(MethodView):
 
 @blp.route("/partners/<int:partner_id>/offer-postbacks")
 class OfferPostbacks(MethodView):
+    @blp.arguments(PageArgs, location="query")
     @blp.response(200, OfferPostbackListSchema)
-    def get(self, partner_id: int) -> dict[str, Any]:
+    def get(self, args: dict[str, Any], partner_id: int) -> dict[str, Any]:
         """List the partner's per-offer postback URLs (called in addition to its global URL)."""
-        rows = service.list_offer_postbacks(web.session(), web.principal(), partner_id)
-        return {"items": [_offer_postback(r) for r in rows]}
+        rows = service.list_offer_postbacks(web.session(), web.principal(), partner_id, **args)
+        return page([_offer_postback(r) for r in rows], args["limit"])
 
     @blp.arguments(OfferPostbackCreateSchema)
     @blp.response(201, OfferPostbackSchema)
@@ -152,11 +153,12 @@ class OfferPostbackItem(MethodView):
 
 @blp.route("/partners/<int:partner_id>/postback-disables")
 class Disables(MethodView):
+    @blp.arguments(PageArgs, location="query")
     @blp.response(200, PostbackDisableListSchema)
-    def get(self, partner_id: int) -> dict[str, Any]:
+    def get(self, args: dict[str, Any], partner_id: int) -> dict[str, Any]:
         """List the partner's URLs the network stopped calling (they answered 410 Gone), and why."""
-        rows = service.list_disables(web.session(), web.principal(), partner_id)
-        return {"items": [_disable(r) for r in rows]}
+        rows = service.list_disables(web.session(), web.principal(), partner_id, **args)
+        return page([_disable(r) for r in rows], args["limit"])
 
 
 @blp.route("/partners/<int:partner_id>/postback-disables/<int:disable_id>")

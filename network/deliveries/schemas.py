@@ -95,11 +95,11 @@ class OfferPostbackSchema(Schema):
     updated_at = fields.DateTime()
 
 
-class OfferPostbackListSchema(Schema):
+class OfferPostbackListSchema(PageSchema):
     items = fields.List(fields.Nested(OfferPostbackSchema))
 
 
-class PostbackDisableListSchema(Schema):
+class PostbackDisableListSchema(PageSchema):
     items = fields.List(fields.Nested(PostbackDisableSchema))
 
 

@@ -298,12 +298,13 @@ def check_url(
         raise ValidationError(f"url: {exc}", field="url", code="unsafe_url") from exc
 
 
-def list_offer_postbacks(session: Session, principal: Principal, partner_id: int) -> list[OfferPostback]:
-    """Return a partner's per-offer postback URLs."""
+def list_offer_postbacks(
+    session: Session, principal: Principal, partner_id: int, *, limit: int = DEFAULT_PAGE, after: int | None = None
+) -> list[OfferPostback]:
+    """Return a page of a partner's per-offer postback URLs, by id."""
     partners.get_partner(session, principal, partner_id)
-    return list(
-        session.scalars(select(OfferPostback).where(OfferPostback.partner_id == partner_id).order_by(OfferPostback.id))
-    )
+    query = select(OfferPostback).where(OfferPostback.partner_id == partner_id)
+    return list(session.scalars(paged(query, OfferPostback.id, limit=limit, after=after)))
 
 
 def get_offer_postback(session: Session, principal: Principal, partner_id: int, postback_id: int) -> OfferPostback:
@@ -378,14 +379,13 @@ def delete_offer_postback(session: Session, principal: Principal, partner_id: in
 # ---- disabled URLs -------------------------------------------------------------------------------
 
 
-def list_disables(session: Session, principal: Principal, partner_id: int) -> list[PostbackDisable]:
-    """Return the partner's postback URLs the network stopped calling, and why."""
+def list_disables(
+    session: Session, principal: Principal, partner_id: int, *, limit: int = DEFAULT_PAGE, after: int | None = None
+) -> list[PostbackDisable]:
+    """Return a page of the partner's postback URLs the network stopped calling, and why, by id."""
     partners.get_partner(session, principal, partner_id)
-    return list(
-        session.scalars(
-            select(PostbackDisable).where(PostbackDisable.partner_id == partner_id).order_by(PostbackDisable.id)
-        )
-    )
+    query = select(PostbackDisable).where(PostbackDisable.partner_id == partner_id)
+    return list(session.scalars(paged(query, PostbackDisable.id, limit=limit, after=after)))
 
 
 def enable(session: Session, principal: Principal, partner_id: int, disable_id: int) -> None:

@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint as FlaskBlueprint
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, jsonify, request, send_file, url_for
 from flask.views import MethodView
-from flask_smorest import Api, Blueprint
+from flask_smorest import Api
 
 from network import web
 from network.errors import ValidationError
-from network.payouts import jobs, ledger, service
+from network.payouts import jobs, ledger, service, settlement
 from network.payouts.gateway import InvalidWebhook
 from network.payouts.schemas import (
     AdjustmentInSchema,
@@ -31,10 +31,12 @@ from network.payouts.schemas import (
     dump_entry,
     dump_payout,
 )
-from network.schemas import page
+from network.schemas import PageArgs, page
 
-blp = Blueprint("payouts", __name__, url_prefix="/api/v1", description="Balances, ledger and payouts")
+blp = web.Blueprint("payouts", __name__, url_prefix="/api/v1", description="Balances, ledger and payouts")
 blp.before_request(web.authenticate)
+
+_CSV = "text/csv"
 
 #: Stripe calls this; it authenticates by signature, not by API key.
 webhooks = FlaskBlueprint("stripe_webhooks", __name__)
@@ -42,10 +44,11 @@ webhooks = FlaskBlueprint("stripe_webhooks", __name__)
 
 @blp.route("/partners/<int:partner_id>/balance")
 class Balance(MethodView):
+    @blp.arguments(PageArgs, location="query")
     @blp.response(200, BalanceSchema)
-    def get(self, partner_id: int) -> Any:
+    def get(self, args: dict[str, Any], partner_id: int) -> Any:
         """Read a partner's pending, available, in-payout and paid money per currency (the partner, finance, admin)."""
-        return dump_balance(partner_id, ledger.balances(web.session(), web.principal(), partner_id))
+        return dump_balance(partner_id, ledger.balances(web.session(), web.principal(), partner_id), **args)
 
 
 @blp.route("/partners/<int:partner_id>/ledger")
@@ -110,8 +113,25 @@ class PayoutRuns(MethodView):
             "paid": len(summary.paid),
             "failed": len(summary.failed),
             "outcome_unknown": len(summary.unknown),
-            "export_path": summary.export_path,
+            # Where finance downloads the CSV (never the file's place on the server).
+            "export_url": url_for(".PayoutRunExport", run_id=summary.run_id) if summary.export_path else None,
         }
+
+
+@blp.route("/payout-runs/<int:run_id>/export")
+class PayoutRunExport(MethodView):
+    @blp.doc(
+        responses={
+            200: {
+                "description": "The CSV finance pays from: one row per payout the run paid",
+                "content": {_CSV: {"schema": {"type": "string"}}},
+            }
+        }
+    )
+    def get(self, run_id: int) -> Response:
+        """Download the CSV a manual payout run exported (finance, admin); 404 when the run has none."""
+        path = settlement.export_file(web.session(), web.principal(), run_id)
+        return send_file(path, mimetype=_CSV, as_attachment=True, download_name=f"payouts-run-{run_id}.csv")
 
 
 @blp.route("/payouts")

@@ -8,7 +8,7 @@ from marshmallow import Schema, fields, validate
 
 from network import money
 from network.payouts.models import EntryKind, LedgerEntry, Payout, PayoutStatus
-from network.schemas import Amount, PageArgs, StrictSchema
+from network.schemas import Amount, PageArgs, PageSchema, StrictSchema, page_at
 
 PAYOUT_STATUSES = tuple(s.value for s in PayoutStatus)
 ENTRY_KINDS = tuple(k.value for k in EntryKind)
@@ -68,10 +68,8 @@ class PayoutSchema(Schema):
     reversed_at = fields.DateTime(allow_none=True)
 
 
-class PayoutListSchema(Schema):
+class PayoutListSchema(PageSchema):
     items = fields.List(fields.Nested(PayoutSchema))
-    next_after = fields.Integer(allow_none=True)
-    limit = fields.Integer()
 
 
 class PayoutRunSchema(Schema):
@@ -85,7 +83,8 @@ class PayoutRunSchema(Schema):
     failed = fields.Integer()
     #: Sent, outcome not known yet: recovery retries them with the same key.
     outcome_unknown = fields.Integer(data_key="unknown")
-    export_path = fields.String(allow_none=True)
+    #: The API path of the CSV this run exported (manual gateway), or null.
+    export_url = fields.String(allow_none=True, metadata={"example": "/api/v1/payout-runs/7/export"})
 
 
 class BalanceLineSchema(Schema):
@@ -102,8 +101,9 @@ class BalanceLineSchema(Schema):
     balance = fields.String()
 
 
-class BalanceSchema(Schema):
+class BalanceSchema(PageSchema):
     partner_id = fields.Integer()
+    #: One line per currency, by currency code.
     items = fields.List(fields.Nested(BalanceLineSchema))
 
 
@@ -119,10 +119,8 @@ class LedgerEntrySchema(Schema):
     created_at = fields.DateTime()
 
 
-class LedgerListSchema(Schema):
+class LedgerListSchema(PageSchema):
     items = fields.List(fields.Nested(LedgerEntrySchema))
-    next_after = fields.Integer(allow_none=True)
-    limit = fields.Integer()
 
 
 class OnboardingSchema(Schema):
@@ -145,10 +143,11 @@ def dump_entry(entry: LedgerEntry) -> dict[str, Any]:
     return data
 
 
-def dump_balance(partner_id: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Return a partner's balances with every amount formatted in its currency."""
+def dump_balance(partner_id: int, rows: list[dict[str, Any]], *, limit: int, after: int | None) -> dict[str, Any]:
+    """Return a page of a partner's balances (rows by currency), every amount formatted in its currency."""
+    start = after or 0
     items = [
         {"currency": r["currency"], **{k: money.format_amount(r[k], r["currency"]) for k in r if k != "currency"}}
-        for r in rows
+        for r in rows[start : start + limit]
     ]
-    return {"partner_id": partner_id, "items": items}
+    return {"partner_id": partner_id, **page_at(items, limit, start)}

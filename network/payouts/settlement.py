@@ -14,9 +14,11 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from network import money
+from network.auth import Principal, Role, require
 from network.clock import now_utc
 from network.config import ROOT
 from network.db import Database
+from network.errors import NotFound
 from network.payouts import rules, service
 from network.payouts.gateway import PayoutGateway, TransferRequest, TransferResult
 from network.payouts.models import PayoutRun
@@ -204,6 +206,19 @@ def export_csv(database: Database, run_id: int, export_dir: str | Path | None = 
         if run is not None:
             run.export_path = str(path)
     return str(path)
+
+
+def export_file(session: Session, principal: Principal, run_id: int) -> Path:
+    """Return the CSV file a run exported for finance (finance, admin); 404 when the run has none.
+
+    The path is the one the run stored; no client ever names a file.
+    """
+    require(principal, Role.FINANCE, Role.ADMIN)
+    run = session.get(PayoutRun, run_id)
+    path = Path(run.export_path) if run is not None and run.export_path else None
+    if path is None or not path.is_file():
+        raise NotFound("this payout run has no export")
+    return path
 
 
 def _cell(text: str) -> str:

@@ -69,7 +69,7 @@ class Reports(MethodView):
             response = Response(text, mimetype=_CSV)
             response.headers["Content-Disposition"] = 'attachment; filename="report.csv"'
             if next_offset is not None:
-                response.headers["X-Next-Offset"] = str(next_offset)
+                response.headers["X-Next-After"] = response.headers["X-Next-Offset"] = str(next_offset)
             return response
         totals = service.report(session, principal, start=start, end=end, group_by=[], **filters)
         return {
@@ -80,5 +80,6 @@ class Reports(MethodView):
             "group_by": rules.parse_group_by(group_by),
             "limit": limit,
             "offset": args["offset"],
+            "next_after": next_offset,
             "next_offset": next_offset,
         }

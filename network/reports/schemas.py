@@ -6,7 +6,7 @@ import datetime as dt
 import re
 from typing import Any
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from network.clock import UTC
 from network.reports.service import MAX_LIMIT
@@ -67,9 +67,24 @@ class ReportArgs(StrictSchema):
     country = fields.String(validate=validate.Regexp(r"^[A-Za-z]{2}$"), metadata={"example": "US"})
     #: Rows per page; default 1000 (CSV: the maximum).
     limit = fields.Integer(validate=validate.Range(min=1, max=MAX_LIMIT))
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    #: The `next_after` of the previous page: the position of the next row (as in every list).
+    after = fields.Integer(
+        validate=validate.Range(min=0), metadata={"description": "The next_after of the previous page"}
+    )
+    #: The older name of `after`.
+    offset = fields.Integer(validate=validate.Range(min=0), metadata={"description": "The older name of after"})
     #: Another way to ask for CSV than `Accept: text/csv` (a link in a browser).
     format = fields.String(validate=validate.OneOf(("json", "csv")))
+
+    @validates_schema
+    def _one_cursor(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        if "after" in data and "offset" in data:
+            raise ValidationError("give after or offset, not both", field_name="after")
+
+    @post_load
+    def _start(self, data: dict[str, Any], **_kwargs: Any) -> dict[str, Any]:
+        data["offset"] = data.pop("after", data.get("offset", 0))
+        return data
 
 
 class ReportRowSchema(Schema):
@@ -110,5 +125,7 @@ class ReportSchema(Schema):
     group_by = fields.List(fields.String())
     limit = fields.Integer()
     offset = fields.Integer()
-    #: Pass as `offset` for the next page; null on the last page.
+    #: Pass as `after` for the next page; null on the last page.
+    next_after = fields.Integer(allow_none=True)
+    #: The same as `next_after`, under its older name.
     next_offset = fields.Integer(allow_none=True)

@@ -305,3 +305,32 @@ def test_per_offer_url_shows_when_it_is_disabled(partner, session, endpoint):
     # Changing the URL enables it again.
     changed = api.patch(f"{base}/{created['id']}", json={"url": endpoint.url("/o2")}).json
     assert changed["disabled"] is None
+
+
+def test_per_offer_urls_and_disabled_urls_are_paged_like_every_list(partner, session, endpoint):
+    scene, api = partner
+    brand = session.get(Brand, scene.brand_id)
+    second = make_offer(session, brand=brand)
+    for offer_id in (scene.offer_id, second.id):
+        session.add(OfferPostback(partner_id=scene.partner_id, offer_id=offer_id, url=endpoint.url(f"/o{offer_id}")))
+        disable_url(
+            session,
+            partner_id=scene.partner_id,
+            target=f"offer:{offer_id}",
+            template=endpoint.url(f"/o{offer_id}"),
+            reason="answered 410",
+            delivery_id=None,
+        )
+    session.flush()
+    for path in ("offer-postbacks", "postback-disables"):
+        base = f"/api/v1/partners/{scene.partner_id}/{path}"
+        everything = [x["id"] for x in api.get(base).json["items"]]
+        first = api.get(f"{base}?limit=1").json
+        assert (len(everything), first["limit"], [x["id"] for x in first["items"]]) == (2, 1, everything[:1])
+        rest = api.get(f"{base}?limit=1&after={first['next_after']}").json
+        assert [x["id"] for x in rest["items"]] == everything[1:], path
+        assert api.get(f"{base}?limit=1&after={rest['next_after']}").json == {
+            "items": [],
+            "limit": 1,
+            "next_after": None,
+        }

@@ -108,6 +108,8 @@ def test_balance_endpoint_per_role(app, client, session):
                 "balance": "80.00",
             },
         ],
+        "limit": 100,
+        "next_after": None,
     }
     for key in (
         make_key(session, role="partner", partner=partner),
@@ -117,6 +119,11 @@ def test_balance_endpoint_per_role(app, client, session):
         r = Api(client, key).get(f"/api/v1/partners/{partner.id}/balance")
         assert r.status_code == 200, r.json
         assert r.json == expected
+    # Paged like every list: one currency a page, the cursor a position.
+    paged = Api(client, make_key(session, role="finance")).get(f"/api/v1/partners/{partner.id}/balance?limit=1")
+    assert (paged.json["items"], paged.json["next_after"]) == (expected["items"][:1], 1)
+    paged = Api(client, make_key(session, role="finance")).get(f"/api/v1/partners/{partner.id}/balance?limit=1&after=1")
+    assert (paged.json["items"], paged.json["next_after"]) == (expected["items"][1:], 2)
     for key in (make_key(session, role="partner", partner=other), make_key(session, role="brand", brand=shop.brand)):
         assert Api(client, key).get(f"/api/v1/partners/{partner.id}/balance").status_code == 404
         assert Api(client, key).get(f"/api/v1/partners/{partner.id}/ledger").status_code == 404

@@ -225,12 +225,14 @@ def test_payout_runs_with_the_manual_gateway_export_a_csv(client, session, expor
         "paid",
         f"manual:payout-{built['id']}",
     )
-    with open(r.json["export_path"], newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    assert r.json["export_url"] == f"/api/v1/payout-runs/{r.json['id']}/export"
+    with finance.get(r.json["export_url"]) as download:
+        assert download.status_code == 200 and download.mimetype == "text/csv"
+        rows = list(csv.DictReader(download.get_data(as_text=True).splitlines()))
     assert [(row["payout_id"], row["partner_name"], row["amount"], row["currency"]) for row in rows] == [
         (str(built["id"]), "'=HYPERLINK(1)", "52.25", "USD")
     ]
-    assert r.json["export_path"].startswith(str(exports))
+    assert [p.name for p in exports.iterdir()] == [f"payouts-run-{r.json['id']}.csv"]  # kept on disk
     got = finance.get(f"/api/v1/payouts/{built['id']}").json
     assert (got["status"], got["batch_id"], got["paid_at"] is not None) == ("paid", r.json["id"], True)
     balance = finance.get(f"/api/v1/partners/{partner.id}/balance").json["items"][0]

@@ -188,6 +188,18 @@ def test_paging_fields(api: dict[str, Api], traffic: World) -> None:
     assert second["items"][0]["partner_id"] != first["items"][0]["partner_id"]
 
 
+def test_paging_takes_after_like_every_list_and_offset_as_its_older_name(api: dict[str, Api], traffic: World) -> None:
+    first = _get(api["admin"], group_by="partner", limit=1).get_json()
+    assert first["next_after"] == first["next_offset"] == 1
+    by_after = _get(api["admin"], group_by="partner", limit=1, after=first["next_after"]).get_json()
+    by_offset = _get(api["admin"], group_by="partner", limit=1, offset=1).get_json()
+    assert by_after["items"] == by_offset["items"] and by_after["items"] != first["items"]
+    both = _get(api["admin"], group_by="partner", after=1, offset=1)
+    assert both.status_code == 400 and "after" in both.get_json()["errors"]
+    csv_page = _get(api["admin"], {"Accept": "text/csv"}, group_by="partner", limit=1)
+    assert csv_page.headers["X-Next-After"] == csv_page.headers["X-Next-Offset"] == "1"
+
+
 def test_a_click_shows_in_the_very_next_request(api: dict[str, Api], session: Session, world: World) -> None:
     link = make_link(session, offer=world.offer, partner=world.partner)
     assert _get(api["partner"]).get_json()["items"] == []
