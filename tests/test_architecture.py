@@ -24,7 +24,9 @@ LOWER: dict[str, frozenset[str]] = {
     "conversions": frozenset({"deadletters", "partners", "accounts", "offers", "tracking"}),
     "payouts": frozenset({"deadletters", "partners", "accounts", "offers", "tracking", "conversions"}),
     "deliveries": frozenset({"deadletters", "partners", "accounts", "offers", "tracking", "conversions"}),
-    "reports": frozenset({"deadletters", "partners", "accounts", "offers", "tracking", "conversions", "payouts", "deliveries"}),
+    "reports": frozenset(
+        {"deadletters", "partners", "accounts", "offers", "tracking", "conversions", "payouts", "deliveries"}
+    ),
 }
 #: Shared modules every layer stands on; they import no domain and no wiring module.
 BASE = frozenset({"money", "clock", "errors", "db", "config", "auth", "schemas", "netguard"})

@@ -396,6 +396,7 @@ def register(app: flask.Flask, api: Any) -> None:
     database = app.extensions["network.db"]
     app.extensions[_RECORDER] = batch.GroupCommit(
         functools.partial(batch.record_committed, database),
+        refuse=functools.partial(batch.refuse, database),
         gate=database.writers_queue,
         # Only where there is a line to shorten (SQLite): on PostgreSQL the read is one round trip
         # either way, and inside the batch it costs no connection of its own.

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import psycopg
 from sqlalchemy import exc
+from sqlalchemy.orm import Session
 
 from network.clock import now_utc
 from network.db import Database
@@ -28,6 +29,9 @@ log = logging.getLogger(__name__)
 
 #: The writers that keep dead letters.
 SOURCES = ("clicks", "impressions", "postbacks", "outbox", "delivery_log")
+#: Set in a session's `info`: a writer that batches rows in it writes them one by one instead, each
+#: in a SAVEPOINT, keeping a refused one as a dead letter in the same transaction (`keep_in`).
+ONE_BY_ONE = "network.deadletters.one_by_one"
 #: What a dead letter keeps of its row and of its reason, at most (characters).
 MAX_PAYLOAD = 16_384
 MAX_REASON = 1_000
@@ -116,6 +120,14 @@ def isolate(
     middle = len(items) // 2
     isolate(items[:middle], write, refuse)
     isolate(items[middle:], write, refuse)
+
+
+def keep_in(session: Session, source: str, reason: str, row: Any) -> None:
+    """Add a dead letter to the session's transaction (kept if and only if it commits)."""
+    log.warning("dead letter (%s): %s", source, reason)
+    session.add(
+        DeadLetter(created_at=now_utc(), source=source, reason=storable(reason, MAX_REASON), payload=payload(row))
+    )
 
 
 def keep(database: Database, source: str, letters: Sequence[tuple[str, Any]]) -> None:
