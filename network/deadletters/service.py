@@ -45,5 +45,6 @@ def get_dead_letter(session: Session, principal: Principal, letter_id: int) -> D
 def counts(session: Session, principal: Principal) -> dict[str, int]:
     """Return how many dead letters each writer left (every writer named, 0 when none)."""
     _readable(principal)
-    found = dict(session.execute(select(DeadLetter.source, func.count()).group_by(DeadLetter.source)).tuples().all())
+    rows = session.execute(select(DeadLetter.source, func.count()).group_by(DeadLetter.source))
+    found = {source: count for source, count in rows}
     return {source: int(found.get(source, 0)) for source in (*SOURCES, *sorted(set(found) - set(SOURCES)))}
