@@ -30,6 +30,7 @@ from network.conversions.schemas import (
     dump_conversion,
     dump_log,
 )
+from network.deadletters import isolate
 from network.errors import DomainError, ValidationError
 from network.schemas import page
 from network.tracking.service import CLICK_COOKIE
@@ -181,8 +182,12 @@ def _handle(app: flask.Flask, req: flask.Request, source: str) -> service.Answer
         return answer
     except DomainError:
         raise
-    except Exception:
+    except Exception as error:
         session.rollback()
+        if isolate.refused(error):
+            # Recorded alone (its batch failed otherwise) and refused: kept for an operator, and its
+            # log line made storable (the refused value may be in it too).
+            batch.keep_refused(extensions["network.db"], trace, now, error)
         _log_failure(trace, now)
         raise
     except BaseException:

@@ -280,6 +280,17 @@ def _in_transaction(
         return record_many(session, plans, optimistic=optimistic, commit=True)
 
 
+def keep_refused(database: Database, trace: service.Trace, now: Any, error: BaseException, **facts: Any) -> str:
+    """Keep a postback the database refused as a dead letter, make its log line storable; return the reason."""
+    reason = isolate.describe(error)
+    isolate.keep(database, "postbacks", [(reason, {**service.log_row(trace, at=now), **facts})])
+    # The refused value may be in the log line too: what the request writes of it must be storable.
+    trace.click_id = isolate.storable(trace.click_id, 512) if trace.click_id else trace.click_id
+    trace.txn_id = isolate.storable(trace.txn_id, 255) if trace.txn_id else trace.txn_id
+    trace.remote_addr = isolate.storable(trace.remote_addr, 45) if trace.remote_addr else trace.remote_addr
+    return reason
+
+
 def refuse(database: Database, plan: service.Plan, error: BaseException) -> Outcome:
     """Return the outcome of a plan the database refused when recorded alone (GroupCommit's `refuse`).
 
@@ -293,15 +304,8 @@ def refuse(database: Database, plan: service.Plan, error: BaseException) -> Outc
             log.warning("recording a refused postback alone failed; its request records it", exc_info=True)
             return None
         error = again
-    reason = isolate.describe(error)
-    trace = plan.trace
-    row = {**service.log_row(trace, at=plan.now), "event": plan.data.event, "amount_minor": plan.amount_minor,
-           "currency": plan.currency, "link_id": plan.link.link_id}  # fmt: skip
-    isolate.keep(database, "postbacks", [(reason, row)])
-    # The refused value may be in the log line too: what the request writes of it must be storable.
-    trace.click_id = isolate.storable(trace.click_id, 512) if trace.click_id else trace.click_id
-    trace.txn_id = isolate.storable(trace.txn_id, 255) if trace.txn_id else trace.txn_id
-    trace.remote_addr = isolate.storable(trace.remote_addr, 45) if trace.remote_addr else trace.remote_addr
+    reason = keep_refused(database, plan.trace, plan.now, error, event=plan.data.event,
+                          amount_minor=plan.amount_minor, currency=plan.currency, link_id=plan.link.link_id)  # fmt: skip
     return ValidationError(
         f"the database refused a value of this postback ({reason.split(':')[0]}); it is kept for the network's"
         " operator, do not send it again as it is",

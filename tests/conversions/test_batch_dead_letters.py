@@ -200,3 +200,32 @@ def test_a_refused_postback_is_answered_400_and_logged_and_the_next_recorded(
         assert "refused" in (lines[0].reason or "")
         assert session.scalars(select(Conversion.txn_id)).all() == ["GOOD"]
     assert len(letters(committed_db, "postbacks")) == 1
+
+
+@pytest.mark.breaks_batches
+def test_a_postback_refused_when_recorded_alone_is_kept_and_logged(committed_app, committed_db, frozen_clock):
+    frozen_clock(NOW)
+    link, token = _world(committed_db)
+    with committed_db.session_scope() as session:
+        click = make_click(session, link, at=NOW - HOUR)
+
+    class _Alone:
+        """A recorder whose batch failed otherwise (the database went away): the request records alone."""
+
+        failures = 0
+
+        def submit(self, plan: service.Plan) -> None:
+            plan.amount_minor = -5  # a value the API would not let through, put in the plan
+            return None
+
+    committed_app.extensions["network.conversions.recorder"] = _Alone()
+    answer = committed_app.test_client().get(
+        "/postback", query_string={"click_id": click, "event": "lead", "txn_id": "ALONE", "token": token}
+    )
+    assert answer.status_code != 200
+    [(reason, row)] = letters(committed_db, "postbacks")
+    assert reason.startswith(CHECK_REFUSED) and row["txn_id"] == "ALONE"
+    with committed_db.session() as session:
+        [line] = session.scalars(select(PostbackLog)).all()
+        assert (line.txn_id, line.conversion_id) == ("ALONE", None) and line.http_status >= 400
+        assert session.scalars(select(Conversion.id)).all() == []
