@@ -6,6 +6,13 @@ the keyed visitor hash, the country (when no targeting needed it earlier) and th
 writes every row in one transaction (one multi-row statement per table). A clean shutdown (atexit,
 which gunicorn workers run when they exit) flushes what is left.
 
+A row the database refuses (a NUL byte on PostgreSQL, a value past its column, a link that is gone)
+never holds up the others: the batch is written in halves around it and it is kept as a dead letter
+with the database's reason (network/deadletters). Any other failure (the database restarting or
+unreachable, a lock timeout) keeps the batch buffered and retries it with backoff (up to 5 s apart)
+for as long as it takes; past `max_pending` buffered clicks, new ones are dropped, counted in
+`dropped` and logged at ERROR. The shutdown flush retries for up to `shutdown_wait` seconds (10).
+
 What a hard crash (SIGKILL, power loss, OOM kill) loses: the clicks of the last flush interval of the
 killed process (about 0.1 s of its traffic, at most `max_pending` rows while the database is
 unreachable). Their click ids stay valid: a conversion is attributed from the id alone.
