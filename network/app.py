@@ -17,7 +17,17 @@ from network.db import Database
 
 #: Domain modules wired into the app, lowest layer first. Each api module exposes `blp`
 #: (a flask-smorest Blueprint) or `register(app, api)`; each cli module exposes `commands`.
-DOMAINS = ("accounts", "partners", "offers", "tracking", "conversions", "payouts", "deliveries", "reports")
+DOMAINS = (
+    "deadletters",
+    "accounts",
+    "partners",
+    "offers",
+    "tracking",
+    "conversions",
+    "payouts",
+    "deliveries",
+    "reports",
+)
 
 
 class _NoCookieSessions(SessionInterface):

@@ -3,6 +3,7 @@
 from network.accounts import models as accounts_models
 from network.conversions import models as conversions_models
 from network.db import Base
+from network.deadletters import models as deadletters_models
 from network.deliveries import models as deliveries_models
 from network.offers import models as offers_models
 from network.partners import models as partners_models
@@ -14,6 +15,7 @@ metadata = Base.metadata
 __all__ = [
     "accounts_models",
     "conversions_models",
+    "deadletters_models",
     "deliveries_models",
     "metadata",
     "offers_models",

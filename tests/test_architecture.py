@@ -15,14 +15,18 @@ PACKAGE = ROOT / "network"
 #: <- conversions <- payouts, and conversions <- deliveries; payouts and deliveries never
 #: import each other; reports reads everything below it.
 LOWER: dict[str, frozenset[str]] = {
+    #: Below every domain: the writers of tracking, conversions and deliveries keep refused rows there.
+    "deadletters": frozenset(),
     "partners": frozenset(),
     "accounts": frozenset({"partners"}),
     "offers": frozenset({"partners", "accounts"}),
-    "tracking": frozenset({"partners", "accounts", "offers"}),
-    "conversions": frozenset({"partners", "accounts", "offers", "tracking"}),
-    "payouts": frozenset({"partners", "accounts", "offers", "tracking", "conversions"}),
-    "deliveries": frozenset({"partners", "accounts", "offers", "tracking", "conversions"}),
-    "reports": frozenset({"partners", "accounts", "offers", "tracking", "conversions", "payouts", "deliveries"}),
+    "tracking": frozenset({"deadletters", "partners", "accounts", "offers"}),
+    "conversions": frozenset({"deadletters", "partners", "accounts", "offers", "tracking"}),
+    "payouts": frozenset({"deadletters", "partners", "accounts", "offers", "tracking", "conversions"}),
+    "deliveries": frozenset({"deadletters", "partners", "accounts", "offers", "tracking", "conversions"}),
+    "reports": frozenset(
+        {"deadletters", "partners", "accounts", "offers", "tracking", "conversions", "payouts", "deliveries"}
+    ),
 }
 #: Shared modules every layer stands on; they import no domain and no wiring module.
 BASE = frozenset({"money", "clock", "errors", "db", "config", "auth", "schemas", "netguard"})

@@ -30,6 +30,7 @@ from network.conversions.schemas import (
     dump_conversion,
     dump_log,
 )
+from network.deadletters import isolate
 from network.errors import DomainError, ValidationError
 from network.schemas import page
 from network.tracking.service import CLICK_COOKIE
@@ -181,8 +182,12 @@ def _handle(app: flask.Flask, req: flask.Request, source: str) -> service.Answer
         return answer
     except DomainError:
         raise
-    except Exception:
+    except Exception as error:
         session.rollback()
+        if isolate.refused(error):
+            # Recorded alone (its batch failed otherwise) and refused: kept for an operator, and its
+            # log line made storable (the refused value may be in it too).
+            batch.keep_refused(extensions["network.db"], trace, now, error)
         _log_failure(trace, now)
         raise
     except BaseException:
@@ -396,6 +401,7 @@ def register(app: flask.Flask, api: Any) -> None:
     database = app.extensions["network.db"]
     app.extensions[_RECORDER] = batch.GroupCommit(
         functools.partial(batch.record_committed, database),
+        refuse=functools.partial(batch.refuse, database),
         gate=database.writers_queue,
         # Only where there is a line to shorten (SQLite): on PostgreSQL the read is one round trip
         # either way, and inside the batch it costs no connection of its own.

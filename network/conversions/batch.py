@@ -14,7 +14,12 @@ NOTHING in key order (so two batches never wait on each other in a cycle); the f
 wins and later ones answer it as duplicates. Caps are decided in arrival order under the
 counters' row locks (offers.caps.consume_many). When a batch fails (a deadlock, a receiver's
 error), it is rolled back and each of its postbacks is recorded alone by the path that records one,
-so a bad one fails by itself.
+so a bad one fails by itself. When the database refused a value of the batch (a refusal:
+network/deadletters/isolate.py), the batch is recorded again in halves until each refused postback
+stands alone; the others are recorded together as before. A refused postback is recorded once more
+with its partner postbacks written one by one (a refused outbox row alone is then kept as a dead
+letter, and the conversion recorded); if it is still refused, it is kept as a dead letter and
+answered 400 `not_storable` (its log line says so), so the brand does not retry it for ever.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ from network.conversions.context import read_caps
 from network.conversions.models import Conversion
 from network.conversions.signals import Change, send_many
 from network.db import ByCount, Database, pipelined
-from network.errors import DomainError
+from network.deadletters import isolate
+from network.errors import DomainError, ValidationError
 from network.offers import caps as cap_counters
 from network.tracking.models import Click
 from network.tracking.writer import buffered_click
@@ -73,6 +79,8 @@ class GroupCommit:
     shared with other processes' leaders, such as Database.writers_queue).
     `ahead`: called by the leader with the plans queued before it waits in the gate's line, to do
     outside the line what may be (read_ahead); an error there only leaves it to the recording.
+    `refuse`: called with a plan the database refused when recorded alone, and its error; returns
+    its outcome (None: the request records it alone).
     `gather`: called by the leader first, to let requests already received reach the queue and
     join its batch (under gevent one turn of the hub: network.green.give_way). A batch's cost is
     mostly per transaction, so fewer, larger batches cost less CPU per postback.
@@ -86,8 +94,10 @@ class GroupCommit:
         gate: Callable[[], contextlib.AbstractContextManager[object]] = contextlib.nullcontext,
         ahead: Callable[[list[service.Plan]], None] | None = None,
         gather: Callable[[], None] | None = None,
+        refuse: Callable[[service.Plan, BaseException], Outcome] | None = None,
     ) -> None:
         self._record = record
+        self._refuse = refuse
         self._max_batch = max_batch
         self._gate = gate
         self._ahead = ahead
@@ -172,11 +182,7 @@ class GroupCommit:
     def _run(self, batch: list[_Slot]) -> None:
         outcomes: list[Outcome] = [None] * len(batch)
         try:
-            outcomes = self._record([slot.plan for slot in batch])
-        except Exception:
-            # Recorded alone instead: each fails, or not, by itself.
-            self.failures += 1
-            log.warning("a batch of %d postbacks failed; recording them one by one", len(batch), exc_info=True)
+            outcomes = self.record([slot.plan for slot in batch])
         finally:
             self.batches += 1
             self.largest = max(self.largest, len(batch))
@@ -185,20 +191,57 @@ class GroupCommit:
                 if not slot.lead:  # the leader's own thread is awake (and a new leader was woken once)
                     slot.wake.release()
 
+    def record(self, plans: list[service.Plan]) -> list[Outcome]:
+        """Record plans together and return their outcomes; None for each one to record alone.
+
+        A batch the database refused a value of is recorded in halves around the refused plans.
+        """
+        try:
+            return self._record(plans)
+        except Exception as error:
+            self.failures += 1
+            if not isolate.refused(error):
+                # Recorded alone instead: each fails, or not, by itself.
+                log.warning("a batch of %d postbacks failed; recording them one by one", len(plans), exc_info=True)
+                return [None] * len(plans)
+            log.warning(
+                "the database refused a value in a batch of %d postbacks: %s", len(plans), isolate.describe(error)
+            )
+            return self._around_refused(plans, error)
+
+    def _around_refused(self, plans: list[service.Plan], error: BaseException) -> list[Outcome]:
+        outcomes: dict[int, Outcome] = {}
+
+        def write(part: Sequence[int]) -> None:
+            outcomes.update(zip(part, self._record([plans[i] for i in part]), strict=True))
+
+        def refuse(i: int, refusal: BaseException) -> None:
+            outcomes[i] = self._refuse(plans[i], refusal) if self._refuse is not None else None
+
+        try:
+            isolate.isolate(range(len(plans)), write, refuse, error=error)
+        except Exception:
+            # Not a refusal (the database went away meanwhile): what is left is recorded alone.
+            log.warning("recording around a refused postback failed; the rest are recorded one by one", exc_info=True)
+        return [outcomes.get(i) for i in range(len(plans))]
+
 
 class _NoRoom(Exception):
     """A cap counter taken optimistically had no room (or no row yet): decide conversion by conversion."""
 
 
-def record_committed(database: Database, plans: list[service.Plan]) -> list[Outcome]:
+def record_committed(
+    database: Database, plans: list[service.Plan], *, outbox_one_by_one: bool = False
+) -> list[Outcome]:
     """Record plans in one transaction of their own and commit it; return their outcomes.
 
     The caller waits in the database's writers' line (GroupCommit's gate) first.
+    `outbox_one_by_one`: partner postbacks are written one by one, a refused one kept as a dead letter.
     """
     try:
-        results = _in_transaction(database, plans, optimistic=True)
+        results = _in_transaction(database, plans, optimistic=True, outbox_one_by_one=outbox_one_by_one)
     except _NoRoom:
-        results = _in_transaction(database, plans, optimistic=False)
+        results = _in_transaction(database, plans, optimistic=False, outbox_one_by_one=outbox_one_by_one)
     # Only now: a batch that failed leaves the traces as the requests made them.
     for plan, (_outcome, fields) in zip(plans, results, strict=True):
         for name, value in fields.items():
@@ -229,10 +272,45 @@ def read_ahead(database: Database, plans: list[service.Plan]) -> None:
 
 
 def _in_transaction(
-    database: Database, plans: list[service.Plan], *, optimistic: bool
+    database: Database, plans: list[service.Plan], *, optimistic: bool, outbox_one_by_one: bool = False
 ) -> list[tuple[Outcome, dict[str, Any]]]:
     with database.session_scope(writer=True) as session:
+        if outbox_one_by_one:
+            session.info[isolate.ONE_BY_ONE] = True
         return record_many(session, plans, optimistic=optimistic, commit=True)
+
+
+def keep_refused(database: Database, trace: service.Trace, now: Any, error: BaseException, **facts: Any) -> str:
+    """Keep a postback the database refused as a dead letter, make its log line storable; return the reason."""
+    reason = isolate.describe(error)
+    isolate.keep(database, "postbacks", [(reason, {**service.log_row(trace, at=now), **facts})])
+    # The refused value may be in the log line too: what the request writes of it must be storable.
+    trace.click_id = isolate.storable(trace.click_id, 512) if trace.click_id else trace.click_id
+    trace.txn_id = isolate.storable(trace.txn_id, 255) if trace.txn_id else trace.txn_id
+    trace.remote_addr = isolate.storable(trace.remote_addr, 45) if trace.remote_addr else trace.remote_addr
+    return reason
+
+
+def refuse(database: Database, plan: service.Plan, error: BaseException) -> Outcome:
+    """Return the outcome of a plan the database refused when recorded alone (GroupCommit's `refuse`).
+
+    Recorded once more with its partner postbacks one by one (one of them may be what was refused);
+    if still refused, kept as a dead letter and answered 400, its log line made storable.
+    """
+    try:
+        return record_committed(database, [plan], outbox_one_by_one=True)[0]
+    except Exception as again:
+        if not isolate.refused(again):
+            log.warning("recording a refused postback alone failed; its request records it", exc_info=True)
+            return None
+        error = again
+    reason = keep_refused(database, plan.trace, plan.now, error, event=plan.data.event,
+                          amount_minor=plan.amount_minor, currency=plan.currency, link_id=plan.link.link_id)  # fmt: skip
+    return ValidationError(
+        f"the database refused a value of this postback ({reason.split(':')[0]}); it is kept for the network's"
+        " operator, do not send it again as it is",
+        code="not_storable",
+    )
 
 
 # ---- recording many ------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from network import netguard
 from network.clock import now_utc
 from network.config import Settings
 from network.db import Database
+from network.deadletters import isolate
 from network.deliveries import rules, sender, service
 from network.deliveries.models import DeliveryStatus, PostbackAttempt, PostbackDelivery
 from network.partners.models import Partner
@@ -208,6 +209,43 @@ class _Run:
         self._record(claim, response, started_at, url)
 
     def _record(self, claim: _Claim, response: netguard.Response, started_at: dt.datetime, url: str) -> None:
+        excerpt = rules.excerpt(response.body)
+        try:
+            recorded, outcome = self._record_in(claim, response, started_at, url, excerpt, refusal=None)
+        except Exception as error:
+            if not isolate.refused(error):
+                raise
+            # A value of the attempt (the partner's answer, an error text) the database refused: the
+            # attempt is kept as a dead letter, and the delivery's outcome recorded all the same.
+            recorded, outcome = self._record_in(claim, response, started_at, url, excerpt, refusal=error)
+        log.info(
+            "postback delivery %s attempt %s: %s %s -> status=%s error=%s %dms => %s%s",
+            claim.delivery_id,
+            claim.number,
+            claim.request.method,
+            url,
+            response.status,
+            outcome.error,
+            response.latency_ms,
+            outcome.status,
+            "" if recorded else " (claim lapsed: not recorded)",
+        )
+
+    def _record_in(
+        self,
+        claim: _Claim,
+        response: netguard.Response,
+        started_at: dt.datetime,
+        url: str,
+        excerpt: str | None,
+        *,
+        refusal: BaseException | None,
+    ) -> tuple[bool, rules.Outcome]:
+        """Record an attempt and the delivery's outcome in one transaction; return (recorded, outcome).
+
+        `refusal`: the database refused the attempt before: it becomes a dead letter, and the
+        delivery's texts are made storable.
+        """
         with self.database.session_scope() as session:
             now = self.now()
             delivery = session.get(PostbackDelivery, claim.delivery_id)
@@ -220,6 +258,10 @@ class _Run:
                 max_attempts=max_attempts,
                 now=now,
             )
+            error = outcome.error
+            if refusal is not None:
+                url = isolate.storable(url, 8192)
+                error = isolate.storable(error, 8192) if error is not None else None
             values: dict[str, object] = {
                 "status": outcome.status,
                 "claimed_until": None,
@@ -227,7 +269,7 @@ class _Run:
                 "method": claim.request.method.lower(),
                 "url": url,
                 "last_status_code": response.status,
-                "last_error": outcome.error,
+                "last_error": error,
                 "updated_at": now,
             }
             if outcome.next_attempt_at is not None:
@@ -246,21 +288,23 @@ class _Run:
                 .execution_options(synchronize_session=False)
             )
             recorded = result.rowcount == 1  # type: ignore[attr-defined]
-            session.add(
-                PostbackAttempt(
-                    delivery_id=claim.delivery_id,
-                    number=claim.number,
-                    at=started_at,
-                    method=claim.request.method.lower(),
-                    url=url,
-                    status_code=response.status,
-                    latency_ms=round(response.latency_ms),
-                    error=outcome.error,
-                    address=response.address,
-                    response_excerpt=rules.excerpt(response.body),
-                    recorded=recorded,
-                )
-            )
+            attempt = {
+                "delivery_id": claim.delivery_id,
+                "number": claim.number,
+                "at": started_at,
+                "method": claim.request.method.lower(),
+                "url": url,
+                "status_code": response.status,
+                "latency_ms": round(response.latency_ms),
+                "error": error,
+                "address": response.address,
+                "response_excerpt": excerpt,
+                "recorded": recorded,
+            }
+            if refusal is None:
+                session.add(PostbackAttempt(**attempt))
+            else:
+                isolate.keep_in(session, "delivery_log", isolate.describe(refusal), attempt)
             if recorded and outcome.disable:
                 service.disable_url(
                     session,
@@ -270,18 +314,7 @@ class _Run:
                     reason=f"answered 410 Gone to delivery {claim.delivery_id} at {now.isoformat()}",
                     delivery_id=claim.delivery_id,
                 )
-        log.info(
-            "postback delivery %s attempt %s: %s %s -> status=%s error=%s %dms => %s%s",
-            claim.delivery_id,
-            claim.number,
-            claim.request.method,
-            url,
-            response.status,
-            outcome.error,
-            response.latency_ms,
-            outcome.status,
-            "" if recorded else " (claim lapsed: not recorded)",
-        )
+        return recorded, outcome
 
 
 def deliver_due(

@@ -20,6 +20,7 @@ from network.conversions import service as conversions
 from network.conversions.models import Conversion
 from network.conversions.signals import Change, connect_both
 from network.db import DEFAULT_PAGE, Raw, insert_for, paged
+from network.deadletters import isolate
 from network.deliveries import rules, sender
 from network.deliveries.models import (
     GLOBAL,
@@ -237,10 +238,34 @@ def enqueue(
             max_attempts=rules.MAX_ATTEMPTS,
             next_attempt_at=at,
         )
-        session.add(delivery)
         made.append(delivery)
+    if session.info.get(isolate.ONE_BY_ONE):
+        return _add_one_by_one(session, made)
+    session.add_all(made)
     session.flush()
     return made
+
+
+def _add_one_by_one(session: Session, made: list[PostbackDelivery]) -> list[PostbackDelivery]:
+    """Add outbox rows each in a SAVEPOINT; keep one the database refuses as a dead letter instead.
+
+    For a conversion whose batch the database refused (network/conversions/batch.py): a refused
+    partner postback must not cost the conversion.
+    """
+    kept = []
+    for delivery in made:
+        try:
+            with session.begin_nested():
+                session.add(delivery)
+                session.flush()
+        except Exception as error:
+            if not isolate.refused(error):
+                raise
+            row = {column.key: getattr(delivery, column.key) for column in PostbackDelivery.__table__.columns}
+            isolate.keep_in(session, "outbox", isolate.describe(error), row)
+            continue
+        kept.append(delivery)
+    return kept
 
 
 def _on_status_changed(

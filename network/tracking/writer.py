@@ -6,6 +6,13 @@ the keyed visitor hash, the country (when no targeting needed it earlier) and th
 writes every row in one transaction (one multi-row statement per table). A clean shutdown (atexit,
 which gunicorn workers run when they exit) flushes what is left.
 
+A row the database refuses (a NUL byte on PostgreSQL, a value past its column, a link that is gone)
+never holds up the others: the batch is written in halves around it and it is kept as a dead letter
+with the database's reason (network/deadletters). Any other failure (the database restarting or
+unreachable, a lock timeout) keeps the batch buffered and retries it with backoff (up to 5 s apart)
+for as long as it takes; past `max_pending` buffered clicks, new ones are dropped, counted in
+`dropped` and logged at ERROR. The shutdown flush retries for up to `shutdown_wait` seconds (10).
+
 What a hard crash (SIGKILL, power loss, OOM kill) loses: the clicks of the last flush interval of the
 killed process (about 0.1 s of its traffic, at most `max_pending` rows while the database is
 unreachable). Their click ids stay valid: a conversion is attributed from the id alone.
@@ -24,7 +31,7 @@ import threading
 import time
 import weakref
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -33,6 +40,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from network.db import Database, insert_for
+from network.deadletters import isolate
 from network.tracking.models import Click, ClickVisitor, ImpressionCount
 from network.tracking.traffic import CountryResolver, VisitorHasher, classify_agent
 
@@ -236,6 +244,7 @@ class ClickWriter:
         interval: float = 0.1,
         batch: int = 500,
         max_pending: int = 200_000,
+        shutdown_wait: float = 10.0,
     ) -> None:
         self.database = database
         self._hasher = hasher
@@ -245,7 +254,11 @@ class ClickWriter:
         self.interval = interval
         self.batch = batch
         self.max_pending = max_pending
+        #: How long a clean shutdown keeps retrying a flush the database does not take (seconds).
+        self.shutdown_wait = shutdown_wait
+        #: Clicks dropped because the buffer was full; rows refused by the database (dead letters).
         self.dropped = 0
+        self.refused = 0
         self._pending: dict[str, PendingClick] = {}
         self._inflight: dict[str, PendingClick] = {}
         self._impressions: Counter[tuple[int, int, int, dt.date]] = Counter()
@@ -330,7 +343,11 @@ class ClickWriter:
                 delay = min(delay * 2, 5.0)
 
     def flush(self) -> int:
-        """Write every buffered click and impression now; return how many clicks were written."""
+        """Write every buffered click and impression now; return how many clicks were written.
+
+        A row the database refuses (network.deadletters.isolate) is kept as a dead letter and the
+        rest is written; any other failure puts everything not yet written back, to be retried.
+        """
         with self._flush_lock:
             with self._lock:
                 clicks, self._pending = self._pending, {}
@@ -338,44 +355,123 @@ class ClickWriter:
                 self._inflight = clicks
             if not clicks and not impressions:
                 return 0
+            #: Written or refused: what is not put back when a retry is due.
+            done: set[str] = set()
+            counted: set[tuple[int, int, int, dt.date]] = set()
+            refused = 0
             try:
                 for i, click in enumerate(clicks.values(), 1):
                     self.enrich(click)
                     if i % _YIELD_EVERY == 0:
                         _let_requests_run()
-                learned = {}
-                with self.database.session() as session:
-                    if clicks:
-                        learned = self._decide_unique(session, list(clicks.values()))
-                        _insert_clicks(session, list(clicks.values()))
-                    if impressions:
-                        self._count_impressions(session, impressions)
-                    session.commit()
-                # Only what is committed may spare later queries.
-                if len(self._windows) > 100_000:
-                    self._windows.clear()
-                self._windows.update(learned)
+                try:
+                    self._write(list(clicks.values()), impressions)
+                    done.update(clicks)
+                    counted.update(impressions)
+                except Exception as error:
+                    if not isolate.refused(error):
+                        raise
+                    refused = self._isolate(list(clicks.values()), impressions, done, counted)
             except BaseException:
                 with self._lock:
-                    # Put them back ahead of newer ones, to be retried.
-                    clicks.update(self._pending)
-                    self._pending = clicks
+                    # Put back what is neither written nor refused, ahead of newer ones, to be retried.
+                    left = {key: click for key, click in clicks.items() if key not in done}
+                    left.update(self._pending)
+                    self._pending = left
+                    for key in counted:
+                        del impressions[key]
                     impressions.update(self._impressions)
                     self._impressions = impressions
                 raise
             finally:
                 self._inflight = {}
-            return len(clicks)
+            return len(clicks) - refused
+
+    def _write(self, clicks: list[PendingClick], impressions: Counter[tuple[int, int, int, dt.date]]) -> None:
+        """Write clicks and impression counts in one transaction and commit it (or raise, writing nothing)."""
+        learned = {}
+        with self.database.session() as session:
+            if clicks:
+                learned = self._decide_unique(session, clicks)
+                _insert_clicks(session, clicks)
+            if impressions:
+                self._count_impressions(session, impressions)
+            session.commit()
+        # Only what is committed may spare later queries.
+        if len(self._windows) > 100_000:
+            self._windows.clear()
+        self._windows.update(learned)
+
+    def _isolate(
+        self,
+        clicks: list[PendingClick],
+        impressions: Counter[tuple[int, int, int, dt.date]],
+        done: set[str],
+        counted: set[tuple[int, int, int, dt.date]],
+    ) -> int:
+        """Write the rows the database takes, in halves around the ones it refuses, kept as dead letters.
+
+        Return how many clicks were refused.
+        """
+        letters: list[tuple[str, Any]] = []
+        refused_clicks: list[tuple[str, Any]] = []
+
+        def write_clicks(part: Sequence[PendingClick]) -> None:
+            self._write(list(part), Counter())
+            done.update(click.id for click in part)
+
+        def refuse_click(click: PendingClick, error: BaseException) -> None:
+            done.add(click.id)
+            row = click.row()
+            row.pop("ip")  # the raw IP is kept only for the fraud window, never in a dead letter
+            refused_clicks.append((isolate.describe(error), row))
+
+        def write_counts(part: Sequence[tuple[tuple[int, int, int, dt.date], int]]) -> None:
+            self._write([], Counter(dict(part)))
+            counted.update(key for key, _n in part)
+
+        def refuse_count(item: tuple[tuple[int, int, int, dt.date], int], error: BaseException) -> None:
+            counted.add(item[0])
+            (link_id, offer_id, partner_id, day), count = item
+            row = {"link_id": link_id, "offer_id": offer_id, "partner_id": partner_id, "day": day, "count": count}
+            letters.append((isolate.describe(error), row))
+
+        try:
+            if clicks:
+                isolate.isolate(clicks, write_clicks, refuse_click)
+            if impressions:
+                isolate.isolate(sorted(impressions.items()), write_counts, refuse_count)
+        finally:
+            self.refused += len(refused_clicks) + len(letters)
+            isolate.keep(self.database, "clicks", refused_clicks)
+            isolate.keep(self.database, "impressions", letters)
+        return len(refused_clicks)
 
     def close(self) -> None:
-        """Stop the flusher thread and write what is left."""
+        """Stop the flusher thread and write what is left, retrying for up to `shutdown_wait` seconds."""
         self._stop.set()
         self._wake.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread() and self._pid == os.getpid():
             thread.join(timeout=5)
-        if self._pid == os.getpid():
-            self.flush()
+        if self._pid != os.getpid():
+            return
+        deadline = time.monotonic() + self.shutdown_wait
+        delay = 0.05
+        while True:
+            try:
+                self.flush()
+                return
+            except Exception:
+                if time.monotonic() + delay > deadline:
+                    log.error(
+                        "could not write %d buffered clicks at shutdown (the database is unreachable): they are lost",
+                        self.pending_count(),
+                    )
+                    raise
+                log.warning("writing clicks at shutdown failed; retrying in %.1f s", delay, exc_info=True)
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     def enrich(self, click: PendingClick) -> PendingClick:
         """Fill in device, bot flag, visitor hash and country from what the request carried."""
