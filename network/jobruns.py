@@ -171,14 +171,21 @@ def run_now(database: Database, settings: Settings, job_id: str) -> dict[str, An
 
 
 def _record_failures(
-    database: Database, job: Job, settings: Settings, key: str, failures: list[tuple[dt.datetime, str]]
+    database: Database,
+    job: Job,
+    settings: Settings,
+    key: str,
+    failures: list[tuple[dt.datetime, str]],
+    *,
+    count: bool = True,
 ) -> bool:
     """Record tries that failed while the database could not be told; return whether it could now."""
     at, reason = failures[-1]
+    tries = len(failures) if count else 0
     try:
         with database.session_scope() as session:
             info = _info(job, settings, at)
-            jobstatus.record_failure(session, info, period=key, at=at, reason=reason, tries=len(failures))
+            jobstatus.record_failure(session, info, period=key, at=at, reason=reason, tries=tries)
     except Exception:  # noqa: BLE001 - still away: told with the next try
         return False
     return True
@@ -227,8 +234,8 @@ def run_scheduled(
                 return None
             delay = min(delay * 2, RETRY_MAX)
             continue
-        if untold:
-            _record_failures(database, job, settings, key, untold)
+        if untold:  # shown as the last failure; the success already reset the count of failed tries
+            _record_failures(database, job, settings, key, untold, count=False)
         if tries > 1:
             log.warning("job %s period %s: succeeded on try %d", job.id, key, tries)
         return result

@@ -65,10 +65,10 @@ def _digest(text: str) -> bytes:
 class Spool:
     """The postback log lines of one process that wait for the database."""
 
-    def __init__(self, database: Database, settings: Settings, *, max_lines: int = MAX_LINES) -> None:
+    def __init__(self, database: Database, settings: Settings, *, max_lines: int | None = None) -> None:
         self._database = database
         self._secret = settings.secret_key
-        self._max_lines = max_lines
+        self._max_lines = MAX_LINES if max_lines is None else max_lines
         self._lock = threading.Lock()
         self._lines: list[_Line] = []
         self._dropped = 0
