@@ -87,6 +87,7 @@ def test_an_outage_answers_503_with_retry_after_everywhere_logged_once(
     assert built.token not in caplog.text
     away.up()
     assert admin.get("/api/v1/offers").status_code == 200  # recovers on its own
+    _wait_written(app, 21)  # the log lines of the 20 refused postbacks and the pixel
 
 
 def test_the_outage_log_says_it_once_per_interval_with_the_count_meanwhile(caplog: pytest.LogCaptureFixture) -> None:
