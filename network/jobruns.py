@@ -228,7 +228,7 @@ def run_scheduled(
                 log.error("job %s period %s: try %d failed, giving up: %s", job.id, key, tries, error.reason)
                 return None
             log.error(
-                "job %s period %s: try %d failed, retrying in %.0f s: %s", job.id, key, tries, delay, error.reason
+                "job %s period %s: try %d failed, retrying in %.1f s: %s", job.id, key, tries, delay, error.reason
             )
             if stop.wait(delay):
                 return None
