@@ -113,7 +113,9 @@ def test_the_database_goes_away_under_load_and_comes_back(cluster: Cluster, monk
     database = Database(cluster.url)
     with database.session_scope() as session:
         brand = make_brand(session)
-        offer = make_offer(session, brand=brand, events=[{"key": "lead", "model": "cpl", "payout": "2.00", "revenue": "3.00"}])
+        offer = make_offer(
+            session, brand=brand, events=[{"key": "lead", "model": "cpl", "payout": "2.00", "revenue": "3.00"}]
+        )
         session.add(Link(code="outage", offer_id=offer.id, partner_id=make_partner(session).id))
         admin_key = make_key(session, role="admin")
         token = brand.postback_token
