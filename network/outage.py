@@ -70,7 +70,7 @@ class OutageLog:
         first_line = str(getattr(error, "orig", None) or error).strip().splitlines()[:1]
         span = f"in the last {now - previous:.0f} s" if previous is not None else "so far"
         log.error(
-            "database unavailable (%s: %s): %d %s %s; answering 503 with Retry-After",
+            "database unavailable (%s: %s): %d %s %s",
             type(error).__name__,
             first_line[0][:200] if first_line else "",
             count,
@@ -82,3 +82,21 @@ class OutageLog:
 
 #: The process's outage log for requests (the error handler notes each refused request).
 REQUESTS = OutageLog()
+
+
+_BACKGROUND: dict[str, OutageLog] = {}
+_BACKGROUND_LOCK = threading.Lock()
+
+
+def log_failure(logger: logging.Logger, message: str, error: BaseException, *, what: str) -> None:
+    """Log a background writer's or refresher's failure: a database outage once per interval for
+    each `what` ("click flushes failed"), without a traceback; anything else with its traceback.
+
+    Call it from an `except Exception as error:` block instead of `logger.exception(message)`.
+    """
+    if not is_unavailable(error):
+        logger.error(message, exc_info=error)
+        return
+    with _BACKGROUND_LOCK:
+        outage_log = _BACKGROUND.setdefault(what, OutageLog())
+    outage_log.note(error, what)

@@ -168,3 +168,23 @@ def test_the_spool_is_bounded_and_says_how_many_lines_it_could_not_keep(
     _wait_written(app, 2)
     assert [line.txn_id for line in _lines(committed_db)] == ["B-0", "B-1"]
     assert "3 postback log lines of the outage were not kept (more than 2 waited)" in caplog.text
+
+
+def test_background_failures_log_an_outage_once_per_interval_and_anything_else_in_full(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    logger = logging.getLogger("tests.faults.background")
+    caplog.set_level(logging.ERROR)
+    away = OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused"))
+    for _ in range(50):
+        outage.log_failure(logger, "reload failed", away, what=f"test reloads failed {id(caplog)}")
+    lines = _outage_lines(caplog)
+    assert len(lines) == 1 and lines[0].exc_info is None and "connection refused" in lines[0].getMessage()
+    try:
+        raise ValueError("a bug")
+    except ValueError as error:
+        outage.log_failure(logger, "reload failed", error, what="test reloads failed")
+    (bug,) = [r for r in caplog.records if r.name == "tests.faults.background"]
+    assert bug.getMessage() == "reload failed" and bug.exc_info is not None
