@@ -17,6 +17,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import traceback
 import typing
 from typing import TYPE_CHECKING, Any
@@ -85,7 +86,13 @@ def _reason(error: BaseException) -> str:
 
 
 def _finish(
-    database: Database, claim_id: int, job: Job, settings: Settings, period_key: str, started: dt.datetime, **end: Any
+    database: Database,
+    claim_id: int,
+    job: Job,
+    settings: Settings,
+    period_key: str,
+    started: tuple[dt.datetime, float],
+    **end: Any,
 ) -> None:
     """Record how the claimed run ended: on its claim, and in the job's status (one transaction)."""
     from network.payouts.models import JobClaim
@@ -103,12 +110,18 @@ def _finish(
         )
         if outcome == "ok":
             jobstatus.record_success(
-                session, info, period=period_key, started=started, finished=finished, outcome=details
+                session,
+                info,
+                period=period_key,
+                finished=finished,
+                duration_ms=round((time.monotonic() - started[1]) * 1000),
+                outcome=details,
             )
         else:
             jobstatus.record_failure(session, info, period=period_key, at=finished, reason=end["reason"], tries=1)
         # Old claims decide nothing any more (their periods are long past): keep the table small.
-        session.execute(delete(table).where(table.c.job_id == job.id, table.c.claimed_at < started - CLAIMS_KEPT))
+        old = table.c.claimed_at < started[0] - CLAIMS_KEPT
+        session.execute(delete(table).where(table.c.job_id == job.id, old))
 
 
 class JobFailed(RuntimeError):
@@ -145,6 +158,7 @@ def run_job(
     if claim_id is None:
         log.info("job %s period %s: already claimed by another scheduler, skipped", job.id, key)
         return {"job": job.id, "period": key, "ran": False}
+    started = (now, time.monotonic())
     try:
         result = job.run(JobContext(database=database, settings=settings, now=now))
     except Exception as error:
@@ -152,12 +166,12 @@ def run_job(
         if not outage.is_unavailable(error):
             log.exception("job %s period %s failed", job.id, key)
         try:
-            _finish(database, claim_id, job, settings, key, now, error=traceback.format_exc(), reason=reason)
+            _finish(database, claim_id, job, settings, key, started, error=traceback.format_exc(), reason=reason)
         except Exception:  # noqa: BLE001 - the database itself may be what failed; the caller retries
             raise JobFailed(job.id, key, reason, recorded=False) from error
         raise JobFailed(job.id, key, reason, recorded=True) from error
     try:
-        _finish(database, claim_id, job, settings, key, now, result=repr(result))
+        _finish(database, claim_id, job, settings, key, started, result=repr(result))
     except Exception as error:
         raise JobFailed(job.id, key, f"ran, but could not record it: {_reason(error)}", recorded=False) from error
     log.info("job %s period %s: %s", job.id, key, result)

@@ -63,17 +63,17 @@ def declare(session: Session, jobs: Sequence[JobInfo], *, now: dt.datetime) -> d
 
 
 def record_success(
-    session: Session, job: JobInfo, *, period: str, started: dt.datetime, finished: dt.datetime, outcome: str
+    session: Session, job: JobInfo, *, period: str, finished: dt.datetime, duration_ms: int, outcome: str
 ) -> None:
     """Record a run that succeeded: its time, how long it took and what it returned."""
-    _ensure(session, job, started)
+    _ensure(session, job, finished)
     session.execute(
         update(JobStatus)
         .where(JobStatus.job_id == job.job_id)
         .values(
             last_success_at=finished,
             last_success_period=period[:64],
-            last_success_ms=max(0, round((finished - started).total_seconds() * 1000)),
+            last_success_ms=min(max(0, duration_ms), 2**31 - 1),
             last_success_outcome=outcome[:_TEXT_LEN],
             next_run_at=job.next_run_at,
             failures=0,

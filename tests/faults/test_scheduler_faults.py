@@ -116,13 +116,14 @@ def test_a_run_that_keeps_failing_gives_up_at_its_next_fire_time(
     def broken(_ctx: scheduler.JobContext) -> Any:
         raise RuntimeError("always")
 
-    job = scheduler.Job("broken", "Always fails", {"second": "*/3"}, broken)
+    job = scheduler.Job("broken", "Always fails", {"second": "*/2"}, broken)
     monkeypatch.setattr(scheduler, "JOBS", (*scheduler.JOBS, job))
     monkeypatch.setattr(jobruns, "RETRY_MARGIN", dt.timedelta(0))
-    period = scheduler.period_of(job, settings, now_utc())
-    started = time.monotonic()
+    # The coming period, so that its retries have between 2 and 4 s before the next one's run.
+    period = job.trigger(settings).get_next_fire_time(None, now_utc())
+    following = period + dt.timedelta(seconds=2)
     assert scheduler.run_scheduled(committed_db, settings, "broken", period=period) is None
-    assert time.monotonic() - started < 3.5  # it stopped before the next period's run
+    assert now_utc() <= following + dt.timedelta(seconds=1)  # it stopped at the next period's run
     assert "giving up: RuntimeError: always" in caplog.text
     status = _status(committed_db, "broken")
     assert status.failures >= 2 and status.last_success_at is None
