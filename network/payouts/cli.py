@@ -66,7 +66,7 @@ def scheduler_list() -> None:
 @scheduler_group.command("status")
 @with_appcontext
 def scheduler_status() -> None:
-    """Show each job's schedule, last success (time, duration, outcome) and last failure, one JSON line each."""
+    """Show each job's schedule, last success (time, duration, outcome) and last failure, as a JSON list."""
     from network.auth import SYSTEM
     from network.payouts import jobstatus
     from network.payouts.schemas import JobStatusSchema
