@@ -199,6 +199,20 @@ def _http_answer(error: HTTPException) -> Response:
     return response
 
 
+def register_database_unavailable(app: Flask) -> None:
+    """Answer a database outage 503 with Retry-After (clients retry), logged once per interval (network.outage)."""
+    from network import outage
+
+    def _unavailable(error: Exception) -> Response:
+        outage.REQUESTS.note(error)
+        response = _respond(503, error_body(503, "database_unavailable", "the database is unavailable; retry later"))
+        response.headers["Retry-After"] = str(outage.RETRY_AFTER)
+        return response
+
+    for kind in outage.UNAVAILABLE:
+        app.register_error_handler(kind, _unavailable)
+
+
 def register(app: Flask) -> None:
     """Map domain errors, HTTP errors and anything unexpected to JSON; never leak a traceback."""
     # Imported here so services can import the error classes without importing flask.
@@ -206,6 +220,7 @@ def register(app: Flask) -> None:
     from werkzeug.exceptions import HTTPException
 
     _document(app)
+    register_database_unavailable(app)
 
     @app.errorhandler(DomainError)
     def _domain(error: DomainError) -> Response:

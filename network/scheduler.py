@@ -3,37 +3,30 @@
 Run it in its own process (`flask --app wsgi scheduler run`), never in every web worker. Any
 number may run at once: each run of a job first claims its period (the trigger's fire time) with
 a unique row in job_claims, so a second scheduler firing the same period finds it taken and does
-nothing. Jobs are wall-clock cron triggers, so every scheduler fires the same periods.
-This is the only module that imports apscheduler."""
+nothing. Jobs are wall-clock cron triggers, so every scheduler fires the same periods. A failed
+try is retried and a missed period caught up (network/jobruns.py, which runs the jobs). This is the only module that imports apscheduler."""
 
 from __future__ import annotations
 
 import datetime as dt
 import importlib.util
 import logging
-import os
-import socket
-import traceback
-import typing
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from apscheduler.events import EVENT_SCHEDULER_STARTED
+from apscheduler.events import EVENT_SCHEDULER_SHUTDOWN, EVENT_SCHEDULER_STARTED
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import Table, delete, update
 
 from network.clock import UTC, now_utc
 from network.config import Settings
-from network.db import Database, insert_for
+from network.db import Database
 
 log = logging.getLogger(__name__)
-
-#: How long a job's claims are kept (for `scheduler` diagnostics) before they are pruned.
-CLAIMS_KEPT = dt.timedelta(days=14)
 
 
 @dataclass(frozen=True)
@@ -54,6 +47,9 @@ class Job:
     #: CronTrigger fields ({"minute": "*/5"}), or a function of the settings returning a crontab line.
     when: dict[str, str] | Callable[[Settings], str]
     run: Callable[[JobContext], Any]
+    #: Run the latest period at the next start when no scheduler ran it (jobs of hours or days;
+    #: a frequent job's next run does the same work within minutes anyway).
+    catch_up: bool = False
 
     def trigger(self, settings: Settings) -> CronTrigger:
         """Return the job's trigger for these settings."""
@@ -130,6 +126,7 @@ JOBS: tuple[Job, ...] = (
         "Mature holds, then build pending_approval payouts (PAYOUT_SCHEDULE, default Monday 00:00 UTC)",
         lambda settings: settings.payout_schedule,
         _build_payouts,
+        catch_up=True,
     ),
     Job("settle_payouts", "Send approved payouts through the gateway", {"minute": "*/5"}, _settle_payouts),
     Job(
@@ -138,12 +135,19 @@ JOBS: tuple[Job, ...] = (
         {"minute": "2-59/5"},
         _recover_payouts,
     ),
-    Job("accrue_traffic", "Book CPC and CPM earnings of the past days", {"hour": "0", "minute": "30"}, _accrue_traffic),
+    Job(
+        "accrue_traffic",
+        "Book CPC and CPM earnings of the past days",
+        {"hour": "0", "minute": "30"},
+        _accrue_traffic,
+        True,
+    ),
     Job(
         "purge_click_ips",
         "Remove raw click IPs older than CLICK_IP_RETENTION_DAYS",
         {"hour": "3", "minute": "15"},
         _purge_click_ips,
+        catch_up=True,
     ),
     Job("deliver_postbacks", "Send due partner postbacks", {"second": "*/5"}, _deliver_postbacks),
 )
@@ -172,98 +176,48 @@ def period_of(job: Job, settings: Settings, now: dt.datetime) -> dt.datetime:
     return now.replace(microsecond=0)
 
 
-def claim(database: Database, job_id: str, period_key: str, *, now: dt.datetime) -> int | None:
-    """Claim one period of a job in its own committed transaction; None when it was claimed already."""
-    from network.payouts.models import JobClaim
-
-    table = typing.cast(Table, JobClaim.__table__)
-    with database.session_scope() as session:
-        return session.execute(
-            insert_for(database.dialect)(table)
-            .values(
-                job_id=job_id,
-                period_key=period_key,
-                claimed_by=f"{socket.gethostname()}:{os.getpid()}"[:128],
-                claimed_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=["job_id", "period_key"])
-            .returning(table.c.id)
-        ).scalar_one_or_none()
-
-
-def _finish(database: Database, claim_id: int, job_id: str, now: dt.datetime, outcome: str, details: str) -> None:
-    from network.payouts.models import JobClaim
-
-    table = typing.cast(Table, JobClaim.__table__)
-    with database.session_scope() as session:
-        session.execute(
-            update(table)
-            .where(table.c.id == claim_id)
-            .values(finished_at=now_utc(), outcome=outcome, details=details[:4000])
-        )
-        # Old claims decide nothing any more (their periods are long past): keep the table small.
-        session.execute(delete(table).where(table.c.job_id == job_id, table.c.claimed_at < now - CLAIMS_KEPT))
-
-
-def run_job(
-    database: Database,
-    settings: Settings,
-    job_id: str,
-    *,
-    period_key: str | None = None,
-    now: dt.datetime | None = None,
-) -> dict[str, Any]:
-    """Run one job for one period (default: its latest fire time) unless another scheduler claimed it."""
-    job = get_job(job_id)
-    now = now or now_utc()
-    key = period_key or period_of(job, settings, now).isoformat()
-    claim_id = claim(database, job.id, key, now=now)
-    if claim_id is None:
-        log.info("job %s period %s: already claimed by another scheduler, skipped", job.id, key)
-        return {"job": job.id, "period": key, "ran": False}
+def _scheduled(database: Database, settings: Settings, job_id: str, stop: threading.Event) -> None:
     try:
-        result = job.run(JobContext(database=database, settings=settings, now=now))
+        jobruns.run_scheduled(database, settings, job_id, stop=stop)
     except Exception:
-        _finish(database, claim_id, job.id, now, "error", traceback.format_exc())
-        log.exception("job %s period %s failed", job.id, key)
-        raise
-    _finish(database, claim_id, job.id, now, "ok", repr(result))
-    log.info("job %s period %s: %s", job.id, key, result)
-    return {"job": job.id, "period": key, "ran": True, "result": result}
-
-
-def run_now(database: Database, settings: Settings, job_id: str) -> dict[str, Any]:
-    """Run a job immediately, by hand (its own period, so it never collides with a scheduled run)."""
-    now = now_utc()
-    return run_job(database, settings, job_id, period_key=f"manual:{now.isoformat()}", now=now)
-
-
-def _scheduled(database: Database, settings: Settings, job_id: str) -> None:
-    try:
-        run_job(database, settings, job_id)
-    except Exception:  # noqa: BLE001 - the scheduler keeps going; run_job logged and recorded it
-        log.debug("job %s raised", job_id)
+        log.exception("job %s: unexpected error in the scheduler", job_id)
 
 
 def build_scheduler(
     database: Database, settings: Settings, *, kind: type[BaseScheduler] = BlockingScheduler
 ) -> BaseScheduler:
-    """Return a scheduler (blocking by default) with every job of JOBS added under its stable id."""
+    """Return a scheduler (blocking by default) with every job of JOBS added under its stable id.
+
+    Once started it looks for missed periods (`catch_up`) in a thread of its own; on shutdown, runs
+    waiting to retry stop waiting.
+    """
     # Every run is logged once by run_job; APScheduler's own two lines per run are noise.
     logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
     scheduler = kind(
         timezone=UTC,
+        # A fire time missed by up to misfire_grace_time (the process was busy or paused) still
+        # runs, once (coalesce); a period missed for longer is caught_up at the next start.
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
     )
+    stop = threading.Event()
     for job in JOBS:
         scheduler.add_job(
             _scheduled,
             trigger=job.trigger(settings),
-            args=(database, settings, job.id),
+            args=(database, settings, job.id, stop),
             id=job.id,
             name=job.description,
             replace_existing=True,
         )
+
+    def _started(_event: Any) -> None:
+        stop.clear()
+        threading.Thread(
+            target=jobruns.catch_up_at_start, args=(database, settings, stop), name="scheduler-catch-up", daemon=True
+        ).start()
+
+    scheduler.add_listener(_started, EVENT_SCHEDULER_STARTED)
+    scheduler.add_listener(lambda _event: stop.set(), EVENT_SCHEDULER_SHUTDOWN)
     return scheduler
 
 
@@ -294,3 +248,14 @@ def describe(settings: Settings, now: dt.datetime | None = None) -> list[dict[st
             }
         )
     return rows
+
+
+# Running the jobs (after JOBS: network.jobruns reads them when it runs one). Re-exported for the
+# CLI and tests, which run jobs through this module.
+from network import jobruns  # noqa: E402
+from network.jobruns import JobFailed, catch_up, claim, run_job, run_now, run_scheduled  # noqa: E402
+
+__all__ = [
+    "JOBS", "Job", "JobContext", "JobFailed", "build_scheduler", "catch_up", "claim", "describe", "get_job",
+    "on_started", "period_of", "run_job", "run_now", "run_scheduled", "start_in_process",
+]  # fmt: skip

@@ -29,9 +29,9 @@ LOWER: dict[str, frozenset[str]] = {
     ),
 }
 #: Shared modules every layer stands on; they import no domain and no wiring module.
-BASE = frozenset({"money", "clock", "errors", "db", "config", "auth", "schemas", "netguard"})
+BASE = frozenset({"money", "clock", "errors", "db", "config", "auth", "schemas", "netguard", "outage"})
 #: Wiring at the top: they may import anything, and nothing below them imports them.
-TOP = frozenset({"app", "web", "cli", "demo", "schema", "migrate", "scheduler"})
+TOP = frozenset({"app", "web", "cli", "demo", "schema", "migrate", "scheduler", "jobruns"})
 #: Shared modules with no I/O, which pure rules may use.
 PURE = frozenset({"money", "clock", "errors", "auth"})
 #: Wiring that entry-point modules of a domain may import.

@@ -65,6 +65,25 @@ def upgrade() -> None:
         sa.UniqueConstraint("job_id", "period_key", name=op.f("uq_job_claims_job_id_period_key")),
     )
     op.create_table(
+        "job_status",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("job_id", sa.String(length=64), nullable=False),
+        sa.Column("description", sa.String(length=255), nullable=False),
+        sa.Column("schedule", sa.String(length=255), nullable=False),
+        sa.Column("declared_at", network.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("next_run_at", network.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_success_at", network.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_success_period", sa.String(length=64), nullable=True),
+        sa.Column("last_success_ms", sa.Integer(), nullable=True),
+        sa.Column("last_success_outcome", sa.Text(), nullable=True),
+        sa.Column("last_failure_at", network.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_failure_period", sa.String(length=64), nullable=True),
+        sa.Column("last_failure_reason", sa.Text(), nullable=True),
+        sa.Column("failures", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_job_status")),
+        sa.UniqueConstraint("job_id", name=op.f("uq_job_status_job_id")),
+    )
+    op.create_table(
         "payout_runs",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("actor", sa.String(length=64), nullable=False),
@@ -216,6 +235,7 @@ def downgrade() -> None:
     op.drop_table("payouts")
     op.drop_table("stripe_events")
     op.drop_table("payout_runs")
+    op.drop_table("job_status")
     op.drop_table("job_claims")
     op.drop_index("ix_audit_log_object", table_name="audit_log")
     op.drop_table("audit_log")

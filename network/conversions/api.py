@@ -16,9 +16,9 @@ from flask.views import MethodView
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
-from network import green, web
+from network import green, outage, web
 from network.clock import now_utc
-from network.conversions import batch, service
+from network.conversions import batch, service, spool
 from network.conversions.context import ContextCache
 from network.conversions.schemas import (
     ConversionListArgs,
@@ -43,6 +43,7 @@ GIF = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c000
 postbacks = flask.Blueprint("postbacks", __name__)
 _CONTEXTS = "network.conversions.contexts"
 _RECORDER = "network.conversions.recorder"
+_SPOOL = "network.conversions.spool"
 
 blp = web.Blueprint("conversions", __name__, url_prefix="/api/v1", description="Conversions and the postback log")
 blp.before_request(web.authenticate)
@@ -184,11 +185,16 @@ def _handle(app: flask.Flask, req: flask.Request, source: str) -> service.Answer
         raise
     except Exception as error:
         session.rollback()
-        if isolate.refused(error):
-            # Recorded alone (its batch failed otherwise) and refused: kept for an operator, and its
-            # log line made storable (the refused value may be in it too).
-            batch.keep_refused(extensions["network.db"], trace, now, error)
-        _log_failure(trace, now)
+        if outage.is_unavailable(error):
+            # Answered 503 (network/errors.py); its log line waits for the database (spool.py).
+            tokens = received.params.get("token") or ()
+            extensions[_SPOOL].keep(trace, at=now, token=tokens[0] if tokens else None)
+        else:
+            if isolate.refused(error):
+                # Recorded alone (its batch failed otherwise) and refused: kept for an operator, and its
+                # log line made storable (the refused value may be in it too).
+                batch.keep_refused(extensions["network.db"], trace, now, error)
+            _log_failure(trace, now)
         raise
     except BaseException:
         session.rollback()
@@ -230,8 +236,11 @@ def pixel() -> Response:
             _handle(flask.current_app._get_current_object(), req, "pixel")  # type: ignore[attr-defined]
     except DomainError:
         pass  # logged in the postback log; a browser can do nothing with an error
-    except Exception:  # a pixel never breaks the page it sits on
-        log.exception("pixel failed")
+    except Exception as error:  # a pixel never breaks the page it sits on
+        if outage.is_unavailable(error):
+            outage.REQUESTS.note(error, "pixels not recorded")
+        else:
+            log.exception("pixel failed")
     response = Response(GIF, mimetype="image/gif")
     response.headers["Cache-Control"] = "no-store, max-age=0"
     return response
@@ -411,6 +420,8 @@ def register(app: flask.Flask, api: Any) -> None:
         # 9.5 to 12.5 postbacks and the worker's CPU per postback fell 7-9 % (bench/postbacks).
         gather=green.give_way if green.patched() else None,
     )
+    # Log lines of postbacks refused while the database was unavailable, until it is back.
+    app.extensions[_SPOOL] = spool.Spool(database, settings)
     app.register_blueprint(postbacks)
     api.register_blueprint(blp)
     _document(app, api)

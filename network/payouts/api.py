@@ -12,12 +12,15 @@ from flask_smorest import Api
 
 from network import web
 from network.errors import ValidationError
-from network.payouts import jobs, ledger, service, settlement
+from network.payouts import jobs, jobstatus, ledger, service, settlement
 from network.payouts.gateway import InvalidWebhook
 from network.payouts.schemas import (
     AdjustmentInSchema,
     BalanceSchema,
     DecisionSchema,
+    JobListArgs,
+    JobListSchema,
+    JobStatusSchema,
     LedgerArgs,
     LedgerEntrySchema,
     LedgerListSchema,
@@ -31,7 +34,7 @@ from network.payouts.schemas import (
     dump_entry,
     dump_payout,
 )
-from network.schemas import PageArgs, page
+from network.schemas import PageArgs, attrs, page
 
 blp = web.Blueprint("payouts", __name__, url_prefix="/api/v1", description="Balances, ledger and payouts")
 blp.before_request(web.authenticate)
@@ -195,3 +198,13 @@ def register(app: Flask, api: Api) -> None:
     """Register the API blueprint and Stripe's webhook endpoint."""
     api.register_blueprint(blp)
     app.register_blueprint(webhooks)
+
+
+@blp.route("/jobs")
+class Jobs(MethodView):
+    @blp.arguments(JobListArgs, location="query")
+    @blp.response(200, JobListSchema)
+    def get(self, args: dict[str, Any]) -> Any:
+        """List the scheduled jobs: schedule, last success (time, duration, outcome), last failure and why (admin, finance)."""
+        rows = jobstatus.list_jobs(web.session(), web.principal(), **args)
+        return page([attrs(row, JobStatusSchema) for row in rows], args["limit"])

@@ -63,6 +63,21 @@ def scheduler_list() -> None:
         click.echo(f"{row['id']:<18} {row['next'].isoformat():<26} {row['trigger']:<48} {row['description']}")
 
 
+@scheduler_group.command("status")
+@with_appcontext
+def scheduler_status() -> None:
+    """Show each job's schedule, last success (time, duration, outcome) and last failure, as a JSON list."""
+    from network.auth import SYSTEM
+    from network.payouts import jobstatus
+    from network.payouts.schemas import JobStatusSchema
+    from network.schemas import attrs
+
+    database, _settings = _context()
+    with database.session_scope() as session:
+        rows = jobstatus.list_jobs(session, SYSTEM, limit=1000)
+        _echo([JobStatusSchema().dump(attrs(row, JobStatusSchema)) for row in rows])
+
+
 @scheduler_group.command("run-now")
 @click.argument("job_id")
 @with_appcontext

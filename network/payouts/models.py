@@ -240,3 +240,32 @@ class JobClaim(Base):
     #: ok or error.
     outcome: Mapped[str | None] = mapped_column(String(16))
     details: Mapped[str | None] = mapped_column(Text)
+
+
+class JobStatus(Base):
+    """What an operator sees of one scheduled job: its schedule, its last success and its last failure.
+
+    Written by the scheduler (network/scheduler.py): the schedule when it starts, the rest as runs end.
+    """
+
+    __tablename__ = "job_status"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(String(255))
+    #: The trigger in words ("cron[minute='*/5']").
+    schedule: Mapped[str] = mapped_column(String(255))
+    #: When a scheduler first declared the job: a period before it was never the scheduler's to run.
+    declared_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=now_utc)
+    next_run_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_success_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_success_period: Mapped[str | None] = mapped_column(String(64))
+    last_success_ms: Mapped[int | None] = mapped_column(Integer)
+    #: What the run returned, as text.
+    last_success_outcome: Mapped[str | None] = mapped_column(Text)
+    last_failure_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_failure_period: Mapped[str | None] = mapped_column(String(64))
+    #: The error's class and message (no traceback: that is in the log).
+    last_failure_reason: Mapped[str | None] = mapped_column(Text)
+    #: Failed tries since the last success (0 once it succeeds).
+    failures: Mapped[int] = mapped_column(Integer, default=0)

@@ -151,3 +151,30 @@ def dump_balance(partner_id: int, rows: list[dict[str, Any]], *, limit: int, aft
         for r in rows[start : start + limit]
     ]
     return {"partner_id": partner_id, **page_at(items, limit, start)}
+
+
+# ---- scheduled jobs (GET /jobs) ------------------------------------------------------------------
+
+
+class JobListArgs(PageArgs):
+    """Only the paging arguments."""
+
+
+class JobStatusSchema(Schema):
+    id = fields.Integer()
+    job_id = fields.String(metadata={"description": "The job's stable id (`flask scheduler run-now <job_id>`)"})
+    description = fields.String()
+    schedule = fields.String(metadata={"description": "The trigger, in UTC"})
+    next_run_at = fields.DateTime(allow_none=True)
+    last_success_at = fields.DateTime(allow_none=True)
+    last_success_period = fields.String(allow_none=True, metadata={"description": "The period the run was for"})
+    last_success_ms = fields.Integer(allow_none=True, metadata={"description": "How long the run took"})
+    last_success_outcome = fields.String(allow_none=True, metadata={"description": "What the run returned"})
+    last_failure_at = fields.DateTime(allow_none=True)
+    last_failure_period = fields.String(allow_none=True)
+    last_failure_reason = fields.String(allow_none=True)
+    failures = fields.Integer(metadata={"description": "Failed tries since the last success"})
+
+
+class JobListSchema(PageSchema):
+    items = fields.List(fields.Nested(JobStatusSchema))
