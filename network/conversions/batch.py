@@ -35,6 +35,7 @@ from typing import Any
 from sqlalchemy import String, bindparam, select
 from sqlalchemy.orm import Session
 
+from network import outage
 from network.conversions import service
 from network.conversions.context import read_caps
 from network.conversions.models import Conversion
@@ -198,11 +199,16 @@ class GroupCommit:
         """
         try:
             return self._record(plans)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - logged by outage.log_failure, or isolated
             self.failures += 1
             if not isolate.refused(error):
                 # Recorded alone instead: each fails, or not, by itself.
-                log.warning("a batch of %d postbacks failed; recording them one by one", len(plans), exc_info=True)
+                outage.log_failure(
+                    log,
+                    f"a batch of {len(plans)} postbacks failed; recording them one by one",
+                    error,
+                    what="postback batches failed",
+                )
                 return [None] * len(plans)
             log.warning(
                 "the database refused a value in a batch of %d postbacks: %s", len(plans), isolate.describe(error)

@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from network import outage
 from network.db import Database
 from network.offers import rules as offer_rules
 from network.offers.models import AccessStatus, Cap, Offer, OfferAccess, OfferStatus
@@ -220,11 +221,11 @@ class SnapshotCache:
             try:
                 if self._snapshot is None or self._monotonic() - self._checked_at >= self.max_age:
                     self.reload()
-            except Exception:
+            except Exception as error:
                 if self._snapshot is None:
                     raise
                 # Keep serving what we have; try again after max_age.
-                log.exception("tracking snapshot reload failed")
+                outage.log_failure(log, "tracking snapshot reload failed", error, what="snapshot reloads failed")
                 self._checked_at = self._monotonic()
             finally:
                 self._lock.release()
@@ -245,8 +246,13 @@ class SnapshotCache:
             try:
                 with self._lock:
                     self.reload()
-            except Exception:
-                log.exception("tracking snapshot reload failed; serving the previous one")
+            except Exception as error:  # noqa: BLE001 - logged by outage.log_failure
+                outage.log_failure(
+                    log,
+                    "tracking snapshot reload failed; serving the previous one",
+                    error,
+                    what="snapshot reloads failed",
+                )
                 time.sleep(self.max_age)
 
     def find_new(self, code: str) -> tuple[LinkView, OfferView] | None:

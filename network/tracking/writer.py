@@ -39,6 +39,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from network import outage
 from network.db import Database, insert_for
 from network.deadletters import isolate
 from network.tracking.models import Click, ClickVisitor, ImpressionCount
@@ -338,8 +339,10 @@ class ClickWriter:
             try:
                 self.flush()
                 delay = self.interval
-            except Exception:
-                log.exception("writing clicks failed; they stay buffered and are retried")
+            except Exception as error:  # noqa: BLE001 - logged by outage.log_failure
+                outage.log_failure(
+                    log, "writing clicks failed; they stay buffered and are retried", error, what="click flushes failed"
+                )
                 delay = min(delay * 2, 5.0)
 
     def flush(self) -> int:
