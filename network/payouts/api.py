@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint as FlaskBlueprint
 from flask import Flask, Response, jsonify, request
 from flask.views import MethodView
-from flask_smorest import Api, Blueprint
+from flask_smorest import Api
 
 from network import web
 from network.errors import ValidationError
@@ -33,7 +33,7 @@ from network.payouts.schemas import (
 )
 from network.schemas import page
 
-blp = Blueprint("payouts", __name__, url_prefix="/api/v1", description="Balances, ledger and payouts")
+blp = web.Blueprint("payouts", __name__, url_prefix="/api/v1", description="Balances, ledger and payouts")
 blp.before_request(web.authenticate)
 
 #: Stripe calls this; it authenticates by signature, not by API key.
