@@ -18,7 +18,7 @@ from network.config import Settings
 from network.db import Database
 from network.offers import caps
 from network.offers.models import OfferStatus
-from network.text import cleaned
+from network.text import clean, cleaned
 from network.tracking import rules
 from network.tracking.clickid import ClickIdCodec
 from network.tracking.models import Link
@@ -94,10 +94,15 @@ class Tracker:
         # The id carries milliseconds: the row keeps the same instant, so both say the same time.
         now = now.replace(microsecond=now.microsecond - now.microsecond % 1000)
         click_id = self.codec.issue(link.id, now)
+        subs = list(link.subs)
         if args:
-            subs = [cleaned(args.get(name), MAX_SUB) or default for name, default in zip(_SUBS, link.subs, strict=True)]
-        else:
-            subs = list(link.subs)
+            for i, name in enumerate(_SUBS):
+                value = args.get(name)
+                if value:
+                    # Clean text costs two C calls; only hostile text is rebuilt (network.text).
+                    if len(value) > MAX_SUB or not value.isprintable():
+                        value = clean(value, MAX_SUB)
+                    subs[i] = value or subs[i]
         country = device = reason = None
         if offer.status == _PAUSED:
             reason = rules.PAUSED
