@@ -44,8 +44,11 @@ class _TextRule(validate.Validator):
         return value
 
 
-def _has_max_length(field: fields.Field) -> bool:
-    return any(isinstance(v, validate.Length) and (v.max is not None or v.equal is not None) for v in field.validators)
+def _bounded(field: fields.Field) -> bool:
+    return any(
+        isinstance(v, validate.OneOf) or (isinstance(v, validate.Length) and (v.max is not None or v.equal is not None))
+        for v in field.validators
+    )
 
 
 def apply_input_rules(field: fields.Field) -> None:
@@ -54,7 +57,7 @@ def apply_input_rules(field: fields.Field) -> None:
         field.strict = True
     elif isinstance(field, fields.String | fields.Raw):
         rules: list[Any] = [_TextRule(free_text=bool(field.metadata.get("free_text")))]
-        if isinstance(field, fields.String) and not _has_max_length(field):
+        if isinstance(field, fields.String) and not _bounded(field):
             rules.append(validate.Length(max=MAX_TEXT))
         # Checked first: a value that may not be stored is refused before anything looks into it.
         field.validators = [*rules, *field.validators]
