@@ -75,26 +75,29 @@ def check_currency(currency: str) -> str:
     return currency
 
 
-def parse_amount(text: str, currency: str, *, allow_negative: bool = False) -> int:
-    """Parse a decimal string in major units ("12.50") into minor units, refusing anything loose."""
+def check_amount_syntax(text: str, *, allow_negative: bool = False) -> tuple[str, str, str]:
+    """Return (sign, whole, fraction) of a plain decimal string, or raise: the checks that need no currency."""
     if not isinstance(text, str):
         raise MoneyError("amount must be a decimal string")
     match = _AMOUNT.match(text)
     if match is None:
         raise MoneyError("amount must be a plain decimal number like 12.50")
     sign, whole, frac = match.groups()
-    exp = exponent(currency)
-    frac = frac or ""
-    if len(frac) > exp:
-        raise MoneyError(f"amount has more than {exp} decimal places for {currency}")
     if len(whole) > 15:
         raise MoneyError("amount is too large")
+    if sign and not allow_negative:
+        raise MoneyError("amount must not be negative")
+    return sign, whole, frac or ""
+
+
+def parse_amount(text: str, currency: str, *, allow_negative: bool = False) -> int:
+    """Parse a decimal string in major units ("12.50") into minor units, refusing anything loose."""
+    sign, whole, frac = check_amount_syntax(text, allow_negative=allow_negative)
+    exp = exponent(currency)
+    if len(frac) > exp:
+        raise MoneyError(f"amount has more than {exp} decimal places for {currency}")
     minor = int(whole) * 10**exp + (int(frac.ljust(exp, "0")) if exp else 0)
-    if sign:
-        if not allow_negative:
-            raise MoneyError("amount must not be negative")
-        minor = -minor
-    return minor
+    return -minor if sign else minor
 
 
 def parse_threshold(text: str, currency: str) -> int:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from typing import TYPE_CHECKING, Any
 
 import flask_smorest
 from flask import Flask, Response, current_app, request
 from flask.views import MethodView
-from webargs.flaskparser import FlaskParser
+from webargs import core
+from webargs.flaskparser import FlaskParser, abort, is_json_request
 
 from network import errors
 from network.accounts import service as accounts
@@ -25,6 +27,30 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+#: The deepest JSON a request body may be: our bodies are 3 levels deep, and Python's parser fails
+#: (RecursionError) near 1,000.
+MAX_JSON_DEPTH = 32
+#: A JSON string literal (brackets inside one do not nest).
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_OPENING = frozenset(b"[{")
+
+
+def json_too_deep(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Return whether a JSON text nests arrays and objects deeper than `limit` (read before parsing it)."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False  # every real body: nothing more to look at
+    depth = 0
+    for byte in _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS):
+        if byte in _OPENING:
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
 class StrictParser(FlaskParser):
     """Parses input with each schema's own `unknown` (RAISE for StrictSchema), in every location.
 
@@ -38,6 +64,19 @@ class StrictParser(FlaskParser):
     def __init__(self) -> None:
         # unknown=None: pass nothing to Schema.load, so the schema's Meta.unknown decides.
         super().__init__(unknown=None)
+
+    def _raw_load_json(self, req: Any) -> Any:
+        """Return the request's JSON body; a body nested too deeply is a 400, never a RecursionError's 500."""
+        if not is_json_request(req):
+            return core.missing
+        raw = req.get_data(cache=True)
+        too_deep = [f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels"]
+        if json_too_deep(raw):
+            abort(400, messages={"json": too_deep})
+        try:
+            return core.parse_json(raw)
+        except RecursionError:
+            abort(400, messages={"json": too_deep})
 
 
 class Blueprint(flask_smorest.Blueprint):

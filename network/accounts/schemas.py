@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from network.schemas import PageArgs, PageSchema, StrictSchema
+from network.accounts.models import ApiKey, Brand
+from network.schemas import PageArgs, PageSchema, StrictSchema, column_length
 
 ROLES = ("admin", "finance", "brand", "partner")
 
@@ -15,7 +16,7 @@ class KeyCreateSchema(StrictSchema):
     brand_id = fields.Integer(load_default=None)
     #: Required for a partner key: the partner it acts for.
     partner_id = fields.Integer(load_default=None)
-    label = fields.String(load_default=None, validate=validate.Length(max=200))
+    label = fields.String(load_default=None, validate=validate.Length(max=column_length(ApiKey.label)))
 
 
 class KeyListArgs(PageArgs):
@@ -46,15 +47,18 @@ class KeyListSchema(PageSchema):
     items = fields.List(fields.Nested(KeySchema))
 
 
+_NAME = validate.Length(min=1, max=column_length(Brand.name))
+
+
 class BrandCreateSchema(StrictSchema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = fields.String(required=True, validate=_NAME)
     #: ISO 4217 code; the default currency of the brand's offers.
     currency = fields.String(required=True, validate=validate.Length(equal=3))
     share_txn_id = fields.Boolean(load_default=False)
 
 
 class BrandUpdateSchema(StrictSchema):
-    name = fields.String(validate=validate.Length(min=1, max=200))
+    name = fields.String(validate=_NAME)
     share_txn_id = fields.Boolean()
 
 

@@ -10,7 +10,7 @@ from marshmallow import Schema, fields, validate
 from network import money
 from network.auth import Principal, Role
 from network.conversions.models import Conversion, ConversionHistory, PostbackLog
-from network.schemas import PageArgs, PageSchema, StrictSchema
+from network.schemas import PageArgs, PageSchema, StrictSchema, column_length
 
 STATUSES = ("pending", "approved", "rejected", "reversed")
 
@@ -22,8 +22,6 @@ def _time(**kwargs: Any) -> fields.AwareDateTime:
 
 #: Ids are INTEGER columns: a larger one is refused as input (400), never sent to the database.
 _ID = validate.Range(min=1, max=2**31 - 1)
-#: No control characters (PostgreSQL cannot even compare a NUL).
-_PRINTABLE = validate.Regexp(r"^[^\x00-\x1f\x7f]*$", error="must not contain control characters")
 
 
 class ConversionListArgs(PageArgs):
@@ -38,7 +36,12 @@ class ConversionListArgs(PageArgs):
 
 class StatusInSchema(StrictSchema):
     status = fields.String(required=True, validate=validate.OneOf(("approved", "rejected", "reversed")))
-    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=255))
+    reason = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=column_length(Conversion.reason)),
+        metadata={"free_text": True},
+    )
 
 
 class HistorySchema(Schema):
@@ -83,8 +86,9 @@ class ConversionListSchema(PageSchema):
 
 class PostbackLogArgs(PageArgs):
     offer_id = fields.Integer(validate=_ID)
-    click_id = fields.String(validate=[validate.Length(max=512), _PRINTABLE])
-    txn_id = fields.String(validate=[validate.Length(max=512), _PRINTABLE])
+    # Control characters are refused by StrictSchema's text rule (PostgreSQL cannot even compare a NUL).
+    click_id = fields.String(validate=validate.Length(max=512))
+    txn_id = fields.String(validate=validate.Length(max=512))
     http_status = fields.Integer(validate=validate.Range(min=100, max=599))
     since = _time(data_key="from")
     until = _time(data_key="to")

@@ -15,7 +15,6 @@ import datetime as dt
 import functools
 import hashlib
 import hmac
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol, cast
@@ -25,6 +24,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from network import money
+from network import text as text_rule
 from network.accounts.models import Brand
 from network.auth import Principal, Role, require
 from network.clock import as_utc
@@ -63,9 +63,9 @@ _MAX_LEN = {"click_id": 64, "event": 64, "txn_id": 255, "currency": 3, "status":
 _MAX_AMOUNT_LEN = 32
 #: Ids are INTEGER columns (PostgreSQL's is 32-bit): larger ones are refused as input, not sent.
 MAX_ID = 2**31 - 1
-#: Control characters and lone surrogates: never part of an id, a key or an amount, and NUL cannot be
-#: stored in a PostgreSQL text column.
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+#: Control characters and lone surrogates (network.text's rule): never part of an id, a key or an
+#: amount, and NUL cannot be stored in a PostgreSQL text column.
+_UNPRINTABLE = text_rule.UNSTORABLE
 #: Unix seconds have 10 digits until the year 2286; a longer t= is not a time.
 _MAX_TIMESTAMP_DIGITS = 12
 #: What the log keeps of each parameter (the whole request is never needed to trace a discrepancy).
@@ -221,8 +221,9 @@ def _read_params(received: Received) -> _Input:
     if "transaction_id" in values:
         values["click_id"] = values.pop("transaction_id")
     for name, value in values.items():
-        if _UNPRINTABLE.search(value):
-            raise ValidationError(f"{name} must not contain control characters", field=name)
+        why = text_rule.problem(value)
+        if why is not None:
+            raise ValidationError(f"{name} {why}", field=name)
     for name, limit in _MAX_LEN.items():
         if len(values.get(name, "")) > limit:
             raise ValidationError(f"{name} is longer than {limit} characters", field=name)
@@ -254,10 +255,17 @@ def _read_params(received: Received) -> _Input:
         except money.MoneyError as exc:
             raise ValidationError(f"currency: {exc}", field="currency") from exc
     if data.amount is not None:
-        # Syntax and sign now (no currency needed: the widest exponent accepts any well-formed
-        # amount); the currency's decimals once the offer is known.
-        _parse_amount(data.amount, data.currency or "BHD")
+        # Syntax and sign now; the decimals once the offer, and so its currency, is known (a
+        # precision error names the currency that refuses it).
+        _parse_amount(data.amount, data.currency) if data.currency else _check_amount(data.amount)
     return data
+
+
+def _check_amount(text: str) -> None:
+    try:
+        money.check_amount_syntax(text)
+    except money.MoneyError as exc:
+        raise ValidationError(f"amount: {exc}", field="amount") from exc
 
 
 def _parse_amount(text: str, currency: str) -> int:

@@ -80,10 +80,14 @@ def shape_problem(figures: Figures) -> tuple[str, str] | None:
     """Return (field, message) when the figures do not fit the model, or None."""
     flat = figures.payout_minor or figures.revenue_minor
     percent = figures.payout_percent or figures.revenue_percent
+    # The field named is one the client gave.
     if figures.model in ("cpa", "cpl", "cpi") and percent:
-        return "payout_percent", f"{figures.model} pays flat amounts; percent figures are not allowed"
+        field = "payout_percent" if figures.payout_percent else "revenue_percent"
+        return field, f"{figures.model} pays flat amounts; percent figures are not allowed"
     if figures.model == "revshare" and flat:
-        return "payout", "revshare pays percentages; flat figures are not allowed (use hybrid)"
+        return ("payout" if figures.payout_minor else "revenue"), (
+            "revshare pays percentages; flat figures are not allowed (use hybrid)"
+        )
     return None
 
 

@@ -9,16 +9,21 @@ from marshmallow import Schema, fields, validate
 
 from network import money
 from network.auth import Principal, Role
-from network.offers.models import Offer, OfferAccess, PartnerOverride
-from network.schemas import Amount, PageArgs, PageSchema, Percent, StrictSchema
+from network.offers.models import Offer, OfferAccess, OfferEvent, PartnerOverride
+from network.schemas import Amount, PageArgs, PageSchema, Percent, StrictSchema, column_length
 
 MODELS = ("cpa", "cpl", "cpi", "revshare", "hybrid")
 DEVICES = ("desktop", "mobile", "tablet", "other")
+_NAME = validate.Length(min=1, max=column_length(Offer.name))
+_EVENT_KEY_LENGTH = column_length(OfferEvent.key)
 
 
 class EventInSchema(StrictSchema):
     #: What postbacks send as `event`; the first event is the default.
-    key = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_.-]{1,64}$"))
+    key = fields.String(
+        required=True,
+        validate=[validate.Length(max=_EVENT_KEY_LENGTH), validate.Regexp(r"^[A-Za-z0-9_.-]{1,64}$")],
+    )
     model = fields.String(required=True, validate=validate.OneOf(MODELS))
     #: Flat amounts (cpa, cpl, cpi, hybrid): what the partner earns, what the brand pays the network.
     payout = Amount()
@@ -37,7 +42,7 @@ class CapInSchema(StrictSchema):
 
 
 class OfferUpdateSchema(StrictSchema):
-    name = fields.String(validate=validate.Length(min=1, max=200))
+    name = fields.String(validate=_NAME)
     destination_url = fields.String(validate=validate.Length(min=1, max=4000))
     allowed_domains = fields.List(fields.String(validate=validate.Length(max=253)), validate=validate.Length(max=100))
     currency = fields.String(validate=validate.Length(equal=3))
@@ -65,7 +70,7 @@ class OfferUpdateSchema(StrictSchema):
 
 
 class OfferCreateSchema(OfferUpdateSchema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = fields.String(required=True, validate=_NAME)
     destination_url = fields.String(required=True, validate=validate.Length(min=1, max=4000))
     events = fields.List(fields.Nested(EventInSchema), required=True, validate=validate.Length(min=1, max=50))
     #: Admin only: which brand the offer belongs to.
@@ -128,7 +133,7 @@ class OfferListArgs(PageArgs):
 
 
 class ApplicationInSchema(StrictSchema):
-    note = fields.String(load_default=None, validate=validate.Length(max=2000))
+    note = fields.String(load_default=None, validate=validate.Length(max=2000), metadata={"free_text": True})
 
 
 class InvitationInSchema(StrictSchema):
@@ -157,7 +162,7 @@ class AccessListArgs(PageArgs):
 class OverrideInSchema(StrictSchema):
     partner_id = fields.Integer(required=True)
     #: The event's key.
-    event = fields.String(required=True, validate=validate.Length(max=64))
+    event = fields.String(required=True, validate=validate.Length(max=_EVENT_KEY_LENGTH))
     #: The figures the event's model has: payout (flat models), payout_percent (revshare), both (hybrid).
     payout = Amount()
     payout_percent = Percent()

@@ -4,20 +4,25 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from network.schemas import Amount, PageArgs, PageSchema, StrictSchema
+from network.partners.models import Partner
+from network.schemas import Amount, PageArgs, PageSchema, StrictSchema, column_length
 
 STATUSES = ("pending", "active", "suspended")
 
 
+_NAME = validate.Length(min=1, max=column_length(Partner.name))
+_EMAIL = validate.Length(max=column_length(Partner.email))
+
+
 class PartnerCreateSchema(StrictSchema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    email = fields.Email(load_default=None)
+    name = fields.String(required=True, validate=_NAME)
+    email = fields.Email(load_default=None, validate=_EMAIL)
     status = fields.String(load_default="active", validate=validate.OneOf(STATUSES))
 
 
 class PartnerUpdateSchema(StrictSchema):
-    name = fields.String(validate=validate.Length(min=1, max=200))
-    email = fields.Email(allow_none=True)
+    name = fields.String(validate=_NAME)
+    email = fields.Email(allow_none=True, validate=_EMAIL)
     #: Called on each conversion and status change; macros of SPEC §5. Empty or null removes it.
     postback_url = fields.String(allow_none=True, validate=validate.Length(max=2000))
     #: "get" calls the URL; "post" sends signed JSON.

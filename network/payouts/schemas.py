@@ -8,7 +8,7 @@ from marshmallow import Schema, fields, validate
 
 from network import money
 from network.payouts.models import EntryKind, LedgerEntry, Payout, PayoutStatus
-from network.schemas import Amount, PageArgs, PageSchema, StrictSchema, page_at
+from network.schemas import Amount, PageArgs, PageSchema, StrictSchema, column_length, page_at
 
 PAYOUT_STATUSES = tuple(s.value for s in PayoutStatus)
 ENTRY_KINDS = tuple(k.value for k in EntryKind)
@@ -26,7 +26,9 @@ class LedgerArgs(PageArgs):
 
 
 class DecisionSchema(StrictSchema):
-    note = fields.String(load_default=None, validate=validate.Length(max=255))
+    note = fields.String(
+        load_default=None, validate=validate.Length(max=column_length(Payout.note)), metadata={"free_text": True}
+    )
 
 
 class PayoutRunInSchema(StrictSchema):
@@ -37,7 +39,11 @@ class AdjustmentInSchema(StrictSchema):
     currency = fields.String(required=True, validate=validate.OneOf(sorted(money.CURRENCIES)))
     #: Signed, in major units: "-5.00" takes money back.
     amount = Amount(required=True)
-    memo = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    memo = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=column_length(LedgerEntry.memo)),
+        metadata={"free_text": True},
+    )
 
 
 class PayoutSchema(Schema):

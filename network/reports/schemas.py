@@ -10,7 +10,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from network.clock import UTC
 from network.reports.service import MAX_LIMIT
-from network.schemas import StrictSchema
+from network.schemas import QueryArgs
 
 _DATE = re.compile(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 #: `+02:00` arrives as ` 02:00` when a client forgot to URL-encode the plus sign.
@@ -54,7 +54,7 @@ class Instant(fields.Field[dt.datetime]):
         return None if value is None else value.isoformat()
 
 
-class ReportArgs(StrictSchema):
+class ReportArgs(QueryArgs):
     #: Start of the period (inclusive); default: 7 days before `to`.
     from_ = Instant(data_key="from", metadata={"type": "string", "example": "2026-03-01T00:00:00Z"})
     #: End of the period (exclusive; a date includes that day); default: now.

@@ -19,14 +19,21 @@ from network.config import Settings
 from network.db import Database
 from network.offers import caps
 from network.offers.models import OfferStatus
+from network.text import clean, cleaned
 from network.tracking import rules
 from network.tracking.clickid import ClickIdCodec
+from network.tracking.models import Link
 from network.tracking.snapshot import LinkView, OfferView, SnapshotCache
 from network.tracking.traffic import CountryResolver, VisitorHasher, classify_agent
 from network.tracking.writer import ClickWriter, PendingClick
 
 _PAUSED = OfferStatus.PAUSED.value
 _SUBS = ("sub1", "sub2", "sub3", "sub4", "sub5")
+#: What a click keeps of each tracking parameter (network.text.clean: control characters dropped,
+#: longer values cut with a marker): a sub id as long as a link's own, a referrer as a long URL.
+MAX_SUB = int(Link.__table__.c.sub1.type.length)  # type: ignore[attr-defined]
+MAX_UTM_VALUE = 255
+MAX_REFERRER = 2048
 
 
 #: The query string: the first value of each parameter.
@@ -91,10 +98,15 @@ class Tracker:
         # The id carries milliseconds: the row keeps the same instant, so both say the same time.
         now = now.replace(microsecond=now.microsecond - now.microsecond % 1000)
         click_id = self.codec.issue(link.id, now)
+        subs = list(link.subs)
         if args:
-            subs = [args.get(name) or default for name, default in zip(_SUBS, link.subs, strict=True)]
-        else:
-            subs = list(link.subs)
+            for i, name in enumerate(_SUBS):
+                value = args.get(name)
+                if value:
+                    # Clean text costs two C calls; only hostile text is rebuilt (network.text).
+                    if len(value) > MAX_SUB or not value.isprintable():
+                        value = clean(value, MAX_SUB)
+                    subs[i] = value or subs[i]
         country = device = reason = None
         if offer.status == _PAUSED:
             reason = rules.PAUSED
@@ -106,7 +118,7 @@ class Tracker:
             reason = rules.targeting_miss(offer.countries, offer.devices, country, device)
             if reason is None and offer.click_caps and not head and not self._take_caps(offer, link, now):
                 reason = rules.CAP
-        utm_pairs = [(k, v) for k, v in args.items() if k.startswith("utm_")] if args else []
+        utm_pairs = [(k, cleaned(v, MAX_UTM_VALUE)) for k, v in args.items() if k.startswith("utm_")] if args else []
         utm = dict(rules.utm_params(utm_pairs, frozenset())) if utm_pairs else None
         location: str | None
         if reason is None:
@@ -126,7 +138,7 @@ class Tracker:
                 sub4=subs[3],
                 sub5=subs[4],
                 utm=utm or None,
-                referrer=referrer,
+                referrer=cleaned(referrer, MAX_REFERRER),
                 country=country,
                 device=device,
                 ip=ip,

@@ -6,12 +6,12 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
-from network.schemas import PageArgs, PageSchema, StrictSchema
+from network.schemas import PageArgs, PageSchema, StrictSchema, column_length
 from network.tracking.models import Link
 
 
 def _sub() -> fields.String:
-    return fields.String(load_default=None, allow_none=True, validate=validate.Length(max=255))
+    return fields.String(load_default=None, allow_none=True, validate=validate.Length(max=column_length(Link.sub1)))
 
 
 class LinkCreateSchema(StrictSchema):

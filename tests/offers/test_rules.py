@@ -84,6 +84,9 @@ def test_loss_problem(figures, problem):
         (Figures("cpa", 1, 1, payout_percent=1), "payout_percent"),
         (Figures("revshare", payout_percent=1, revenue_percent=2), None),
         (Figures("revshare", payout_minor=1, payout_percent=1, revenue_percent=2), "payout"),
+        # The field named is the one given.
+        (Figures("cpa", 1, 1, revenue_percent=1), "revenue_percent"),
+        (Figures("revshare", revenue_minor=1, payout_percent=1, revenue_percent=2), "revenue"),
         (Figures("hybrid", 1, 1, 1, 1), None),
     ],
 )
