@@ -67,8 +67,8 @@ def _check_csrf() -> Any:
     token = request.form.get("csrf_token") or request.headers.get("X-CSRFToken")
     try:
         validate_csrf(token)
-    except WTFormsError:
-        raise CSRFError("The form has expired or did not come from this site: reload the page and try again.")
+    except WTFormsError as exc:
+        raise CSRFError("The form has expired or did not come from this site: reload the page and try again.") from exc
     return None
 
 

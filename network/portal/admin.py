@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, url_for
+from wtforms.fields.choices import SelectChoice
 
 from network import web
 from network.accounts import service as accounts
@@ -49,7 +50,7 @@ def decide(application_id: int) -> Any:
 def _invite_form() -> InviteForm:
     form = InviteForm()
     brands = accounts.list_brands(web.session(), principal(), limit=MAX_PAGE)
-    form.brand_id.choices = [("", "(none)")] + [(str(b.id), b.name) for b in brands]
+    form.brand_id.choices = [SelectChoice("", "(none)")] + [SelectChoice(str(b.id), b.name) for b in brands]
     return form
 
 

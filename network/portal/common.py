@@ -118,5 +118,5 @@ def send_after_commit(*, to: str, subject: str, body: str) -> None:
     message: EmailMessage = mail.compose(sender=settings().mail_from, to=to, subject=subject, body=body)
     try:
         current_app.extensions["network.mailer"].send(message)
-    except Exception:  # noqa: BLE001 - a mail server's failure must not fail the page
+    except Exception:
         log.exception("could not send the mail %r", subject)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SelectField, StringField, SubmitField, TextAreaField, URLField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import URL, DataRequired, EqualTo, Length, Optional
 
 from network.accounts.users import MAX_PASSWORD, MIN_PASSWORD
@@ -66,7 +67,10 @@ class ChangePasswordForm(FlaskForm):
 
 class InviteForm(FlaskForm):
     email = EmailField("E-mail", _EMAIL)
-    role = SelectField("Role", choices=[("brand", "Brand"), ("finance", "Finance"), ("admin", "Admin")])
+    role = SelectField(
+        "Role",
+        choices=[SelectChoice("brand", "Brand"), SelectChoice("finance", "Finance"), SelectChoice("admin", "Admin")],
+    )
     brand_id = SelectField(
         "Brand (for a brand user)", [Optional()], coerce=lambda v: int(v) if v else None, validate_choice=False
     )

@@ -33,6 +33,13 @@ def _push_request_context() -> None:
     its own app context and `g`, as on a server (Flask-WTF keeps the request's CSRF token in `g`)."""
 
 
+@pytest.fixture
+def client(app):  # type: ignore[no-untyped-def]
+    """A browser-like client; unlike pytest-flask's, it keeps no request's context alive after the request,
+    which would hand its `g` (and the user Flask-Login keeps there) to the next client's request."""
+    return app.test_client()
+
+
 class Outbox:
     """The mails the app has sent in this test."""
 
