@@ -198,3 +198,23 @@ def test_a_hash_made_with_old_parameters_is_replaced_at_sign_in(client, session)
     session.refresh(user)
     assert user.password_hash != old and not users.HASHER.check_needs_rehash(user.password_hash)
     assert users.sign_in(session, email="admin@example.com", password=PASSWORD) is not None
+
+
+def test_account_settings_come_from_the_environment():
+    from network.config import from_env
+
+    settings = from_env(
+        {
+            "SECRET_KEY": "x",
+            "MAIL_URL": "smtp://mail.example:587?starttls=1",
+            "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379",
+            "SESSION_IDLE_MINUTES": "15",
+            "SESSION_ABSOLUTE_HOURS": "8",
+            "RESET_LINK_MINUTES": "20",
+        }
+    )
+    assert settings.mail_url == "smtp://mail.example:587?starttls=1"
+    assert settings.ratelimit_storage_uri == "redis://127.0.0.1:6379"
+    assert (settings.session_idle_minutes, settings.session_absolute_hours, settings.reset_link_minutes) == (15, 8, 20)
+    with pytest.raises(ValueError, match="SESSION_IDLE_MINUTES"):
+        from_env({"SECRET_KEY": "x", "SESSION_IDLE_MINUTES": "0"})
