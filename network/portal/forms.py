@@ -11,6 +11,7 @@ from network.accounts.users import MAX_PASSWORD, MIN_PASSWORD
 
 _EMAIL = [DataRequired(), Length(max=320)]
 _NEW_PASSWORD = [DataRequired(), Length(min=MIN_PASSWORD, max=MAX_PASSWORD)]
+_NEW_PASSWORD_HINT = f"At least {MIN_PASSWORD} characters."
 
 
 class SignInForm(FlaskForm):
@@ -28,7 +29,9 @@ class SignUpForm(FlaskForm):
     traffic_sources = TextAreaField(
         "Traffic sources", [DataRequired(), Length(max=2000)], description="How you bring visitors: sites, e-mail..."
     )
-    password = PasswordField("Password", _NEW_PASSWORD, render_kw={"autocomplete": "new-password"})
+    password = PasswordField(
+        "Password", _NEW_PASSWORD, description=_NEW_PASSWORD_HINT, render_kw={"autocomplete": "new-password"}
+    )
     confirm = PasswordField(
         "Repeat the password",
         [DataRequired(), EqualTo("password", "the passwords differ")],
@@ -43,7 +46,9 @@ class ResetRequestForm(FlaskForm):
 
 
 class SetPasswordForm(FlaskForm):
-    password = PasswordField("New password", _NEW_PASSWORD, render_kw={"autocomplete": "new-password"})
+    password = PasswordField(
+        "New password", _NEW_PASSWORD, description=_NEW_PASSWORD_HINT, render_kw={"autocomplete": "new-password"}
+    )
     confirm = PasswordField(
         "Repeat the password",
         [DataRequired(), EqualTo("password", "the passwords differ")],
@@ -56,7 +61,9 @@ class ChangePasswordForm(FlaskForm):
     current_password = PasswordField(
         "Current password", [DataRequired(), Length(max=MAX_PASSWORD)], render_kw={"autocomplete": "current-password"}
     )
-    new_password = PasswordField("New password", _NEW_PASSWORD, render_kw={"autocomplete": "new-password"})
+    new_password = PasswordField(
+        "New password", _NEW_PASSWORD, description=_NEW_PASSWORD_HINT, render_kw={"autocomplete": "new-password"}
+    )
     confirm = PasswordField(
         "Repeat the new password",
         [DataRequired(), EqualTo("new_password", "the passwords differ")],

@@ -218,3 +218,12 @@ def test_account_settings_come_from_the_environment():
     assert (settings.session_idle_minutes, settings.session_absolute_hours, settings.reset_link_minutes) == (15, 8, 20)
     with pytest.raises(ValueError, match="SESSION_IDLE_MINUTES"):
         from_env({"SECRET_KEY": "x", "SESSION_IDLE_MINUTES": "0"})
+
+
+def test_a_bad_form_is_answered_400_naming_the_field(client, session):
+    r = post_form(client, "/account/sign-up", {**APPLICATION, "password": "short", "confirm": "short"})
+    page = r.get_data(as_text=True)
+    assert r.status_code == 400
+    assert 'aria-invalid="true"' in page and 'aria-describedby="password-hint password-error"' in page
+    assert '<small id="password-error">Field must be between 10 and 256 characters long.</small>' in page
+    assert session.query(User).count() == 0
