@@ -19,6 +19,7 @@ from network.clock import now_utc
 from network.errors import DomainError
 from network.portal import account, admin, home
 from network.portal.common import CONTENT_SECURITY_POLICY, blp, load_user
+from network.portal.common import settings as common_settings
 from network.portal.forms import SignOutForm
 from network.portal.sessions import WebSessions
 from network.portal.throttle import AttemptLimiter
@@ -77,7 +78,7 @@ def _check_lifetimes() -> Any:
     """End a signed-in session past its idle or absolute lifetime; note activity otherwise."""
     if not current_user.is_authenticated:
         return None
-    settings = load_settings()
+    settings = common_settings()
     now = now_utc().timestamp()
     signed_in_at = float(session.get("signed_in_at", 0))
     seen_at = float(session.get("seen_at", 0))
@@ -91,12 +92,6 @@ def _check_lifetimes() -> Any:
     if now - seen_at > 60:
         session["seen_at"] = now
     return None
-
-
-def load_settings() -> Any:
-    from flask import current_app
-
-    return current_app.extensions["network.settings"]
 
 
 @blp.after_request
