@@ -170,7 +170,8 @@ def _serializer(secret: str, purpose: str) -> URLSafeTimedSerializer:
 
 
 def _fingerprint(user: User) -> str:
-    # Changes when the password is set: a link works once, and a newer password voids older links.
+    # Changes when the password is set (and at sign-out everywhere): a link works once, and a newer
+    # password voids older links.
     return hashlib.sha256(f"{user.password_hash or ''}|{user.session_nonce}".encode()).hexdigest()[:32]
 
 

@@ -149,3 +149,14 @@ def test_sign_up_with_a_taken_email_answers_the_same_and_tells_the_owner(client,
     assert _answer(taken, "taken@example.com") == _answer(new, "new@example.com")
     assert outbox.last_to("taken@example.com")["Subject"] == "You already have an account"
     assert outbox.last_to("new@example.com")["Subject"] == "Your application is in"
+
+
+def test_reset_requests_are_limited_per_address_typed_known_or_not(client, session, outbox):
+    make_user(session, email="known@example.com")
+    for email in ("known@example.com", "nobody@example.com"):
+        statuses = []
+        for i in range(12):
+            client.environ_base["REMOTE_ADDR"] = f"10.2.{len(email)}.{i + 1}"
+            statuses.append(post_form(client, "/account/reset", {"email": email}).status_code)
+        assert statuses == [200] * 10 + [429] * 2, email
+    assert len(outbox.all()) == 10
