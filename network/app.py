@@ -7,8 +7,7 @@ import importlib.util
 import logging
 from typing import Any
 
-from flask import Flask, Request, Response, jsonify
-from flask.sessions import SessionInterface
+from flask import Flask, jsonify
 from flask_smorest import Api
 
 from network import errors, web
@@ -30,19 +29,6 @@ DOMAINS = (
 )
 
 
-class _NoCookieSessions(SessionInterface):
-    """No request opens Flask's cookie session: API keys authenticate, and clicks set their own cookie.
-
-    Opening it costs a signing serializer per request, a tenth of a click.
-    """
-
-    def open_session(self, app: Flask, request: Request) -> None:
-        return None  # Flask then hands out its null session, which refuses writes
-
-    def save_session(self, app: Flask, session: Any, response: Response) -> None:
-        return None
-
-
 def _optional(name: str) -> Any:
     """Import a module if it exists (a domain may not have an API or CLI)."""
     if importlib.util.find_spec(name) is None:
@@ -54,7 +40,6 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     """Build the WSGI app for `settings` (default: from the environment)."""
     settings = settings or from_env()
     app = Flask(__name__)
-    app.session_interface = _NoCookieSessions()
     app.config.update(
         SECRET_KEY=settings.secret_key,
         TESTING=settings.testing,
@@ -95,6 +80,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         if cli is not None:
             for command in cli.commands:
                 app.cli.add_command(command)
+
+    from network import portal
+
+    # The web app for people; it replaces the session interface with one that opens sessions on its paths only.
+    portal.register(app)
 
     from network import cli as base_cli
 

@@ -17,16 +17,20 @@ class Role(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is acting: the role of the key and, for brand and partner keys, the tenant it is bound to."""
+    """Who is acting: the role of the key or user and, for brand and partner ones, the tenant it is bound to."""
 
     role: Role
     key_id: int | None = None
     brand_id: int | None = None
     partner_id: int | None = None
+    #: The signed-in person, for requests of the web app (key_id is then None).
+    user_id: int | None = None
 
     @property
     def label(self) -> str:
         """Return a short name for audit logs."""
+        if self.user_id is not None:
+            return f"{self.role.value}:user:{self.user_id}"
         return f"{self.role.value}:{self.key_id}" if self.key_id is not None else f"{self.role.value}:system"
 
 

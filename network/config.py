@@ -19,6 +19,10 @@ def _default_database_url() -> str:
     return f"sqlite:///{instance / 'network.db'}"
 
 
+def _default_outbox() -> str:
+    return str(ROOT / "instance" / "outbox")
+
+
 def _networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip())
 
@@ -45,6 +49,22 @@ class Settings:
     click_ip_retention_days: int = 30
     postback_allow_http: bool = False
     postback_allowed_networks: tuple[Any, ...] = ()
+    #: SMTP server for e-mail (smtp://user:password@host:587?starttls=1, or smtps://...); without it,
+    #: mails are logged and written to MAIL_OUTBOX as .eml files.
+    mail_url: str | None = None
+    mail_from: str = "network <no-reply@localhost>"
+    mail_outbox: str = field(default_factory=_default_outbox)
+    #: Where sign-in attempts are counted: memory:// (per process) or redis://host:6379 (shared).
+    ratelimit_storage_uri: str = "memory://"
+    #: Sign-in attempts allowed per e-mail address, and per client address (limits' notation).
+    signin_limit_account: str = "10 per 15 minutes"
+    signin_limit_address: str = "30 per 15 minutes"
+    #: A signed-in session ends after this long without a request, and this long after sign-in at most.
+    session_idle_minutes: int = 60
+    session_absolute_hours: int = 12
+    #: How long a password-reset link, and an invitation link, stay valid.
+    reset_link_minutes: int = 30
+    invite_link_hours: int = 72
     #: Run the scheduler inside the web process (one-machine use only).
     scheduler_in_process: bool = False
     testing: bool = False
@@ -72,6 +92,11 @@ def _bool(text: str) -> bool:
     return text.strip().lower() in {"1", "true", "yes", "on"}
 
 
+_POSITIVE_INTS = frozenset(
+    {"database_pool_size", "session_idle_minutes", "session_absolute_hours", "reset_link_minutes", "invite_link_hours"}
+)
+
+
 def from_env(environ: dict[str, str] | None = None) -> Settings:
     """Build Settings from environment variables (names are the upper-case field names)."""
     env = dict(os.environ if environ is None else environ)
@@ -82,7 +107,7 @@ def from_env(environ: dict[str, str] | None = None) -> Settings:
             continue
         if f.name == "click_ip_retention_days":
             values[f.name] = int(raw)
-        elif f.name == "database_pool_size":
+        elif f.name in _POSITIVE_INTS:
             values[f.name] = _positive(f.name, raw)
         elif f.name in {"postback_allow_http", "scheduler_in_process", "testing"}:
             values[f.name] = _bool(raw)

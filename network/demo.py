@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from network.accounts import service as accounts
+from network.accounts import users
 from network.accounts.models import Brand
 from network.auth import SYSTEM
 from network.config import ROOT, Settings
@@ -16,6 +18,9 @@ from network.offers import service as offers
 from network.partners import service as partners
 
 KEYS_FILE = ROOT / "instance" / "demo-keys.env"
+ROLES = ("ADMIN", "FINANCE", "BRAND", "PARTNER")
+#: The demo's people: one sign-in per role, e-mail <role>@demo.example.
+USER_EMAILS = {name: f"{name.lower()}@demo.example" for name in ROLES}
 
 
 def seed(session: Session, settings: Settings, keys_file: Path = KEYS_FILE) -> dict[str, Any]:
@@ -24,8 +29,11 @@ def seed(session: Session, settings: Settings, keys_file: Path = KEYS_FILE) -> d
         keys: dict[str, str] = {}
         if keys_file.exists():
             saved = dict(line.split("=", 1) for line in keys_file.read_text().split() if "=" in line)
-            keys = {name: saved[name] for name in ("ADMIN", "FINANCE", "BRAND", "PARTNER") if name in saved}
-        return {"created": False, "keys": keys}
+            keys = {name: saved[name] for name in ROLES if name in saved}
+            passwords = {name: saved[f"{name}_PASSWORD"] for name in ROLES if f"{name}_PASSWORD" in saved}
+        else:
+            passwords = {}
+        return {"created": False, "keys": keys, "passwords": passwords}
     brand = accounts.create_brand(session, SYSTEM, name="Acme Shop", currency="USD")
     partner = partners.create_partner(session, SYSTEM, name="Deal Blog", email="ops@dealblog.example")
     offer = offers.create_offer(
@@ -52,8 +60,20 @@ def seed(session: Session, settings: Settings, keys_file: Path = KEYS_FILE) -> d
         "BRAND": accounts.create_key(session, role="brand", brand_id=brand.id, label="demo")[1],
         "PARTNER": accounts.create_key(session, role="partner", partner_id=partner.id, label="demo")[1],
     }
+    passwords = {name: secrets.token_urlsafe(9) for name in ROLES}
+    bindings = {"BRAND": {"brand_id": brand.id}, "PARTNER": {"partner_id": partner.id}}
+    for name in ROLES:
+        users.create_user(
+            session,
+            SYSTEM,
+            email=USER_EMAILS[name],
+            role=name.lower(),
+            password=passwords[name],
+            **bindings.get(name, {}),
+        )
     values: dict[str, str] = {
         **keys,
+        **{f"{name}_PASSWORD": password for name, password in passwords.items()},
         "BASE": settings.public_base_url,
         "BRAND_ID": str(brand.id),
         "PARTNER_ID": str(partner.id),
@@ -65,7 +85,14 @@ def seed(session: Session, settings: Settings, keys_file: Path = KEYS_FILE) -> d
     keys_file.touch(mode=0o600, exist_ok=True)
     keys_file.chmod(0o600)
     keys_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
-    return {"created": True, "keys": keys, "brand_id": brand.id, "partner_id": partner.id, "offer_id": offer.id}
+    return {
+        "created": True,
+        "keys": keys,
+        "passwords": passwords,
+        "brand_id": brand.id,
+        "partner_id": partner.id,
+        "offer_id": offer.id,
+    }
 
 
 def instructions(info: dict[str, Any], base_url: str, keys_file: Path = KEYS_FILE) -> str:
@@ -79,7 +106,12 @@ def instructions(info: dict[str, Any], base_url: str, keys_file: Path = KEYS_FIL
         ]
         return "\n".join(lines)
     lines.append("API keys (shown here because this is a demo; a key is normally shown once):")
-    lines += [f"  {name:<8} {keys[name]}" for name in ("ADMIN", "FINANCE", "BRAND", "PARTNER") if name in keys]
+    lines += [f"  {name:<8} {keys[name]}" for name in ROLES if name in keys]
+    passwords = info.get("passwords") or {}
+    if passwords:
+        lines += ["", f"Sign in at {base_url}/account/sign-in as (e-mail, password):"]
+        lines += [f"  {name:<8} {USER_EMAILS[name]:<24} {passwords[name]}" for name in ROLES if name in passwords]
+        lines.append("Mails (sign-up, invitations, password resets) are printed here and kept in instance/outbox/.")
     lines += [
         "",
         "Try it from another terminal once the server below is up:",

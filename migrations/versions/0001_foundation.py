@@ -74,6 +74,52 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_api_keys_partner_id"), ["partner_id"], unique=False)
 
     op.create_table(
+        "users",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("email", sa.String(length=320), nullable=False),
+        sa.Column("password_hash", sa.String(length=255), nullable=True),
+        sa.Column("role", sa.String(length=16), nullable=False),
+        sa.Column("brand_id", sa.Integer(), nullable=True),
+        sa.Column("partner_id", sa.Integer(), nullable=True),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("session_nonce", sa.String(length=64), nullable=False),
+        sa.Column("created_at", network.db.UTCDateTime(timezone=True), nullable=False),
+        sa.CheckConstraint(
+            "(role = 'brand') = (brand_id IS NOT NULL) AND (role = 'partner') = (partner_id IS NOT NULL)",
+            name=op.f("ck_users_binding"),
+        ),
+        sa.CheckConstraint("role IN ('admin', 'finance', 'brand', 'partner')", name=op.f("ck_users_role")),
+        sa.CheckConstraint("status IN ('invited', 'active', 'disabled')", name=op.f("ck_users_status")),
+        sa.ForeignKeyConstraint(["brand_id"], ["brands.id"], name=op.f("fk_users_brand_id_brands")),
+        sa.ForeignKeyConstraint(["partner_id"], ["partners.id"], name=op.f("fk_users_partner_id_partners")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
+        sa.UniqueConstraint("email", name=op.f("uq_users_email")),
+    )
+    with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_users_brand_id"), ["brand_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_users_partner_id"), ["partner_id"], unique=False)
+
+    op.create_table(
+        "partner_applications",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("partner_id", sa.Integer(), nullable=False),
+        sa.Column("website", sa.String(length=500), nullable=False),
+        sa.Column("traffic_sources", sa.Text(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("created_at", network.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("decided_at", network.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("decided_by", sa.String(length=64), nullable=True),
+        sa.CheckConstraint(
+            "status IN ('pending', 'approved', 'rejected')", name=op.f("ck_partner_applications_status")
+        ),
+        sa.ForeignKeyConstraint(
+            ["partner_id"], ["partners.id"], name=op.f("fk_partner_applications_partner_id_partners")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_partner_applications")),
+        sa.UniqueConstraint("partner_id", name=op.f("uq_partner_applications_partner_id")),
+    )
+
+    op.create_table(
         "offers",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("brand_id", sa.Integer(), nullable=False),
@@ -254,6 +300,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_api_keys_partner_id"))
         batch_op.drop_index(batch_op.f("ix_api_keys_brand_id"))
 
+    op.drop_table("partner_applications")
+    with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_users_partner_id"))
+        batch_op.drop_index(batch_op.f("ix_users_brand_id"))
+
+    op.drop_table("users")
     op.drop_table("api_keys")
     op.drop_table("partners")
     op.drop_table("brands")

@@ -1,0 +1,195 @@
+"""Sign-in, sign-out, partner sign-up, password reset, invitations and the profile."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, logout_user
+
+from network import web
+from network.accounts import users
+from network.auth import Role
+from network.errors import Conflict, ValidationError
+from network.portal.common import link, role_required, send_after_commit, settings, start_session
+from network.portal.forms import (
+    ChangePasswordForm,
+    ResetRequestForm,
+    SetPasswordForm,
+    SignInForm,
+    SignOutForm,
+    SignUpForm,
+)
+
+blp = Blueprint("account", __name__, url_prefix="/account")
+
+WRONG_CREDENTIALS = "Wrong e-mail or password."
+TOO_MANY = "Too many attempts: wait a few minutes, then try again."
+RESET_SENT = "If this address has an account, a link to choose a new password is on its way. It works once, for {minutes} minutes."
+APPLIED = "Thank you: your application is in. We have sent you an e-mail; you can sign in now and follow its review."
+
+
+def _limiter() -> Any:
+    return current_app.extensions["network.signin_limiter"]
+
+
+def _safe_next(target: str | None) -> str:
+    """Return a local path to go to after sign-in (never another site)."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("portal.home.index")
+
+
+@blp.route("/sign-in", methods=["GET", "POST"])
+def sign_in() -> Any:
+    """Sign in with e-mail and password; the same answer for an unknown e-mail and a wrong password."""
+    form = SignInForm()
+    if request.args.get("expired"):
+        flash("Your session has ended: sign in again.")
+    if not form.validate_on_submit():
+        return render_template("account/sign_in.html", form=form), 400 if form.errors else 200
+    email, password = form.email.data or "", form.password.data or ""
+    if not _limiter().allow("sign-in", email=email, address=request.remote_addr):
+        return render_template("account/sign_in.html", form=form, error=TOO_MANY), 429
+    user = users.sign_in(web.session(), email=email, password=password)
+    if user is None:
+        return render_template("account/sign_in.html", form=form, error=WRONG_CREDENTIALS), 401
+    start_session(user)
+    return redirect(_safe_next(request.args.get("next")))
+
+
+@blp.route("/sign-out", methods=["GET", "POST"])
+def sign_out() -> Any:
+    """Sign out (POST); every session of this user ends, on every device."""
+    form = SignOutForm()
+    if request.method == "GET" or not current_user.is_authenticated:
+        if not current_user.is_authenticated:
+            return redirect(url_for("portal.account.sign_in"))
+        return render_template("account/sign_out.html", form=form)
+    users.end_sessions(web.session(), current_user.id)
+    logout_user()
+    session.clear()
+    flash("You are signed out.")
+    return redirect(url_for("portal.account.sign_in"))
+
+
+@blp.route("/sign-up", methods=["GET", "POST"])
+def sign_up() -> Any:
+    """A public page where an affiliate applies; the partner starts pending until an admin decides."""
+    form = SignUpForm()
+    if not form.validate_on_submit():
+        return render_template("account/sign_up.html", form=form), 400 if form.errors else 200
+    email = form.email.data or ""
+    if not _limiter().allow("sign-up", email=None, address=request.remote_addr):
+        return render_template("account/sign_up.html", form=form, error=TOO_MANY), 429
+    try:
+        user = users.sign_up_partner(
+            web.session(),
+            name=form.name.data or "",
+            email=email,
+            website=form.website.data or "",
+            traffic_sources=form.traffic_sources.data or "",
+            password=form.password.data or "",
+        )
+    except ValidationError as exc:
+        return render_template("account/sign_up.html", form=form, error=exc.message), 400
+    if user is None:
+        # The address has an account: tell its owner, and answer this page as for a new one.
+        body = (
+            "Someone (perhaps you) tried to sign up with this address, which already has an account.\n"
+            f"Sign in: {link(url_for('portal.account.sign_in'))}\n"
+            f"Forgot the password? {link(url_for('portal.account.reset_request'))}\n"
+        )
+        send_after_commit(to=email, subject="You already have an account", body=body)
+    else:
+        body = (
+            "Thank you for applying. An admin reviews new partners; we will e-mail you the decision.\n"
+            f"You can sign in meanwhile: {link(url_for('portal.account.sign_in'))}\n"
+        )
+        send_after_commit(to=user.email, subject="Your application is in", body=body)
+    return render_template("account/message.html", title="Application received", message=APPLIED)
+
+
+@blp.route("/reset", methods=["GET", "POST"])
+def reset_request() -> Any:
+    """Ask for a password-reset link; the answer is the same whether or not the address has an account."""
+    form = ResetRequestForm()
+    if not form.validate_on_submit():
+        return render_template("account/reset_request.html", form=form), 400 if form.errors else 200
+    email = form.email.data or ""
+    if not _limiter().allow("reset", email=email, address=request.remote_addr):
+        return render_template("account/reset_request.html", form=form, error=TOO_MANY), 429
+    found = users.request_reset(web.session(), email=email, secret=settings().secret_key)
+    minutes = settings().reset_link_minutes
+    if found is not None:
+        user, token = found
+        body = (
+            "To choose a new password, open this link (it works once, for "
+            f"{minutes} minutes):\n{link(url_for('portal.account.reset', token=token))}\n\n"
+            "If you did not ask for it, ignore this mail: your password stays as it is.\n"
+        )
+        send_after_commit(to=user.email, subject="Choose a new password", body=body)
+    return render_template(
+        "account/message.html", title="Check your e-mail", message=RESET_SENT.format(minutes=minutes)
+    )
+
+
+def _set_password_page(token: str, *, purpose: str, max_age: int, title: str) -> Any:
+    """Show or handle the form that sets a password from a reset or invitation link."""
+    secret = settings().secret_key
+    try:
+        users.check_link(web.session(), token, secret=secret, purpose=purpose, max_age=max_age)
+    except ValidationError as exc:
+        return render_template("layout/error.html", title="Link not valid", message=exc.message), 400
+    form = SetPasswordForm()
+    if not form.validate_on_submit():
+        return render_template("account/set_password.html", form=form, title=title), 400 if form.errors else 200
+    try:
+        users.use_link(web.session(), token, form.password.data or "", secret=secret, purpose=purpose, max_age=max_age)
+    except ValidationError as exc:
+        return render_template("account/set_password.html", form=form, title=title, error=exc.message), 400
+    if current_user.is_authenticated:
+        logout_user()
+    session.clear()
+    flash("Your password is set: sign in with it.")
+    return redirect(url_for("portal.account.sign_in"))
+
+
+@blp.route("/reset/<token>", methods=["GET", "POST"])
+def reset(token: str) -> Any:
+    """Choose a new password from a reset link (once, while it is fresh)."""
+    return _set_password_page(
+        token, purpose=users.RESET, max_age=settings().reset_link_minutes * 60, title="Choose a new password"
+    )
+
+
+@blp.route("/invitation/<token>", methods=["GET", "POST"])
+def invitation(token: str) -> Any:
+    """Accept an invitation by choosing a password."""
+    return _set_password_page(
+        token, purpose=users.INVITE, max_age=settings().invite_link_hours * 3600, title="Welcome: choose a password"
+    )
+
+
+@blp.route("/profile", methods=["GET", "POST"])
+@role_required(*Role)
+def profile() -> Any:
+    """The signed-in user's account, and a password change (which ends every other session)."""
+    form = ChangePasswordForm()
+    error = None
+    if form.validate_on_submit():
+        try:
+            user = users.change_password(
+                web.session(),
+                current_user.id,
+                current=form.current_password.data or "",
+                new=form.new_password.data or "",
+            )
+        except (ValidationError, Conflict) as exc:
+            error = exc.message
+        else:
+            start_session(user)  # this browser stays signed in, on a new session; the others end
+            flash("Your password is changed; you are signed out everywhere else.")
+            return redirect(url_for("portal.account.profile"))
+    status = 400 if form.errors or error else 200
+    return render_template("account/profile.html", form=form, error=error), status
