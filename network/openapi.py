@@ -13,8 +13,6 @@ import copy
 from typing import Any
 
 from apispec import BasePlugin
-from flask import Flask
-from flask_smorest import Api
 
 _METHODS = ("get", "post", "put", "patch", "delete")
 _BODY_METHODS = ("post", "put", "patch")
@@ -209,8 +207,8 @@ def _postback_body(operation: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def document(app: Flask, api: Api) -> None:
-    """Add the plain-Flask routes to the API's document (the plugin completes their answers)."""
+def document(app: Any, api: Any) -> None:
+    """Add the plain-Flask routes of `app` (Flask) to `api`'s (flask-smorest) document; the plugin completes them."""
     rules = {rule.rule: rule for rule in app.url_map.iter_rules()}
     for rule_text, operations in PLAIN.items():
         rule = copy.copy(rules[rule_text])
