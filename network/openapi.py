@@ -29,9 +29,9 @@ _MEANINGS = {
 }
 
 
-def _error(status: int, meaning: str | None = None) -> dict[str, Any]:
+def _error(status: int) -> dict[str, Any]:
     return {
-        "description": meaning or _MEANINGS[status],
+        "description": _MEANINGS[status],
         "content": {"application/json": {"schema": "Error"}},
     }
 
@@ -76,13 +76,17 @@ class ContractPlugin(BasePlugin):
             else:
                 statuses = _api_statuses(path or "", method, operation)
             for status in sorted(set(statuses)):
-                old = given.get(str(status))
-                meaning = old.get("description") if isinstance(old, dict) else None
-                answer = _unavailable() if status == 503 else _error(status, meaning)
-                if isinstance(old, dict):
-                    answer = {**answer, **{k: v for k, v in old.items() if k != "description"}}
-                    answer.setdefault("content", _error(status)["content"])
-                responses[str(status)] = answer
+                responses[str(status)] = _answer(status, given.get(str(status)))
+
+
+def _answer(status: int, given: Any) -> dict[str, Any]:
+    """Return the error answer for `status`: the route's own if it says its content, else the error shape."""
+    if not isinstance(given, dict) or "$ref" in given:
+        given = {}  # flask-smorest's generic answers ("BAD_REQUEST"): replaced by ours
+    if "content" in given:
+        return given  # e.g. the click path's text/plain 404, /healthz's own 503
+    answer = _unavailable() if status == 503 else _error(status)
+    return {**answer, **given}  # the route's own description, if it has one
 
 
 #: Statuses a public route documented in its own module answers beyond those it lists there.
