@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask, jsonify
 from flask_smorest import Api
 
-from network import errors, web
+from network import errors, openapi, web
 from network.config import Settings, from_env
 from network.db import Database
 
@@ -59,13 +59,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
-    api = Api(
-        app,
-        spec_kwargs={
-            "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
-            "security": [{"bearer": []}],
-        },
-    )
+    api = Api(app, spec_kwargs=openapi.spec_kwargs())
     errors.register(app)
     web.register(app)
 
@@ -126,4 +120,5 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             return jsonify({"status": "unavailable"}), 503
         return jsonify({"status": "ok"})
 
+    openapi.document(app, api)
     return app
