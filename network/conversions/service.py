@@ -163,7 +163,8 @@ def log_row(trace: Trace, *, at: dt.datetime) -> dict[str, Any]:
         http_status=trace.http_status,
         conversion_id=trace.conversion_id,
         status=trace.status,
-        reason=trace.reason,
+        # A refusal's reason may quote what the request sent (a parameter's name): stored as the params are.
+        reason=_loggable(trace.reason, 255) if trace.reason else None,
         duplicate=trace.duplicate,
         remote_addr=trace.remote_addr,
     )
