@@ -223,7 +223,11 @@ def test_signed_out_visitors_are_sent_to_sign_in(client, world):
     for path in PAGES:
         r = client.get(path)
         assert r.status_code == 302 and "/account/sign-in" in r.headers["Location"], path
-    assert client.post("/partner/money/stripe").status_code in (302, 400)
+    # A signed-out POST carries no session's CSRF token: refused before anything else.
+    assert client.post("/partner/money/stripe").status_code == 400
+    token = csrf_token(client.get("/account/sign-in").get_data(as_text=True))
+    r = client.post("/partner/money/stripe", data={"csrf_token": token})
+    assert r.status_code == 302 and "/account/sign-in" in r.headers["Location"]
 
 
 def test_the_stripe_button_without_its_csrf_token_is_refused(client, world, app, fake_stripe):  # noqa: F811
