@@ -18,6 +18,7 @@ from network.partners.models import Partner
 from network.payouts import jobs
 from network.payouts.models import Payout
 from network.portal import partner as partner_pages
+from network.tracking.models import Link
 from tests.factories import make_partner
 from tests.payouts.support import API_KEY, NOW, Shop, make_commission, make_shop
 from tests.portal.conftest import csrf_token, make_user, post_form, sign_in
@@ -146,6 +147,12 @@ def test_conversions_list_and_its_filters(client, world, session):
     html = page(client, "/partner/conversions", status="approved")
     row = next(r for r in rows(html) if r[0] == f"#{world.today.id}")
     assert row[4:7] == ["approved", "", "12.50 USD"]
+    link = session.get(Link, world.today.link_id)
+    refused = add_conversion(session, link, when=NOW, status="rejected", payout=100)
+    refused.reason = "duplicate_txn"
+    session.flush()
+    (row,) = [r for r in rows(page(client, "/partner/conversions", status="rejected")) if r[0].startswith("#")]
+    assert row[0] == f"#{refused.id}" and row[4:7] == ["rejected", "duplicate_txn", "1.00 USD"]
 
 
 def test_conversions_list_pages_with_the_after_cursor(client, world, monkeypatch):
