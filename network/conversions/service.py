@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol, cast
 
-from sqlalchemy import Integer, Select, String, Table, bindparam, select, update
+from sqlalchemy import Integer, Select, String, Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -39,7 +39,7 @@ from network.offers import caps as cap_counters
 from network.offers.models import Cap, Offer, OfferEvent
 from network.offers.rules import Figures, needs_amount
 from network.tracking.clickid import ClickIdCodec, ClickRef
-from network.tracking.models import Click
+from network.tracking.models import Click, Link
 from network.tracking.writer import buffered_click
 
 #: Parameters a postback reads; any other is ignored (and kept in the log).
@@ -57,6 +57,8 @@ PARAMS = (
 )
 #: Never stored in the postback log.
 SECRET_PARAMS = frozenset({"token"})
+#: The sub ids a conversion list may be filtered by.
+SUB_IDS = ("sub1", "sub2", "sub3", "sub4", "sub5")
 #: How far a signature's timestamp may be from now, either side.
 SIGNATURE_WINDOW = dt.timedelta(minutes=5)
 _MAX_LEN = {"click_id": 64, "event": 64, "txn_id": 255, "currency": 3, "status": 16, "offer_id": 18, "reason": 255}
@@ -941,8 +943,13 @@ def list_conversions(
     until: dt.datetime | None = None,
     limit: int = 100,
     after: int | None = None,
+    subs: Mapping[str, str] | None = None,
 ) -> list[Conversion]:
-    """Return the conversions the principal may see, filtered, one page ordered by id."""
+    """Return the conversions the principal may see, filtered, one page ordered by id.
+
+    `subs` (sub1..sub5 -> value) narrows to conversions whose click carried those sub ids (its own or
+    its link's defaults, as reports count them: the link's when the click row is not written yet).
+    """
     query = where_given(
         _scoped(select(Conversion), principal),
         (Conversion.offer_id, offer_id),
@@ -953,6 +960,12 @@ def list_conversions(
         query = query.where(Conversion.created_at >= as_utc(since))
     if until is not None:
         query = query.where(Conversion.created_at < as_utc(until))
+    if subs:
+        query = query.join(Link, Link.id == Conversion.link_id).outerjoin(Click, Click.id == Conversion.click_id)
+        for name, value in subs.items():
+            if name not in SUB_IDS:
+                raise ValidationError(f"{name}: not a sub id", field=name)
+            query = query.where(func.coalesce(getattr(Click, name), getattr(Link, name)) == value)
     return list(session.scalars(paged(query, Conversion.id, limit=limit, after=after)))
 
 

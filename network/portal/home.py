@@ -1,4 +1,5 @@
-"""Each role's home page (a placeholder naming the user until the portal pages come), and `/`."""
+"""Each role's home page (placeholders naming the user until the consoles come; the partner's is in
+network.portal.partner), and `/`."""
 
 from __future__ import annotations
 
@@ -10,12 +11,16 @@ from flask_login import current_user
 from network import web
 from network.accounts import service as accounts
 from network.auth import Role
-from network.partners import service as partners
 from network.portal.common import principal, role_required
 
 blp = Blueprint("home", __name__)
 
-HOMES = {Role.ADMIN: "admin", Role.FINANCE: "finance", Role.BRAND: "brand", Role.PARTNER: "partner"}
+HOMES = {
+    Role.ADMIN: "portal.home.admin",
+    Role.FINANCE: "portal.home.finance",
+    Role.BRAND: "portal.home.brand",
+    Role.PARTNER: "portal.partner.home",
+}
 
 
 @blp.get("/")
@@ -23,15 +28,7 @@ def index() -> Any:
     """Send a signed-in user to its role's home, anyone else to sign in."""
     if not current_user.is_authenticated:
         return redirect(url_for("portal.account.sign_in"))
-    return redirect(url_for(f"portal.home.{HOMES[Role(current_user.role)]}"))
-
-
-@blp.get("/partner/")
-@role_required(Role.PARTNER)
-def partner() -> Any:
-    """The partner's home: who it is and whether its application is approved."""
-    me = partners.get_partner(web.session(), principal(), current_user.partner_id)
-    return render_template("home/partner.html", partner=me)
+    return redirect(url_for(HOMES[Role(current_user.role)]))
 
 
 @blp.get("/brand/")
