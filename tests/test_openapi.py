@@ -13,6 +13,8 @@ from network.errors import ERROR_SCHEMA_DOC
 
 #: Routes that serve the document itself (and Flask's static files, of which the app has none): not API.
 NOT_API = {"static", "swagger_assets", "api-docs.openapi_json", "api-docs.openapi_swagger_ui"}
+#: The web app's pages (network/portal) are HTML for people, signed in by cookie: not the API's contract.
+PAGES = "portal."
 _ARGUMENT = re.compile(r"<(?:[^<>:]+:)?([^<>]+)>")
 _ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 
@@ -35,7 +37,7 @@ def _operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]
 def _missing_routes(app: Any, document: dict[str, Any]) -> list[str]:
     missing = []
     for rule in app.url_map.iter_rules():
-        if rule.endpoint in NOT_API:
+        if rule.endpoint in NOT_API or rule.endpoint.startswith(PAGES):
             continue
         path = _ARGUMENT.sub(r"{\1}", rule.rule)
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
