@@ -438,6 +438,15 @@ def apply_to_offer(session: Session, principal: Principal, offer_id: int, note: 
     return access
 
 
+def partner_applications(session: Session, principal: Principal, offer_ids: Sequence[int]) -> dict[int, OfferAccess]:
+    """Return the partner's own applications and invitations to `offer_ids`, by offer id (one query)."""
+    require(principal, Role.PARTNER)
+    rows = session.scalars(
+        select(OfferAccess).where(OfferAccess.partner_id == principal.partner_id, OfferAccess.offer_id.in_(offer_ids))
+    )
+    return {row.offer_id: row for row in rows}
+
+
 def list_access(
     session: Session,
     principal: Principal,

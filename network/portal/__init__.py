@@ -17,7 +17,7 @@ from wtforms.validators import ValidationError as WTFormsError
 from network import mail
 from network.clock import now_utc
 from network.errors import DomainError
-from network.portal import account, admin, home, partner
+from network.portal import account, admin, home, partner, partner_offers
 from network.portal.common import CONTENT_SECURITY_POLICY, blp, load_user
 from network.portal.common import settings as common_settings
 from network.portal.forms import SignOutForm
@@ -27,7 +27,7 @@ from network.portal.throttle import AttemptLimiter
 __all__ = ["register"]
 
 # Once, at import: a blueprint's children cannot change after its first registration on an app.
-for _area in (account, admin, home, partner):
+for _area in (account, admin, home, partner, partner_offers):
     blp.register_blueprint(_area.blp)
 
 

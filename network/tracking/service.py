@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from network.auth import Principal, Role, require
@@ -107,6 +107,17 @@ def get_link(session: Session, principal: Principal, link_id: int) -> Link:
     if link is None:
         raise NotFound("link not found")
     return link
+
+
+def click_counts(session: Session, principal: Principal, link_ids: list[int]) -> dict[int, int]:
+    """Return the written clicks of each of `link_ids` the principal may see (0 for none); one query."""
+    query = select(Click.link_id, func.count()).where(Click.link_id.in_(link_ids)).group_by(Click.link_id)
+    condition = _visible(principal)
+    if condition is not None:
+        query = query.where(Click.link_id.in_(select(Link.id).where(condition)))
+    counts = {link_id: 0 for link_id in link_ids}
+    counts.update({link_id: int(n) for link_id, n in session.execute(query)})
+    return counts
 
 
 def get_click(session: Session, click_id: str) -> Click | PendingClick | None:
