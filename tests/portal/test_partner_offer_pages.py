@@ -301,3 +301,24 @@ def test_other_roles_cannot_open_the_partner_pages(app, world, session):
     for path in ("/partner/offers", "/partner/links", "/partner/postbacks"):
         assert brand.get(path).status_code == 403
         assert app.test_client().get(path).status_code == 302
+
+
+def test_an_offer_hidden_from_the_partner_is_404_through_the_pages_as_an_unknown_one(world, session):
+    # RELIABILITY 31: a private offer the partner was not invited to is, through any page, what the API
+    # says it is: not found, exactly like an id that does not exist.
+    hidden = make_offer(session, brand=make_brand(session), name="Invite Only", visibility="private")
+    session.commit()
+    token = csrf_token(text(world.me.get("/partner/offers")))
+    answers = {
+        offer_id: world.me.post(f"/partner/offers/{offer_id}/apply", data={"csrf_token": token})
+        for offer_id in (hidden.id, 10**6)
+    }
+    assert [r.status_code for r in answers.values()] == [404, 404]
+    main = [re.search(r"<main.*?</main>", text(r), re.S).group(0) for r in answers.values()]  # type: ignore[union-attr]
+    assert main[0].replace(str(hidden.id), "ID") == main[1].replace(str(10**6), "ID")
+    assert session.scalars(select(OfferAccess).where(OfferAccess.offer_id == hidden.id)).all() == []
+    page = text(world.me.get("/partner/links"))
+    assert "Invite Only" not in page
+    built = world.me.post("/partner/links", data={"offer_id": str(hidden.id), "csrf_token": token})
+    assert built.status_code in (400, 404, 422) and "Invite Only" not in text(built)
+    assert session.scalars(select(Link).where(Link.offer_id == hidden.id)).all() == []
