@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -21,6 +20,7 @@ import psycopg
 from sqlalchemy import exc
 from sqlalchemy.orm import Session
 
+from network import text as text_rule
 from network.clock import now_utc
 from network.db import Database
 from network.deadletters.models import DeadLetter
@@ -51,7 +51,6 @@ _REFUSALS: tuple[type[BaseException], ...] = (
     OverflowError,
 )
 #: What a text column cannot hold on PostgreSQL (NUL), or should not (other controls, lone surrogates).
-_UNSTORABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 _Item = TypeVar("_Item")
 
@@ -71,7 +70,7 @@ def storable(text: str, limit: int) -> str:
     """Return `text` cut to `limit` with what a text column cannot hold replaced (U+FFFD)."""
     if len(text) > limit:
         text = text[: limit - len(_CUT)] + _CUT
-    return _UNSTORABLE.sub("\ufffd", text)
+    return text_rule.UNSTORABLE_FREE_TEXT.sub("\ufffd", text)
 
 
 def describe(error: BaseException) -> str:
