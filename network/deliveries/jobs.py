@@ -26,7 +26,7 @@ from network.clock import now_utc
 from network.config import Settings
 from network.db import Database
 from network.deadletters import isolate
-from network.deliveries import rules, sender, service
+from network.deliveries import rules, sender, service, targets
 from network.deliveries.models import DeliveryStatus, PostbackAttempt, PostbackDelivery
 from network.partners.models import Partner
 
@@ -134,12 +134,12 @@ class _Run:
             if delivery is None:
                 return None
             partner = session.get(Partner, delivery.partner_id)
-            found = service.resolve_target(session, partner, delivery.target) if partner is not None else None
+            found = targets.resolve_target(session, partner, delivery.target) if partner is not None else None
             if found is None:
                 self._stop(session, delivery, now, "the partner removed this postback URL")
                 return _AGAIN
             template, method = found
-            disabled = service.find_disable(session, delivery.partner_id, delivery.target, template)
+            disabled = targets.find_disable(session, delivery.partner_id, delivery.target, template)
             if disabled is not None:
                 self._stop(session, delivery, now, f"the URL is disabled: {disabled.reason}")
                 return _AGAIN
@@ -306,7 +306,7 @@ class _Run:
             else:
                 isolate.keep_in(session, "delivery_log", isolate.describe(refusal), attempt)
             if recorded and outcome.disable:
-                service.disable_url(
+                targets.disable_url(
                     session,
                     partner_id=claim.partner_id,
                     target=claim.target,
