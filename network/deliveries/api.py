@@ -17,6 +17,7 @@ Importing this module (the app does) connects the outbox to conversions' status_
 
 from __future__ import annotations
 
+from contextlib import closing
 from typing import Any
 
 from flask.views import MethodView
@@ -103,13 +104,15 @@ class PostbackTest(MethodView):
     @blp.response(200, PostbackTestSchema)
     def post(self, data: dict[str, Any], partner_id: int) -> Any:
         """Call the partner's postback URL now with test values and return how it answered."""
-        session = web.session()
-        plan = probe.plan_test(session, web.principal(), partner_id, offer_id=data.get("offer_id"))
-        # End the read transaction before calling out: on SQLite any open transaction holds the
-        # write lock, and a slow partner must not hold up other requests (RELIABILITY.md 15).
-        session.commit()
+        principal = web.principal()
+        # Read in a read-only session, and call out with none of the request's open: on SQLite the
+        # request's transaction holds the write lock, and a slow partner must not hold up other
+        # requests (RELIABILITY.md 15). The request's session begins after the call, and the
+        # request commits it.
+        with closing(web.database().read_session()) as reader:
+            plan = probe.plan_test(reader, principal, partner_id, offer_id=data.get("offer_id"))
         result = probe.fire_test(plan, sender.Transport.from_settings(web.settings()))
-        return probe.after_test(session, plan, result)
+        return probe.after_test(web.session(), plan, result)
 
 
 @blp.route("/partners/<int:partner_id>/offer-postbacks")
