@@ -342,8 +342,8 @@ def retry_delivery(session: Session, principal: Principal, delivery_id: int) -> 
             status=DeliveryStatus.PENDING.value,
             max_attempts=PostbackDelivery.attempts + 1,
             next_attempt_at=now,
-            claimed_until=None,
-            claim_token=None,
+            leased_until=None,
+            lease_token=None,
             updated_at=now,
         )
         .execution_options(synchronize_session=False)
