@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from network import netguard
+from network import netguard, text
 from network.clock import now_utc
 from network.config import Settings
 from network.db import Database
@@ -209,7 +209,7 @@ class _Run:
         self._record(lease, response, started_at, url)
 
     def _record(self, lease: _Lease, response: netguard.Response, started_at: dt.datetime, url: str) -> None:
-        excerpt = rules.excerpt(response.body)
+        excerpt = sender.excerpt(response.body)
         try:
             recorded, outcome = self._record_in(lease, response, started_at, url, excerpt, refusal=None)
         except Exception as error:
@@ -260,8 +260,8 @@ class _Run:
             )
             error = outcome.error
             if refusal is not None:
-                url = isolate.storable(url, 8192)
-                error = isolate.storable(error, 8192) if error is not None else None
+                url = text.storable(url, 8192, free_text=False)
+                error = text.storable(error, 8192, free_text=True) if error is not None else None
             values: dict[str, object] = {
                 "status": outcome.status,
                 "leased_until": None,

@@ -120,7 +120,7 @@ def fire_test(plan: PostbackTestPlan, transport: sender.Transport) -> PostbackTe
         latency_ms=round(response.latency_ms),
         error=outcome.error,
         address=response.address,
-        response_excerpt=rules.excerpt(response.body),
+        response_excerpt=sender.excerpt(response.body),
     )
 
 
