@@ -20,7 +20,7 @@ from network.clock import now_utc
 from network.conversions import service as conversions
 from network.conversions.models import Conversion
 from network.conversions.signals import Change, connect_both
-from network.db import DEFAULT_PAGE, Raw, paged
+from network.db import DEFAULT_PAGE, Raw, paged, where_given
 from network.deadletters import isolate
 from network.deliveries import rules
 from network.deliveries.models import (
@@ -302,12 +302,12 @@ def list_deliveries(
     query = select(PostbackDelivery)
     if principal.role is Role.PARTNER:
         query = query.where(PostbackDelivery.partner_id == principal.partner_id)
-    if partner_id is not None:
-        query = query.where(PostbackDelivery.partner_id == partner_id)
-    if status is not None:
-        query = query.where(PostbackDelivery.status == status)
-    if conversion_id is not None:
-        query = query.where(PostbackDelivery.conversion_id == conversion_id)
+    query = where_given(
+        query,
+        (PostbackDelivery.partner_id, partner_id),
+        (PostbackDelivery.status, status),
+        (PostbackDelivery.conversion_id, conversion_id),
+    )
     return list(session.scalars(paged(query, PostbackDelivery.id, limit=limit, after=after)))
 
 
