@@ -9,7 +9,7 @@ Metric definitions: network.reports.rules.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,19 +160,31 @@ def _utc_day_postgresql(element: _utc_day, compiler: SQLCompiler, **kw: Any) -> 
     return compiler.process(cast(func.timezone(_UTC, column), Date), **kw)
 
 
+def _dimensions(
+    dims: Sequence[str], day: Any, offer: Any, partner: Any, column: Callable[[str], Any]
+) -> dict[str, Any]:
+    """Return one source's expression of each asked dimension: its day, offer and partner, `column(dim)` as text
+    for the others (sub ids, country, device)."""
+    fixed = {"day": day, "offer": offer, "partner": partner}
+    return {dim: fixed[dim] if dim in fixed else cast(column(dim), String) for dim in dims}
+
+
+def _conversion_column(dim: str) -> Any:
+    """Return a conversion's sub id, country or device: its click's."""
+    if dim in rules.SUBS:
+        # The click's sub ids (its own or its link's defaults); the link's when the click row
+        # is not written yet (click rows are batched) or was never kept.
+        return func.coalesce(getattr(Click, dim), getattr(Link, dim))
+    return getattr(Click, dim)
+
+
 def _click_source(
     dims: Sequence[str], start: dt.datetime, end: dt.datetime, wanted: Sequence[str], where: Any
 ) -> Select[Any]:
-    exprs: dict[str, Any] = {}
-    for dim in dims:
-        if dim == "day":
-            exprs[dim] = _utc_day(Click.created_at)
-        elif dim == "offer":
-            exprs[dim] = Click.offer_id
-        elif dim == "partner":
-            exprs[dim] = Click.partner_id
-        else:  # sub1..sub5, country, device: columns of the click row
-            exprs[dim] = cast(getattr(Click, dim), String)
+    # sub1..sub5, country, device: columns of the click row.
+    exprs = _dimensions(
+        dims, _utc_day(Click.created_at), Click.offer_id, Click.partner_id, lambda dim: getattr(Click, dim)
+    )
     sums = {
         "clicks": func.count(),
         "unique_clicks": func.coalesce(func.sum(case((Click.is_unique.is_(True), _ONE), else_=_ZERO)), 0),
@@ -186,16 +198,11 @@ def _click_source(
 def _impression_source(
     dims: Sequence[str], start: dt.datetime, end: dt.datetime, wanted: Sequence[str], where: Any
 ) -> Select[Any]:
-    exprs: dict[str, Any] = {}
-    for dim in dims:
-        if dim == "day":
-            exprs[dim] = _utc_day(ImpressionCount.day)
-        elif dim == "offer":
-            exprs[dim] = ImpressionCount.offer_id
-        elif dim == "partner":
-            exprs[dim] = ImpressionCount.partner_id
-        else:  # sub1..sub5: an impression carries its link's sub ids
-            exprs[dim] = cast(getattr(Link, dim), String)
+    # sub1..sub5: an impression carries its link's sub ids.
+    exprs = _dimensions(
+        dims, _utc_day(ImpressionCount.day), ImpressionCount.offer_id, ImpressionCount.partner_id,
+        lambda dim: getattr(Link, dim),
+    )  # fmt: skip
     sums = {"impressions": func.coalesce(func.sum(ImpressionCount.count), 0)}
     query = _Source(exprs, Offer.currency).select(sums, wanted)
     query = query.select_from(ImpressionCount).join(Offer, Offer.id == ImpressionCount.offer_id)
@@ -219,20 +226,9 @@ def _conversion_source(
 ) -> Select[Any]:
     needs_click = by_country or any(d in rules.SUBS or d in rules.CLICK_ONLY_DIMENSIONS for d in dims)
     needs_link = any(d in rules.SUBS for d in dims)
-    exprs: dict[str, Any] = {}
-    for dim in dims:
-        if dim == "day":
-            exprs[dim] = _utc_day(Conversion.created_at)
-        elif dim == "offer":
-            exprs[dim] = Conversion.offer_id
-        elif dim == "partner":
-            exprs[dim] = Conversion.partner_id
-        elif dim in rules.SUBS:
-            # The click's sub ids (its own or its link's defaults); the link's when the click row
-            # is not written yet (click rows are batched) or was never kept.
-            exprs[dim] = cast(func.coalesce(getattr(Click, dim), getattr(Link, dim)), String)
-        else:
-            exprs[dim] = cast(getattr(Click, dim), String)
+    exprs = _dimensions(
+        dims, _utc_day(Conversion.created_at), Conversion.offer_id, Conversion.partner_id, _conversion_column
+    )
     approved = ConversionStatus.APPROVED.value
     sums = {
         "conversions": func.count(),
