@@ -10,6 +10,7 @@ import ssl
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from urllib3 import Timeout
 from urllib3.connectionpool import HTTPConnectionPool
@@ -300,24 +301,7 @@ def send(
     *,
     headers: Mapping[str, str] | None = None,
     body: bytes | str | None = None,
-    allowed_networks: Iterable[IPNetwork | str] = (),
-    allow_http: bool = False,
-    resolver: Resolver = default_resolver,
-    connect_timeout: float = 2.0,
-    read_timeout: float = 10.0,
-    total_timeout: float | None = None,
-    max_body: int = 65536,
-    ca_certs: str | None = None,
+    **options: Any,
 ) -> Response:
-    """Return the response to one request made through a SafeTransport."""
-    transport = SafeTransport(
-        allowed_networks=allowed_networks,
-        allow_http=allow_http,
-        resolver=resolver,
-        connect_timeout=connect_timeout,
-        read_timeout=read_timeout,
-        total_timeout=total_timeout,
-        max_body=max_body,
-        ca_certs=ca_certs,
-    )
-    return transport.send(method, url, headers=headers, body=body)
+    """Return the response to one request made through a SafeTransport made with `options`."""
+    return SafeTransport(**options).send(method, url, headers=headers, body=body)
