@@ -80,27 +80,34 @@ def error_body(status: int, code: str, message: str, fields: dict[str, Any] | No
     return body
 
 
+def _merge(into: dict[str, list[str]], more: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Add `more`'s messages to `into`'s, field by field; return `into`."""
+    for name, texts in more.items():
+        into.setdefault(name, []).extend(texts)
+    return into
+
+
+def _path(prefix: str, key: Any) -> str:
+    """Return the field path of `key` under `prefix`: `[0]` for an index, the prefix for `_schema`."""
+    if isinstance(key, int) or (isinstance(key, str) and key.isdigit()):
+        return f"{prefix}[{key}]"
+    if key == "_schema":
+        return prefix or "_schema"
+    return f"{prefix}.{key}" if prefix else str(key)
+
+
 def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     """Return marshmallow's nested error messages keyed by field path (`events[0].payout`)."""
+    flat: dict[str, list[str]] = {}
     if isinstance(messages, Mapping):
-        flat: dict[str, list[str]] = {}
         for key, value in messages.items():
-            if isinstance(key, int) or (isinstance(key, str) and key.isdigit()):
-                path = f"{prefix}[{key}]"
-            elif key == "_schema":
-                path = prefix or "_schema"
-            else:
-                path = f"{prefix}.{key}" if prefix else str(key)
-            for name, texts in flatten_messages(value, path).items():
-                flat.setdefault(name, []).extend(texts)
+            _merge(flat, flatten_messages(value, _path(prefix, key)))
         return flat
     if isinstance(messages, list | tuple) and all(isinstance(m, str) for m in messages):
         return {prefix or "_schema": [str(m) for m in messages]}
     if isinstance(messages, list | tuple):
-        flat = {}
         for item in messages:
-            for name, texts in flatten_messages(item, prefix).items():
-                flat.setdefault(name, []).extend(texts)
+            _merge(flat, flatten_messages(item, prefix))
         return flat
     return {prefix or "_schema": [str(messages)]}
 
@@ -109,8 +116,7 @@ def schema_error_body(messages: Mapping[str, Any]) -> dict[str, Any]:
     """Return the 400 body for webargs/marshmallow errors ({location: {field: [msg]}}), naming the fields."""
     fields: dict[str, list[str]] = {}
     for location_errors in messages.values():
-        for name, texts in flatten_messages(location_errors).items():
-            fields.setdefault(name, []).extend(texts)
+        _merge(fields, flatten_messages(location_errors))
     if list(fields) == ["_schema"]:
         text = fields["_schema"][0]
         message = "request body is not valid JSON" if text == "Invalid JSON body." else f"invalid input: {text}"

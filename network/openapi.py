@@ -63,20 +63,24 @@ class ContractPlugin(BasePlugin):
 
     def operation_helper(self, path: str | None = None, operations: dict | None = None, **kwargs: Any) -> None:
         for method, operation in (operations or {}).items():
-            if method not in _METHODS or not isinstance(operation, dict):
-                continue
-            # A copy: one module may share one responses dict between its operations.
-            responses = operation["responses"] = dict(operation.get("responses", {}))
-            given = {str(code): responses.pop(code) for code in list(responses) if _is_error(code)}
-            if "security" in operation and not operation["security"]:
-                # A public route lists its own answers (PLAIN, or its module), plus those below.
-                statuses = [int(code) for code in given] + _PUBLIC_EXTRA.get(path or "", {}).get(method, [])
-                if path == "/postback" and method == "post":
-                    operation.setdefault("requestBody", _postback_body(operation))
-            else:
-                statuses = _api_statuses(path or "", method, operation)
-            for status in sorted(set(statuses)):
-                responses[str(status)] = _answer(status, given.get(str(status)))
+            if method in _METHODS and isinstance(operation, dict):
+                _set_error_answers(path or "", method, operation)
+
+
+def _set_error_answers(path: str, method: str, operation: dict[str, Any]) -> None:
+    """Replace an operation's error answers by the ones it can give, each in the error shape."""
+    # A copy: one module may share one responses dict between its operations.
+    responses = operation["responses"] = dict(operation.get("responses", {}))
+    given = {str(code): responses.pop(code) for code in list(responses) if _is_error(code)}
+    if "security" in operation and not operation["security"]:
+        # A public route lists its own answers (PLAIN, or its module), plus those below.
+        statuses = [int(code) for code in given] + _PUBLIC_EXTRA.get(path, {}).get(method, [])
+        if path == "/postback" and method == "post":
+            operation.setdefault("requestBody", _postback_body(operation))
+    else:
+        statuses = _api_statuses(path, method, operation)
+    for status in sorted(set(statuses)):
+        responses[str(status)] = _answer(status, given.get(str(status)))
 
 
 def _answer(status: int, given: Any) -> dict[str, Any]:

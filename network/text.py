@@ -1,4 +1,5 @@
-"""The one rule for text that enters the network: what is refused at the API, what is cleaned on the click path.
+"""The one rule for text that enters the network: what is refused at the API (`problem`), what is cleaned
+on the click path (`clean`), and what is made storable where refusing is no option (`storable`).
 
 Control characters (C0, DEL, C1) and lone surrogates are never stored: PostgreSQL refuses a NUL in
 a text column and a lone surrogate cannot be encoded at all, while SQLite would keep both as
@@ -40,6 +41,19 @@ def clean(value: str, limit: int) -> str:
     if len(value) > limit:
         value = value[: limit - 1] + TRUNCATED
     return value
+
+
+def storable(value: str, limit: int, *, free_text: bool) -> str:
+    """Return `value` cut to `limit` (ending in the marker when cut), what a text column cannot hold replaced by U+FFFD.
+
+    For text the network writes itself from what it was given (a log line, a dead letter's reason, a
+    partner's answer), where refusing is no option. `free_text` keeps tab, newline and carriage return.
+    """
+    if len(value) > limit:
+        value = value[: limit - 1] + TRUNCATED
+    if value.isprintable():
+        return value
+    return (UNSTORABLE_FREE_TEXT if free_text else UNSTORABLE).sub("\ufffd", value)
 
 
 @overload

@@ -50,8 +50,6 @@ _REFUSALS: tuple[type[BaseException], ...] = (
     ValueError,
     OverflowError,
 )
-#: What a text column cannot hold on PostgreSQL (NUL), or should not (other controls, lone surrogates).
-
 _Item = TypeVar("_Item")
 
 
@@ -67,10 +65,8 @@ def refused(error: BaseException) -> bool:
 
 
 def storable(text: str, limit: int) -> str:
-    """Return `text` cut to `limit` with what a text column cannot hold replaced (U+FFFD)."""
-    if len(text) > limit:
-        text = text[: limit - len(_CUT)] + _CUT
-    return text_rule.UNSTORABLE_FREE_TEXT.sub("\ufffd", text)
+    """Return free text (newlines kept) as `text_rule.storable` makes it: for writers that call it by this name."""
+    return text_rule.storable(text, limit, free_text=True)
 
 
 def describe(error: BaseException) -> str:

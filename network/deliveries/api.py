@@ -17,12 +17,13 @@ Importing this module (the app does) connects the outbox to conversions' status_
 
 from __future__ import annotations
 
+from contextlib import closing
 from typing import Any
 
 from flask.views import MethodView
 
 from network import web
-from network.deliveries import sender, service
+from network.deliveries import probe, sender, service, targets
 from network.deliveries.models import DeliveryStatus, OfferPostback, PostbackDelivery, PostbackDisable
 from network.deliveries.schemas import (
     DeliveryDetailSchema,
@@ -54,7 +55,7 @@ def _delivery(row: PostbackDelivery) -> dict[str, Any]:
 
 def _offer_postback(row: OfferPostback) -> dict[str, Any]:
     out = {name: getattr(row, name) for name in OfferPostbackSchema._declared_fields if name != "disabled"}
-    out["disabled"] = _disable(service.find_disable(web.session(), row.partner_id, service.target_of(row), row.url))
+    out["disabled"] = _disable(targets.find_disable(web.session(), row.partner_id, targets.target_of(row), row.url))
     return out
 
 
@@ -103,13 +104,15 @@ class PostbackTest(MethodView):
     @blp.response(200, PostbackTestSchema)
     def post(self, data: dict[str, Any], partner_id: int) -> Any:
         """Call the partner's postback URL now with test values and return how it answered."""
-        session = web.session()
-        plan = service.plan_test(session, web.principal(), partner_id, offer_id=data.get("offer_id"))
-        # End the read transaction before calling out: on SQLite any open transaction holds the
-        # write lock, and a slow partner must not hold up other requests (RELIABILITY.md 15).
-        session.commit()
-        result = service.fire_test(plan, sender.Transport.from_settings(web.settings()))
-        return service.after_test(session, plan, result)
+        principal = web.principal()
+        # Read in a read-only session, and call out with none of the request's open: on SQLite the
+        # request's transaction holds the write lock, and a slow partner must not hold up other
+        # requests (RELIABILITY.md 15). The request's session begins after the call, and the
+        # request commits it.
+        with closing(web.database().read_session()) as reader:
+            plan = probe.plan_test(reader, principal, partner_id, offer_id=data.get("offer_id"))
+        result = probe.fire_test(plan, sender.Transport.from_settings(web.settings()))
+        return probe.after_test(web.session(), plan, result)
 
 
 @blp.route("/partners/<int:partner_id>/offer-postbacks")
@@ -118,14 +121,14 @@ class OfferPostbacks(MethodView):
     @blp.response(200, OfferPostbackListSchema)
     def get(self, args: dict[str, Any], partner_id: int) -> dict[str, Any]:
         """List the partner's per-offer postback URLs (called in addition to its global URL)."""
-        rows = service.list_offer_postbacks(web.session(), web.principal(), partner_id, **args)
+        rows = targets.list_offer_postbacks(web.session(), web.principal(), partner_id, **args)
         return page([_offer_postback(r) for r in rows], args["limit"])
 
     @blp.arguments(OfferPostbackCreateSchema)
     @blp.response(201, OfferPostbackSchema)
     def post(self, data: dict[str, Any], partner_id: int) -> Any:
         """Set the partner's postback URL for one offer it may run (validated like postback_url)."""
-        row = service.create_offer_postback(web.session(), web.principal(), partner_id, **data, **_url_settings())
+        row = targets.create_offer_postback(web.session(), web.principal(), partner_id, **data, **_url_settings())
         return _offer_postback(row)
 
 
@@ -134,13 +137,13 @@ class OfferPostbackItem(MethodView):
     @blp.response(200, OfferPostbackSchema)
     def get(self, partner_id: int, postback_id: int) -> Any:
         """Read one per-offer postback URL."""
-        return _offer_postback(service.get_offer_postback(web.session(), web.principal(), partner_id, postback_id))
+        return _offer_postback(targets.get_offer_postback(web.session(), web.principal(), partner_id, postback_id))
 
     @blp.arguments(OfferPostbackUpdateSchema)
     @blp.response(200, OfferPostbackSchema)
     def patch(self, data: dict[str, Any], partner_id: int, postback_id: int) -> Any:
         """Change a per-offer postback URL or its method."""
-        row = service.update_offer_postback(
+        row = targets.update_offer_postback(
             web.session(), web.principal(), partner_id, postback_id, **data, **_url_settings()
         )
         return _offer_postback(row)
@@ -148,7 +151,7 @@ class OfferPostbackItem(MethodView):
     @blp.response(204)
     def delete(self, partner_id: int, postback_id: int) -> None:
         """Remove a per-offer postback URL."""
-        service.delete_offer_postback(web.session(), web.principal(), partner_id, postback_id)
+        targets.delete_offer_postback(web.session(), web.principal(), partner_id, postback_id)
 
 
 @blp.route("/partners/<int:partner_id>/postback-disables")
@@ -157,7 +160,7 @@ class Disables(MethodView):
     @blp.response(200, PostbackDisableListSchema)
     def get(self, args: dict[str, Any], partner_id: int) -> dict[str, Any]:
         """List the partner's URLs the network stopped calling (they answered 410 Gone), and why."""
-        rows = service.list_disables(web.session(), web.principal(), partner_id, **args)
+        rows = targets.list_disables(web.session(), web.principal(), partner_id, **args)
         return page([_disable(r) for r in rows], args["limit"])
 
 
@@ -166,4 +169,4 @@ class DisableItem(MethodView):
     @blp.response(204)
     def delete(self, partner_id: int, disable_id: int) -> None:
         """Call a disabled URL again."""
-        service.enable(web.session(), web.principal(), partner_id, disable_id)
+        targets.enable(web.session(), web.principal(), partner_id, disable_id)

@@ -1,8 +1,8 @@
 """The delivery job: send due partner postbacks after commit, outside any transaction, at most once each.
 
-Each row is claimed in its own short transaction (a conditional UPDATE that sets a lease, after
+Each row is leased in its own short transaction (a conditional UPDATE that sets its lease, after
 SELECT ... FOR UPDATE SKIP LOCKED on PostgreSQL), sent with no transaction open, and its outcome
-recorded by a second conditional UPDATE that only the claiming run can make. Two schedulers
+recorded by a second conditional UPDATE that only the run holding the lease can make. Two schedulers
 running at once therefore never send the same row twice. A run killed between the send and the
 record leaves the row to be sent again after its lease; the webhook-id stays the same, so the
 partner can tell it is a repeat.
@@ -21,26 +21,26 @@ from urllib.parse import urlsplit
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from network import netguard
+from network import netguard, text
 from network.clock import now_utc
 from network.config import Settings
 from network.db import Database
 from network.deadletters import isolate
-from network.deliveries import rules, sender, service
+from network.deliveries import rules, sender, service, targets
 from network.deliveries.models import DeliveryStatus, PostbackAttempt, PostbackDelivery
 from network.partners.models import Partner
 
 log = logging.getLogger(__name__)
 
-#: How long a run holds a claimed row: far longer than one send may take (netguard's total
-#: deadline is connect + read + 2 s), so a live run's claim never lapses mid-send.
+#: How long a run holds a leased row: far longer than one send may take (netguard's total
+#: deadline is connect + read + 2 s), so a live run's lease never lapses mid-send.
 LEASE = dt.timedelta(seconds=60)
 #: Deliveries sent at once by one run; a slow partner then holds up one worker, not the queue.
 WORKERS = 4
 
 
 @dataclass(frozen=True)
-class _Claim:
+class _Lease:
     """A row this run holds, and the request to send for it."""
 
     delivery_id: int
@@ -52,12 +52,12 @@ class _Claim:
     request: sender.Request
 
 
-#: Returned by a claim that needed no send (stopped or passed over): look for the next row.
-_AGAIN = _Claim(0, "", 0, 0, "", "", sender.Request("GET", ""))
+#: Returned by a lease that needed no send (stopped or passed over): look for the next row.
+_AGAIN = _Lease(0, "", 0, 0, "", "", sender.Request("GET", ""))
 
 
 class _Run:
-    """One call of deliver_due: claims, sends and records until the limit or the queue runs out."""
+    """One call of deliver_due: leases, sends and records until the limit or the queue runs out."""
 
     def __init__(self, database: Database, transport: sender.Transport, now: dt.datetime | None, limit: int) -> None:
         self.database = database
@@ -102,17 +102,17 @@ class _Run:
 
     def _work(self) -> None:
         while self._reserve():
-            claim = self._claim()
-            if claim is None:
+            lease = self._lease()
+            if lease is None:
                 self._unreserve()
                 return
-            if claim is _AGAIN:
+            if lease is _AGAIN:
                 self._unreserve()
                 continue
-            self._deliver(claim)
+            self._deliver(lease)
 
-    def _claim(self) -> _Claim | None:
-        """Claim the next due row; None when none is due, _AGAIN when this one needs no send."""
+    def _lease(self) -> _Lease | None:
+        """Lease the next due row; None when none is due, _AGAIN when this one needs no send."""
         with self.database.session_scope() as session:
             now = self.now()
             with self._lock:
@@ -121,25 +121,25 @@ class _Run:
             due = (
                 PostbackDelivery.status == DeliveryStatus.PENDING.value,
                 PostbackDelivery.next_attempt_at <= now,
-                or_(PostbackDelivery.claimed_until.is_(None), PostbackDelivery.claimed_until < now),
+                or_(PostbackDelivery.leased_until.is_(None), PostbackDelivery.leased_until < now),
             )
             query = select(PostbackDelivery).where(*due)
             if skipped:
                 query = query.where(PostbackDelivery.id.not_in(skipped))
+            # PostgreSQL: another run skips this row instead of waiting. SQLite has no row locks and
+            # SQLAlchemy leaves the clause out there: its BEGIN IMMEDIATE serialises the runs.
             query = query.order_by(PostbackDelivery.next_attempt_at, PostbackDelivery.id).limit(1)
-            if self.database.dialect == "postgresql":
-                # Another run skips this row instead of waiting; SQLite's BEGIN IMMEDIATE serialises.
-                query = query.with_for_update(skip_locked=True)
+            query = query.with_for_update(skip_locked=True)
             delivery = session.scalars(query).one_or_none()
             if delivery is None:
                 return None
             partner = session.get(Partner, delivery.partner_id)
-            found = service.resolve_target(session, partner, delivery.target) if partner is not None else None
+            found = targets.resolve_target(session, partner, delivery.target) if partner is not None else None
             if found is None:
                 self._stop(session, delivery, now, "the partner removed this postback URL")
                 return _AGAIN
             template, method = found
-            disabled = service.find_disable(session, delivery.partner_id, delivery.target, template)
+            disabled = targets.find_disable(session, delivery.partner_id, delivery.target, template)
             if disabled is not None:
                 self._stop(session, delivery, now, f"the URL is disabled: {disabled.reason}")
                 return _AGAIN
@@ -167,18 +167,18 @@ class _Run:
                 self._stop(session, delivery, now, f"the URL cannot be called: {exc}")
                 return _AGAIN
             token = secrets.token_hex(16)
-            claimed = session.execute(
+            leased = session.execute(
                 update(PostbackDelivery)
                 .where(PostbackDelivery.id == delivery.id, *due)
-                .values(claimed_until=now + LEASE, claim_token=token, attempts=PostbackDelivery.attempts + 1)
+                .values(leased_until=now + LEASE, lease_token=token, attempts=PostbackDelivery.attempts + 1)
                 .execution_options(synchronize_session=False)
             )
-            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            if leased.rowcount != 1:  # type: ignore[attr-defined]
                 # Another run took it between our read and our write (SQLite without row locks).
                 with self._lock:
                     self.skipped.add(delivery.id)
                 return _AGAIN
-            return _Claim(
+            return _Lease(
                 delivery_id=delivery.id,
                 token=token,
                 number=delivery.attempts + 1,
@@ -192,48 +192,48 @@ class _Run:
         """Fail a row that must not be sent any more, without an attempt."""
         delivery.status = DeliveryStatus.FAILED.value
         delivery.last_error = why
-        delivery.claimed_until = None
-        delivery.claim_token = None
+        delivery.leased_until = None
+        delivery.lease_token = None
         delivery.updated_at = now
         log.info("postback delivery %s stopped: %s", delivery.id, why)
 
-    def _deliver(self, claim: _Claim) -> None:
-        """Send a claimed row with no transaction open, then record what happened."""
+    def _deliver(self, lease: _Lease) -> None:
+        """Send a leased row with no transaction open, then record what happened."""
         started_at = self.now()
-        response = sender.send(claim.request, self.transport)
-        url = claim.request.redacted_url
+        response = sender.send(lease.request, self.transport)
+        url = lease.request.redacted_url
         with self._lock:
             self.sent += 1
             if response.error and response.error.startswith(("timeout", "connect")):
-                self.bad_hosts.add(urlsplit(claim.template).netloc.lower())
-        self._record(claim, response, started_at, url)
+                self.bad_hosts.add(urlsplit(lease.template).netloc.lower())
+        self._record(lease, response, started_at, url)
 
-    def _record(self, claim: _Claim, response: netguard.Response, started_at: dt.datetime, url: str) -> None:
-        excerpt = rules.excerpt(response.body)
+    def _record(self, lease: _Lease, response: netguard.Response, started_at: dt.datetime, url: str) -> None:
+        excerpt = sender.excerpt(response.body)
         try:
-            recorded, outcome = self._record_in(claim, response, started_at, url, excerpt, refusal=None)
+            recorded, outcome = self._record_in(lease, response, started_at, url, excerpt, refusal=None)
         except Exception as error:
             if not isolate.refused(error):
                 raise
             # A value of the attempt (the partner's answer, an error text) the database refused: the
             # attempt is kept as a dead letter, and the delivery's outcome recorded all the same.
-            recorded, outcome = self._record_in(claim, response, started_at, url, excerpt, refusal=error)
+            recorded, outcome = self._record_in(lease, response, started_at, url, excerpt, refusal=error)
         log.info(
             "postback delivery %s attempt %s: %s %s -> status=%s error=%s %dms => %s%s",
-            claim.delivery_id,
-            claim.number,
-            claim.request.method,
+            lease.delivery_id,
+            lease.number,
+            lease.request.method,
             url,
             response.status,
             outcome.error,
             response.latency_ms,
             outcome.status,
-            "" if recorded else " (claim lapsed: not recorded)",
+            "" if recorded else " (lease lapsed: not recorded)",
         )
 
     def _record_in(
         self,
-        claim: _Claim,
+        lease: _Lease,
         response: netguard.Response,
         started_at: dt.datetime,
         url: str,
@@ -248,25 +248,25 @@ class _Run:
         """
         with self.database.session_scope() as session:
             now = self.now()
-            delivery = session.get(PostbackDelivery, claim.delivery_id)
-            max_attempts = delivery.max_attempts if delivery is not None else claim.number
+            delivery = session.get(PostbackDelivery, lease.delivery_id)
+            max_attempts = delivery.max_attempts if delivery is not None else lease.number
             outcome = rules.decide(
                 status_code=response.status,
                 error=response.error,
                 headers=response.headers,
-                attempts=claim.number,
+                attempts=lease.number,
                 max_attempts=max_attempts,
                 now=now,
             )
             error = outcome.error
             if refusal is not None:
-                url = isolate.storable(url, 8192)
-                error = isolate.storable(error, 8192) if error is not None else None
+                url = text.storable(url, 8192, free_text=False)
+                error = text.storable(error, 8192, free_text=True) if error is not None else None
             values: dict[str, object] = {
                 "status": outcome.status,
-                "claimed_until": None,
-                "claim_token": None,
-                "method": claim.request.method.lower(),
+                "leased_until": None,
+                "lease_token": None,
+                "method": lease.request.method.lower(),
                 "url": url,
                 "last_status_code": response.status,
                 "last_error": error,
@@ -276,12 +276,12 @@ class _Run:
                 values["next_attempt_at"] = outcome.next_attempt_at
             if outcome.status == DeliveryStatus.DELIVERED.value:
                 values["delivered_at"] = now
-            # Only the run holding the claim records an outcome: a lapsed claim changes nothing.
+            # Only the run holding the lease records an outcome: a lapsed lease changes nothing.
             result = session.execute(
                 update(PostbackDelivery)
                 .where(
-                    PostbackDelivery.id == claim.delivery_id,
-                    PostbackDelivery.claim_token == claim.token,
+                    PostbackDelivery.id == lease.delivery_id,
+                    PostbackDelivery.lease_token == lease.token,
                     PostbackDelivery.status == DeliveryStatus.PENDING.value,
                 )
                 .values(**values)
@@ -289,10 +289,10 @@ class _Run:
             )
             recorded = result.rowcount == 1  # type: ignore[attr-defined]
             attempt = {
-                "delivery_id": claim.delivery_id,
-                "number": claim.number,
+                "delivery_id": lease.delivery_id,
+                "number": lease.number,
                 "at": started_at,
-                "method": claim.request.method.lower(),
+                "method": lease.request.method.lower(),
                 "url": url,
                 "status_code": response.status,
                 "latency_ms": round(response.latency_ms),
@@ -306,13 +306,13 @@ class _Run:
             else:
                 isolate.keep_in(session, "delivery_log", isolate.describe(refusal), attempt)
             if recorded and outcome.disable:
-                service.disable_url(
+                targets.disable_url(
                     session,
-                    partner_id=claim.partner_id,
-                    target=claim.target,
-                    template=claim.template,
-                    reason=f"answered 410 Gone to delivery {claim.delivery_id} at {now.isoformat()}",
-                    delivery_id=claim.delivery_id,
+                    partner_id=lease.partner_id,
+                    target=lease.target,
+                    template=lease.template,
+                    reason=f"answered 410 Gone to delivery {lease.delivery_id} at {now.isoformat()}",
+                    delivery_id=lease.delivery_id,
                 )
         return recorded, outcome
 

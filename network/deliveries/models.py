@@ -105,15 +105,15 @@ class PostbackDelivery(Base):
     #: they came from the link and are completed from the click at send time.
     subs_from_click: Mapped[bool] = mapped_column(default=False)
     status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING.value)
-    #: Attempts started (counted when claimed, so a crash-looping row still dead-letters).
+    #: Attempts started (counted when leased, so a crash-looping row still dead-letters).
     attempts: Mapped[int] = mapped_column(default=0)
     #: Attempts allowed before dead-lettering; a manual retry grants one more.
     max_attempts: Mapped[int] = mapped_column(default=10)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=now_utc)
     #: A delivery run holds the row until then; another run may take it afterwards.
-    claimed_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    #: Which run holds the claim; outcomes are recorded only by that run.
-    claim_token: Mapped[str | None] = mapped_column(String(32))
+    leased_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: Which run holds the lease; outcomes are recorded only by that run.
+    lease_token: Mapped[str | None] = mapped_column(String(32))
     #: get or post, as used by the last attempt.
     method: Mapped[str | None] = mapped_column(String(8))
     #: The URL of the last attempt, redacted.
@@ -145,5 +145,5 @@ class PostbackAttempt(Base):
     address: Mapped[str | None] = mapped_column(String(45))
     #: The first KB of the partner's answer, for debugging its endpoint.
     response_excerpt: Mapped[str | None] = mapped_column(Text)
-    #: Whether a delivery run recorded it as the row's outcome (False: its claim had lapsed).
+    #: Whether a delivery run recorded it as the row's outcome (False: its lease had lapsed).
     recorded: Mapped[bool] = mapped_column(default=True)

@@ -38,8 +38,6 @@ MACRO_NAMES: tuple[str, ...] = (
     "sub1", "sub2", "sub3", "sub4", "sub5", "txn_id",
 )  # fmt: skip
 SUB_NAMES: tuple[str, ...] = ("sub1", "sub2", "sub3", "sub4", "sub5")
-#: How much of a partner's answer is kept in the attempt log.
-EXCERPT_BYTES = 1024
 
 
 def backoff(attempts: int, rng: random.Random | None = None) -> dt.timedelta:
@@ -151,11 +149,3 @@ def json_body(*, webhook_id: str, old_status: str | None, event_at: dt.datetime,
         "data": data,
     }
     return json.dumps(payload, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
-
-
-def excerpt(body: bytes) -> str | None:
-    """Return the start of a partner's answer as printable text, or None when empty."""
-    if not body:
-        return None
-    text = body[:EXCERPT_BYTES].decode("utf-8", "replace")
-    return "".join(c if c.isprintable() or c in "\n\t" else "\ufffd" for c in text)

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from network import netguard
+from network import netguard, text
 from network.clock import now_utc
 from network.config import Settings
 from network.deliveries import rules
@@ -17,6 +17,8 @@ CONNECT_TIMEOUT = 2.0
 READ_TIMEOUT = 10.0
 MAX_BODY = 64 * 1024
 USER_AGENT = "network-postback/1"
+#: How much of a partner's answer is kept in the attempt log.
+EXCERPT_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -101,3 +103,10 @@ def send(request: Request, transport: Transport) -> netguard.Response:
         max_body=transport.max_body,
         ca_certs=transport.ca_certs,
     )
+
+
+def excerpt(body: bytes) -> str | None:
+    """Return the start of a partner's answer as storable text (network.text's rule), or None when empty."""
+    if not body:
+        return None
+    return text.storable(body[:EXCERPT_BYTES].decode("utf-8", "replace"), EXCERPT_BYTES, free_text=True)

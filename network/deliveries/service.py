@@ -1,27 +1,28 @@
-"""Partner postbacks: the outbox written with each conversion change, per-offer URLs, the delivery log."""
+"""Partner postbacks: the outbox written with each conversion change, and the delivery log.
+
+Where postbacks go (per-offer URLs, disabled URLs) lives in `targets`, test deliveries in `probe`;
+their names are imported here too, so callers of this service find them where they always did.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from network import money, netguard
+from network import money
 from network.auth import Principal, Role, require
 from network.clock import now_utc
 from network.conversions import service as conversions
 from network.conversions.models import Conversion
 from network.conversions.signals import Change, connect_both
-from network.db import DEFAULT_PAGE, Raw, insert_for, paged
+from network.db import DEFAULT_PAGE, Raw, paged, where_given
 from network.deadletters import isolate
-from network.deliveries import rules, sender
+from network.deliveries import rules
 from network.deliveries.models import (
     GLOBAL,
     RETRYABLE,
@@ -29,24 +30,65 @@ from network.deliveries.models import (
     OfferPostback,
     PostbackAttempt,
     PostbackDelivery,
-    PostbackDisable,
 )
-from network.errors import Conflict, Forbidden, NotFound, ValidationError
-from network.offers import service as offers
-from network.partners import service as partners
+from network.deliveries.probe import (
+    TEST_MACROS,
+    PostbackTestPlan,
+    PostbackTestResult,
+    after_test,
+    fire_test,
+    plan_test,
+)
+from network.deliveries.targets import (
+    check_url,
+    create_offer_postback,
+    delete_offer_postback,
+    disable_url,
+    enable,
+    find_disable,
+    get_offer_postback,
+    list_disables,
+    list_offer_postbacks,
+    resolve_target,
+    target_of,
+    update_offer_postback,
+    url_hash,
+)
+from network.errors import Conflict, Forbidden, NotFound
 from network.partners.models import Partner
 from network.tracking import service as tracking
 from network.tracking.models import Link
 
+__all__ = [
+    "TEST_MACROS",
+    "PostbackTestPlan",
+    "PostbackTestResult",
+    "after_test",
+    "check_url",
+    "click_subs",
+    "create_offer_postback",
+    "delete_offer_postback",
+    "disable_url",
+    "enable",
+    "enqueue",
+    "find_disable",
+    "fire_test",
+    "get_delivery",
+    "get_offer_postback",
+    "list_attempts",
+    "list_deliveries",
+    "list_disables",
+    "list_offer_postbacks",
+    "macro_values",
+    "plan_test",
+    "resolve_target",
+    "retry_delivery",
+    "target_of",
+    "update_offer_postback",
+    "url_hash",
+]
+
 log = logging.getLogger(__name__)
-
-# ---- targets and disabled URLs -----------------------------------------------------------------
-
-
-def url_hash(template: str) -> str:
-    """Return the key a URL template is disabled under."""
-    return hashlib.sha256(template.encode("utf-8", "surrogateescape")).hexdigest()
-
 
 #: A partner's global URL and its URL for one offer (on the driver: read for every conversion change).
 _TARGETS = Raw(
@@ -65,67 +107,6 @@ class _Targets(NamedTuple):
     postback_url: str | None
     per_offer_id: int | None
     per_offer_url: str | None
-
-
-def target_of(offer_postback: OfferPostback | None) -> str:
-    """Return the target name of the partner's global URL (None) or of a per-offer URL."""
-    return GLOBAL if offer_postback is None else f"offer:{offer_postback.id}"
-
-
-def resolve_target(session: Session, partner: Partner, target: str) -> tuple[str, str] | None:
-    """Return (template, method) a target calls now, or None when it has no URL any more."""
-    if target == GLOBAL:
-        return (partner.postback_url, partner.postback_method or "get") if partner.postback_url else None
-    kind, _, ident = target.partition(":")
-    if kind != "offer" or not ident.isdigit():
-        return None
-    row = session.get(OfferPostback, int(ident))
-    if row is None or row.partner_id != partner.id:
-        return None
-    return row.url, row.method
-
-
-def find_disable(session: Session, partner_id: int, target: str, template: str) -> PostbackDisable | None:
-    """Return the record that disabled this URL of this target, if it is disabled."""
-    return session.scalars(
-        select(PostbackDisable).where(
-            PostbackDisable.partner_id == partner_id,
-            PostbackDisable.target == target,
-            PostbackDisable.url_hash == url_hash(template),
-        )
-    ).one_or_none()
-
-
-def disable_url(
-    session: Session, *, partner_id: int, target: str, template: str, reason: str, delivery_id: int | None
-) -> PostbackDisable:
-    """Stop calling a URL (it answered 410 Gone), recording why; idempotent, also when two 410s race."""
-    # ON CONFLICT DO NOTHING, not check-then-insert: a concurrent job disabling the same URL must
-    # not turn this one's unique violation into a rollback of its attempt record.
-    redacted = netguard.redact_url(template)
-    insert = (
-        insert_for(session.get_bind().dialect.name)(PostbackDisable)
-        .values(
-            partner_id=partner_id,
-            target=target,
-            url_hash=url_hash(template),
-            url=redacted,
-            reason=reason,
-            delivery_id=delivery_id,
-            disabled_at=now_utc(),
-        )
-        .on_conflict_do_nothing(index_elements=["partner_id", "target", "url_hash"])
-        .returning(PostbackDisable.id)
-    )
-    for _attempt in range(3):
-        existing = find_disable(session, partner_id, target, template)
-        if existing is not None:
-            return existing
-        # Nothing inserted: a concurrent job's row (committed: the INSERT waited for it) is found
-        # by the next look; in the unlikely case it was enabled again meanwhile, insert again.
-        if session.execute(insert).scalar() is not None:
-            log.warning("postback URL disabled: partner=%s target=%s url=%s (%s)", partner_id, target, redacted, reason)
-    raise RuntimeError("a disabled postback URL kept being enabled again while it was being disabled")
 
 
 # ---- the outbox ----------------------------------------------------------------------------------
@@ -297,132 +278,6 @@ def _on_many(_sender: Any, *, session: Session, changes: list[Change], **_: Any)
 
 connect_both(_on_status_changed, _on_many)
 
-
-# ---- per-offer URLs ------------------------------------------------------------------------------
-
-
-def _partner_for_change(session: Session, principal: Principal, partner_id: int) -> Partner:
-    partner = partners.get_partner(session, principal, partner_id)
-    require(principal, Role.ADMIN, Role.PARTNER)
-    return partner
-
-
-def check_url(
-    url: str,
-    *,
-    allow_http: bool,
-    allowed_networks: Sequence[Any],
-    resolver: netguard.Resolver = netguard.default_resolver,
-) -> str:
-    """Return a per-offer postback URL template if it may be called, else raise naming the problem."""
-    try:
-        return netguard.validate_postback_template(
-            url, allow_http=allow_http, allowed_networks=allowed_networks, resolver=resolver
-        )
-    except netguard.UnsafeURL as exc:
-        raise ValidationError(f"url: {exc}", field="url", code="unsafe_url") from exc
-
-
-def list_offer_postbacks(
-    session: Session, principal: Principal, partner_id: int, *, limit: int = DEFAULT_PAGE, after: int | None = None
-) -> list[OfferPostback]:
-    """Return a page of a partner's per-offer postback URLs, by id."""
-    partners.get_partner(session, principal, partner_id)
-    query = select(OfferPostback).where(OfferPostback.partner_id == partner_id)
-    return list(session.scalars(paged(query, OfferPostback.id, limit=limit, after=after)))
-
-
-def get_offer_postback(session: Session, principal: Principal, partner_id: int, postback_id: int) -> OfferPostback:
-    """Return one per-offer postback URL of a partner, or 404."""
-    partners.get_partner(session, principal, partner_id)
-    row = session.get(OfferPostback, postback_id)
-    if row is None or row.partner_id != partner_id:
-        raise NotFound("offer postback not found")
-    return row
-
-
-def create_offer_postback(
-    session: Session,
-    principal: Principal,
-    partner_id: int,
-    *,
-    offer_id: int,
-    url: str,
-    method: str = "get",
-    allow_http: bool,
-    allowed_networks: Sequence[Any],
-    resolver: netguard.Resolver = netguard.default_resolver,
-) -> OfferPostback:
-    """Set a partner's postback URL for one offer it may run (the partner itself, admin)."""
-    partner = _partner_for_change(session, principal, partner_id)
-    offer = offers.get_offer(session, principal, offer_id)
-    if not offers.partner_may_run(session, offer, partner.id):
-        raise ValidationError("offer_id: the partner may not run this offer", field="offer_id")
-    template = check_url(url, allow_http=allow_http, allowed_networks=allowed_networks, resolver=resolver)
-    existing = session.scalars(
-        select(OfferPostback).where(OfferPostback.partner_id == partner.id, OfferPostback.offer_id == offer.id)
-    ).one_or_none()
-    if existing is not None:
-        raise Conflict(f"the partner already has postback URL {existing.id} for this offer; change that one")
-    row = OfferPostback(partner_id=partner.id, offer_id=offer.id, url=template, method=method)
-    session.add(row)
-    session.flush()
-    return row
-
-
-def update_offer_postback(
-    session: Session,
-    principal: Principal,
-    partner_id: int,
-    postback_id: int,
-    *,
-    allow_http: bool,
-    allowed_networks: Sequence[Any],
-    resolver: netguard.Resolver = netguard.default_resolver,
-    url: str | None = None,
-    method: str | None = None,
-) -> OfferPostback:
-    """Change a per-offer postback URL or its method; a new URL is validated again."""
-    row = get_offer_postback(session, principal, partner_id, postback_id)
-    require(principal, Role.ADMIN, Role.PARTNER)
-    if url is not None:
-        row.url = check_url(url, allow_http=allow_http, allowed_networks=allowed_networks, resolver=resolver)
-    if method is not None:
-        row.method = method
-    session.flush()
-    return row
-
-
-def delete_offer_postback(session: Session, principal: Principal, partner_id: int, postback_id: int) -> None:
-    """Remove a per-offer postback URL; its pending deliveries fail (no URL) when their turn comes."""
-    row = get_offer_postback(session, principal, partner_id, postback_id)
-    require(principal, Role.ADMIN, Role.PARTNER)
-    session.delete(row)
-    session.flush()
-
-
-# ---- disabled URLs -------------------------------------------------------------------------------
-
-
-def list_disables(
-    session: Session, principal: Principal, partner_id: int, *, limit: int = DEFAULT_PAGE, after: int | None = None
-) -> list[PostbackDisable]:
-    """Return a page of the partner's postback URLs the network stopped calling, and why, by id."""
-    partners.get_partner(session, principal, partner_id)
-    query = select(PostbackDisable).where(PostbackDisable.partner_id == partner_id)
-    return list(session.scalars(paged(query, PostbackDisable.id, limit=limit, after=after)))
-
-
-def enable(session: Session, principal: Principal, partner_id: int, disable_id: int) -> None:
-    """Call a disabled URL again (the partner fixed its endpoint)."""
-    _partner_for_change(session, principal, partner_id)
-    row = session.get(PostbackDisable, disable_id)
-    if row is None or row.partner_id != partner_id:
-        raise NotFound("disabled postback URL not found")
-    session.delete(row)
-    session.flush()
-
-
 # ---- the delivery log ----------------------------------------------------------------------------
 
 
@@ -447,12 +302,12 @@ def list_deliveries(
     query = select(PostbackDelivery)
     if principal.role is Role.PARTNER:
         query = query.where(PostbackDelivery.partner_id == principal.partner_id)
-    if partner_id is not None:
-        query = query.where(PostbackDelivery.partner_id == partner_id)
-    if status is not None:
-        query = query.where(PostbackDelivery.status == status)
-    if conversion_id is not None:
-        query = query.where(PostbackDelivery.conversion_id == conversion_id)
+    query = where_given(
+        query,
+        (PostbackDelivery.partner_id, partner_id),
+        (PostbackDelivery.status, status),
+        (PostbackDelivery.conversion_id, conversion_id),
+    )
     return list(session.scalars(paged(query, PostbackDelivery.id, limit=limit, after=after)))
 
 
@@ -487,8 +342,8 @@ def retry_delivery(session: Session, principal: Principal, delivery_id: int) -> 
             status=DeliveryStatus.PENDING.value,
             max_attempts=PostbackDelivery.attempts + 1,
             next_attempt_at=now,
-            claimed_until=None,
-            claim_token=None,
+            leased_until=None,
+            lease_token=None,
             updated_at=now,
         )
         .execution_options(synchronize_session=False)
@@ -497,122 +352,3 @@ def retry_delivery(session: Session, principal: Principal, delivery_id: int) -> 
         raise Conflict(f"only failed or dead deliveries can be retried; this one is {delivery.status}")
     session.refresh(delivery)
     return delivery
-
-
-# ---- test deliveries -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PostbackTestPlan:
-    """What a test delivery will send, read before the request's transaction ends."""
-
-    partner_id: int
-    target: str
-    template: str
-    request: sender.Request
-
-
-@dataclass(frozen=True)
-class PostbackTestResult:
-    """The outcome of a test delivery, as the partner's endpoint answered it."""
-
-    ok: bool
-    method: str
-    url: str
-    status_code: int | None
-    latency_ms: int
-    error: str | None
-    address: str | None
-    response_excerpt: str | None
-    #: The URL had been disabled (410) and the successful test enabled it again.
-    enabled_again: bool = False
-
-
-TEST_MACROS = {
-    "click_id": "test",
-    "conversion_id": "0",
-    "offer_id": "0",
-    "event": "test",
-    "payout": "0.00",
-    "currency": "USD",
-    "status": "test",
-    **{name: "" for name in rules.SUB_NAMES},
-}
-
-
-def plan_test(
-    session: Session, principal: Principal, partner_id: int, *, offer_id: int | None = None
-) -> PostbackTestPlan:
-    """Return the test delivery to send to a partner's global URL, or to its URL for one offer."""
-    partner = _partner_for_change(session, principal, partner_id)
-    if offer_id is None:
-        target = GLOBAL
-    else:
-        row = session.scalars(
-            select(OfferPostback).where(OfferPostback.partner_id == partner.id, OfferPostback.offer_id == offer_id)
-        ).one_or_none()
-        if row is None:
-            raise NotFound("the partner has no postback URL for this offer")
-        target = target_of(row)
-    found = resolve_target(session, partner, target)
-    if found is None:
-        raise ValidationError("postback_url: the partner has no postback URL to test", field="postback_url")
-    template, method = found
-    macros = dict(TEST_MACROS, offer_id=str(offer_id or 0))
-    try:
-        request = sender.build(
-            template=template,
-            method=method,
-            macros=macros,
-            webhook_id="msg_test_" + uuid.uuid4().hex,
-            secret=partner.postback_secret,
-            old_status=None,
-            event_at=now_utc(),
-        )
-    except netguard.UnsafeURL as exc:
-        raise ValidationError(f"postback_url: {exc}", field="postback_url", code="unsafe_url") from exc
-    return PostbackTestPlan(partner_id=partner.id, target=target, template=template, request=request)
-
-
-def fire_test(plan: PostbackTestPlan, transport: sender.Transport) -> PostbackTestResult:
-    """Send a test delivery now (a deliberate user action) and return how the endpoint answered."""
-    response = sender.send(plan.request, transport)
-    outcome = rules.decide(
-        status_code=response.status,
-        error=response.error,
-        headers=response.headers,
-        attempts=1,
-        max_attempts=1,
-        now=now_utc(),
-    )
-    log.info(
-        "postback test: partner=%s %s %s -> status=%s error=%s %dms",
-        plan.partner_id,
-        plan.request.method,
-        plan.request.redacted_url,
-        response.status,
-        outcome.error,
-        response.latency_ms,
-    )
-    return PostbackTestResult(
-        ok=response.ok,
-        method=plan.request.method,
-        url=plan.request.redacted_url,
-        status_code=response.status,
-        latency_ms=round(response.latency_ms),
-        error=outcome.error,
-        address=response.address,
-        response_excerpt=rules.excerpt(response.body),
-    )
-
-
-def after_test(session: Session, plan: PostbackTestPlan, result: PostbackTestResult) -> PostbackTestResult:
-    """Enable the tested URL again when it had been disabled and now answered 2xx."""
-    if not result.ok:
-        return result
-    row = find_disable(session, plan.partner_id, plan.target, plan.template)
-    if row is None:
-        return result
-    session.delete(row)
-    session.flush()
-    return replace(result, enabled_again=True)

@@ -197,21 +197,6 @@ def dump_offer(
     cur = offer.currency
     fmt = money.format_amount
     partner_view = principal.role is Role.PARTNER
-    events = []
-    for event in offer.events:
-        override = (overrides or {}).get(event.id) if partner_view else None
-        payout_minor = override.payout_minor if override else event.payout_minor
-        payout_percent = override.payout_percent if override else event.payout_percent
-        item = {"key": event.key, "model": event.model}
-        if event.model in ("cpa", "cpl", "cpi", "hybrid"):
-            item["payout"] = fmt(payout_minor, cur)
-            if not partner_view:
-                item["revenue"] = fmt(event.revenue_minor, cur)
-        if event.model in ("revshare", "hybrid"):
-            item["payout_percent"] = money.format_percent(payout_percent)
-            if not partner_view:
-                item["revenue_percent"] = money.format_percent(event.revenue_percent)
-        events.append(item)
     out: dict[str, Any] = {
         "id": offer.id,
         "brand_id": offer.brand_id,
@@ -227,7 +212,10 @@ def dump_offer(
         "countries": list(offer.countries or []),
         "devices": list(offer.devices or []),
         "fallback_url": offer.fallback_url,
-        "events": events,
+        "events": [
+            _dump_event(event, cur, (overrides or {}).get(event.id) if partner_view else None, partner_view)
+            for event in offer.events
+        ],
         "click_payout": fmt(offer.click_payout_minor, cur),
         "impression_payout": fmt(offer.impression_payout_minor, cur),
         "created_at": offer.created_at,
@@ -235,21 +223,39 @@ def dump_offer(
     }
     if partner_view:
         out["can_run"] = bool(can_run)
-    else:
-        out["caps"] = [
-            {
-                "metric": cap.metric,
-                "period": cap.period,
-                "limit": fmt(cap.limit, cur) if cap.metric == "payout" else cap.limit,
-                "scope": cap.scope,
-            }
-            for cap in offer.caps
-        ]
-        out["click_revenue"] = fmt(offer.click_revenue_minor, cur)
-        out["impression_revenue"] = fmt(offer.impression_revenue_minor, cur)
-        out["payout_min_amount"] = fmt(offer.payout_min_minor, cur) if offer.payout_min_minor is not None else None
-        out["allow_loss"] = offer.allow_loss
+        return out
+    out["caps"] = [
+        {
+            "metric": cap.metric,
+            "period": cap.period,
+            "limit": fmt(cap.limit, cur) if cap.metric == "payout" else cap.limit,
+            "scope": cap.scope,
+        }
+        for cap in offer.caps
+    ]
+    out["click_revenue"] = fmt(offer.click_revenue_minor, cur)
+    out["impression_revenue"] = fmt(offer.impression_revenue_minor, cur)
+    out["payout_min_amount"] = fmt(offer.payout_min_minor, cur) if offer.payout_min_minor is not None else None
+    out["allow_loss"] = offer.allow_loss
     return out
+
+
+def _dump_event(
+    event: OfferEvent, currency: str, override: PartnerOverride | None, partner_view: bool
+) -> dict[str, Any]:
+    """Return an offer's event with the figures its model has; a partner sees its payout, never revenue."""
+    payout_minor = override.payout_minor if override else event.payout_minor
+    payout_percent = override.payout_percent if override else event.payout_percent
+    item = {"key": event.key, "model": event.model}
+    if event.model in ("cpa", "cpl", "cpi", "hybrid"):
+        item["payout"] = money.format_amount(payout_minor, currency)
+        if not partner_view:
+            item["revenue"] = money.format_amount(event.revenue_minor, currency)
+    if event.model in ("revshare", "hybrid"):
+        item["payout_percent"] = money.format_percent(payout_percent)
+        if not partner_view:
+            item["revenue_percent"] = money.format_percent(event.revenue_percent)
+    return item
 
 
 def dump_override(override: PartnerOverride, offer: Offer) -> dict[str, Any]:

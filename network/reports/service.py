@@ -9,12 +9,12 @@ Metric definitions: network.reports.rules.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
-    ColumnElement,
     Date,
     Select,
     String,
@@ -25,11 +25,15 @@ from sqlalchemy import (
     select,
     union_all,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from network.auth import Principal, Role
 from network.clock import as_utc, now_utc
 from network.conversions.models import Conversion, ConversionStatus
+from network.db import where_given
 from network.errors import Forbidden, NotFound, ValidationError
 from network.offers import service as offers
 from network.offers.models import Offer
@@ -133,27 +137,54 @@ class _Source:
         return select(*labelled, self.currency.label("currency"), *values).group_by(*self.dims.values(), self.currency)
 
 
-def _day(session: Session, column: Any, *, is_date: bool = False) -> ColumnElement[Any]:
-    """Return the UTC day of a datetime column (or a date column as is), comparable across sources."""
-    if session.get_bind().dialect.name == "postgresql":
-        return column if is_date else cast(func.timezone(_UTC, column), Date)
+class _utc_day(FunctionElement[dt.date]):  # noqa: N801 - a SQL function, named like one
+    """The UTC day of a datetime column (or a date column as is), comparable across sources.
+
+    Compiled per database by SQLAlchemy (`compiles`), so the queries below are the same on both.
+    """
+
+    inherit_cache = True
+
+
+@compiles(_utc_day)
+def _utc_day_sqlite(element: _utc_day, compiler: SQLCompiler, **kw: Any) -> str:
     # SQLite holds naive UTC text; date() of a date string is the string itself.
-    return func.date(column)
+    return compiler.process(func.date(*element.clauses), **kw)
+
+
+@compiles(_utc_day, "postgresql")
+def _utc_day_postgresql(element: _utc_day, compiler: SQLCompiler, **kw: Any) -> str:
+    [column] = element.clauses
+    if isinstance(column.type, Date):
+        return compiler.process(column, **kw)
+    return compiler.process(cast(func.timezone(_UTC, column), Date), **kw)
+
+
+def _dimensions(
+    dims: Sequence[str], day: Any, offer: Any, partner: Any, column: Callable[[str], Any]
+) -> dict[str, Any]:
+    """Return one source's expression of each asked dimension: its day, offer and partner, `column(dim)` as text
+    for the others (sub ids, country, device)."""
+    fixed = {"day": day, "offer": offer, "partner": partner}
+    return {dim: fixed[dim] if dim in fixed else cast(column(dim), String) for dim in dims}
+
+
+def _conversion_column(dim: str) -> Any:
+    """Return a conversion's sub id, country or device: its click's."""
+    if dim in rules.SUBS:
+        # The click's sub ids (its own or its link's defaults); the link's when the click row
+        # is not written yet (click rows are batched) or was never kept.
+        return func.coalesce(getattr(Click, dim), getattr(Link, dim))
+    return getattr(Click, dim)
 
 
 def _click_source(
-    session: Session, dims: Sequence[str], start: dt.datetime, end: dt.datetime, wanted: Sequence[str], where: Any
+    dims: Sequence[str], start: dt.datetime, end: dt.datetime, wanted: Sequence[str], where: Any
 ) -> Select[Any]:
-    exprs: dict[str, Any] = {}
-    for dim in dims:
-        if dim == "day":
-            exprs[dim] = _day(session, Click.created_at)
-        elif dim == "offer":
-            exprs[dim] = Click.offer_id
-        elif dim == "partner":
-            exprs[dim] = Click.partner_id
-        else:  # sub1..sub5, country, device: columns of the click row
-            exprs[dim] = cast(getattr(Click, dim), String)
+    # sub1..sub5, country, device: columns of the click row.
+    exprs = _dimensions(
+        dims, _utc_day(Click.created_at), Click.offer_id, Click.partner_id, lambda dim: getattr(Click, dim)
+    )
     sums = {
         "clicks": func.count(),
         "unique_clicks": func.coalesce(func.sum(case((Click.is_unique.is_(True), _ONE), else_=_ZERO)), 0),
@@ -165,18 +196,13 @@ def _click_source(
 
 
 def _impression_source(
-    session: Session, dims: Sequence[str], start: dt.datetime, end: dt.datetime, wanted: Sequence[str], where: Any
+    dims: Sequence[str], start: dt.datetime, end: dt.datetime, wanted: Sequence[str], where: Any
 ) -> Select[Any]:
-    exprs: dict[str, Any] = {}
-    for dim in dims:
-        if dim == "day":
-            exprs[dim] = _day(session, ImpressionCount.day, is_date=True)
-        elif dim == "offer":
-            exprs[dim] = ImpressionCount.offer_id
-        elif dim == "partner":
-            exprs[dim] = ImpressionCount.partner_id
-        else:  # sub1..sub5: an impression carries its link's sub ids
-            exprs[dim] = cast(getattr(Link, dim), String)
+    # sub1..sub5: an impression carries its link's sub ids.
+    exprs = _dimensions(
+        dims, _utc_day(ImpressionCount.day), ImpressionCount.offer_id, ImpressionCount.partner_id,
+        lambda dim: getattr(Link, dim),
+    )  # fmt: skip
     sums = {"impressions": func.coalesce(func.sum(ImpressionCount.count), 0)}
     query = _Source(exprs, Offer.currency).select(sums, wanted)
     query = query.select_from(ImpressionCount).join(Offer, Offer.id == ImpressionCount.offer_id)
@@ -190,7 +216,6 @@ def _impression_source(
 
 
 def _conversion_source(
-    session: Session,
     dims: Sequence[str],
     start: dt.datetime,
     end: dt.datetime,
@@ -201,20 +226,9 @@ def _conversion_source(
 ) -> Select[Any]:
     needs_click = by_country or any(d in rules.SUBS or d in rules.CLICK_ONLY_DIMENSIONS for d in dims)
     needs_link = any(d in rules.SUBS for d in dims)
-    exprs: dict[str, Any] = {}
-    for dim in dims:
-        if dim == "day":
-            exprs[dim] = _day(session, Conversion.created_at)
-        elif dim == "offer":
-            exprs[dim] = Conversion.offer_id
-        elif dim == "partner":
-            exprs[dim] = Conversion.partner_id
-        elif dim in rules.SUBS:
-            # The click's sub ids (its own or its link's defaults); the link's when the click row
-            # is not written yet (click rows are batched) or was never kept.
-            exprs[dim] = cast(func.coalesce(getattr(Click, dim), getattr(Link, dim)), String)
-        else:
-            exprs[dim] = cast(getattr(Click, dim), String)
+    exprs = _dimensions(
+        dims, _utc_day(Conversion.created_at), Conversion.offer_id, Conversion.partner_id, _conversion_column
+    )
     approved = ConversionStatus.APPROVED.value
     sums = {
         "conversions": func.count(),
@@ -230,6 +244,60 @@ def _conversion_source(
         query = query.join(Link, Link.id == Conversion.link_id)
     query = query.where(Conversion.created_at >= start, Conversion.created_at < end, Conversion.status.in_(_COUNTED))
     return where(query, Conversion.offer_id, Conversion.partner_id, Conversion.brand_id, Click.country)
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """What every source's rows are narrowed to: the principal's tenant, then the asked filters."""
+
+    brand_id: int | None
+    partner_id: int | None
+    offer_filter: int | None
+    partner_filter: int | None
+    country: str | None
+
+    def __call__(self, query: Select[Any], offer_col: Any, partner_col: Any, brand_col: Any, country_col: Any) -> Any:
+        """Return `query` narrowed to the scope (the tenant comes from the principal; filters only narrow it)."""
+        return where_given(
+            query,
+            (brand_col, self.brand_id),
+            (partner_col, self.partner_id),
+            (offer_col, self.offer_filter),
+            (partner_col, self.partner_filter),
+            (country_col, self.country),
+        )
+
+
+def _check_page(limit: int, offset: int) -> None:
+    """400 naming the field for a page size out of bounds or a negative offset."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValidationError(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
+    if offset < 0:
+        raise ValidationError("offset must not be negative", field="offset")
+
+
+def _country(country: str | None) -> str | None:
+    """Return a country filter as an upper-case ISO 3166 alpha-2 code; 400 for anything else."""
+    if country is None:
+        return None
+    country = country.strip().upper()
+    if len(country) != 2 or not country.isascii() or not country.isalpha():
+        raise ValidationError("country must be an ISO 3166 alpha-2 code", field="country")
+    return country
+
+
+def _row(
+    principal: Principal, record: Any, dims: Sequence[str], wanted: Sequence[str], *, with_impressions: bool
+) -> dict[str, Any]:
+    """Return one report row as the principal sees it: dimension values, currency and metrics."""
+    currency = record["currency"]
+    figures: dict[str, Any] = {name: int(record[name] or 0) for name in wanted}
+    if not with_impressions:
+        figures["impressions"] = None
+    row: dict[str, Any] = {rules.DIMENSIONS[d]: rules.dimension_value(record[d]) for d in dims}
+    row["currency"] = currency
+    row.update(rules.metric_values(principal.role, currency, rules.Sums(**figures)))
+    return row
 
 
 def report(
@@ -248,38 +316,19 @@ def report(
     """Return one page of report rows the principal may see, grouped by `group_by` and currency."""
     dims = rules.parse_group_by(group_by)
     start, end = period(start, end)
-    if not 1 <= limit <= MAX_LIMIT:
-        raise ValidationError(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
-    if offset < 0:
-        raise ValidationError("offset must not be negative", field="offset")
-    if country is not None:
-        country = country.strip().upper()
-        if len(country) != 2 or not country.isascii() or not country.isalpha():
-            raise ValidationError("country must be an ISO 3166 alpha-2 code", field="country")
+    _check_page(limit, offset)
+    country = _country(country)
     brand_scope, partner_scope = _tenant(principal)
     _check_filters(session, principal, offer_id, partner_id)
-
-    def where(query: Select[Any], offer_col: Any, partner_col: Any, brand_col: Any, country_col: Any) -> Select[Any]:
-        # The tenant comes from the principal; the filters only narrow what it may see.
-        if brand_scope is not None:
-            query = query.where(brand_col == brand_scope)
-        if partner_scope is not None:
-            query = query.where(partner_col == partner_scope)
-        if offer_id is not None:
-            query = query.where(offer_col == offer_id)
-        if partner_id is not None:
-            query = query.where(partner_col == partner_id)
-        if country is not None:
-            query = query.where(country_col == country)
-        return query
+    where = _Scope(brand_scope, partner_scope, offer_id, partner_id, country)
 
     wanted = [name for name in _SUMS if name not in _UNSELECTED[principal.role]]
     # Impressions have no country or device: leave them out rather than put them in a null row.
     with_impressions = country is None and not any(d in rules.CLICK_ONLY_DIMENSIONS for d in dims)
-    sources = [_click_source(session, dims, start, end, wanted, where)]
+    sources = [_click_source(dims, start, end, wanted, where)]
     if with_impressions:
-        sources.append(_impression_source(session, dims, start, end, wanted, where))
-    sources.append(_conversion_source(session, dims, start, end, wanted, where, by_country=country is not None))
+        sources.append(_impression_source(dims, start, end, wanted, where))
+    sources.append(_conversion_source(dims, start, end, wanted, where, by_country=country is not None))
 
     union = union_all(*sources).subquery("report_sources")
     keys = [union.c[d] for d in dims] + [union.c.currency]
@@ -290,19 +339,8 @@ def report(
         .limit(limit)
         .offset(offset)
     )
-
-    rows: list[dict[str, Any]] = []
-    for record in session.execute(query).mappings():
-        currency = record["currency"]
-        figures: dict[str, Any] = {name: int(record[name] or 0) for name in wanted}
-        if not with_impressions:
-            figures["impressions"] = None
-        sums = rules.Sums(**figures)
-        row: dict[str, Any] = {rules.DIMENSIONS[d]: rules.dimension_value(record[d]) for d in dims}
-        row["currency"] = currency
-        row.update(rules.metric_values(principal.role, currency, sums))
-        rows.append(row)
-    return rows
+    records = session.execute(query).mappings()
+    return [_row(principal, record, dims, wanted, with_impressions=with_impressions) for record in records]
 
 
 def columns(principal: Principal, group_by: Sequence[str]) -> list[str]:

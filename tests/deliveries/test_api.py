@@ -6,7 +6,7 @@ import pytest
 
 from network.accounts.models import Brand
 from network.deliveries.models import OfferPostback, PostbackAttempt, PostbackDelivery, PostbackDisable
-from network.deliveries.service import disable_url
+from network.deliveries.targets import disable_url
 from network.partners.models import Partner
 from tests.deliveries.conftest import deliver, deliveries, make_conversion, make_scene
 from tests.deliveries.endpoints import respond

@@ -7,7 +7,7 @@ import threading
 from collections import Counter
 from typing import Any
 
-from network.deliveries import rules
+from network.deliveries import sender
 from tests.deadletters.support import letters
 from tests.deliveries.conftest import attempts, deliver, deliveries, make_conversion, make_scene
 
@@ -23,7 +23,7 @@ def test_an_attempt_the_database_refuses_is_kept_and_its_delivery_recorded(
     refused = "ok\x00" if dialect == "postgresql" else "ok\ud800"
     lock = threading.Lock()
     given: list[str] = []
-    real = rules.excerpt
+    real = sender.excerpt
 
     def excerpt(body: bytes) -> Any:
         with lock:
@@ -32,7 +32,7 @@ def test_an_attempt_the_database_refuses_is_kept_and_its_delivery_recorded(
                 return refused
         return real(body)
 
-    monkeypatch.setattr(rules, "excerpt", excerpt)
+    monkeypatch.setattr(sender, "excerpt", excerpt)
 
     assert deliver(committed_db, settings) == 20
 

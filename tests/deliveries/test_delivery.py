@@ -56,7 +56,7 @@ def test_get_delivery_fills_every_macro_and_is_logged(committed_db, settings, en
         (row,) = deliveries(s)
         assert request.headers["webhook-id"] == row.webhook_id
         assert (row.status, row.attempts, row.last_status_code, row.last_error) == ("delivered", 1, 200, None)
-        assert row.delivered_at is not None and row.claim_token is None
+        assert row.delivered_at is not None and row.lease_token is None
         (attempt,) = attempts(s, row.id)
         assert (attempt.number, attempt.status_code, attempt.error, attempt.address) == (1, 200, None, "127.0.0.1")
         assert attempt.latency_ms >= 0 and attempt.response_excerpt == "ok" and attempt.recorded
@@ -209,10 +209,10 @@ def test_a_run_that_died_holding_a_row_is_replaced_after_its_lease(committed_db,
         make_conversion(s, make_scene(s, postback_url=endpoint.url("/cb")))
     now = now_utc()
     with committed_db.session_scope() as s:
-        # What a run killed between its claim and its send leaves behind.
+        # What a run killed between its lease and its send leaves behind.
         s.execute(
             update(PostbackDelivery).values(
-                claimed_until=now + dt.timedelta(seconds=60), claim_token="killed", attempts=1
+                leased_until=now + dt.timedelta(seconds=60), lease_token="killed", attempts=1
             )
         )
     assert deliver(committed_db, settings, now=now) == 0

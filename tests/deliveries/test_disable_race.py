@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from network.deliveries.models import PostbackDisable
-from network.deliveries.service import disable_url
+from network.deliveries.targets import disable_url
 from tests.factories import make_partner
 
 pytestmark = pytest.mark.postgres_only

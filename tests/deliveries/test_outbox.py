@@ -8,7 +8,7 @@ from network.conversions.models import Conversion
 from network.db import Database
 from network.deliveries import service
 from network.deliveries.models import OfferPostback, PostbackDelivery
-from network.deliveries.service import disable_url
+from network.deliveries.targets import disable_url
 from network.partners.models import Partner
 from tests.deliveries.conftest import change_status, deliveries, make_conversion, make_scene
 

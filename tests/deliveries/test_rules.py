@@ -12,7 +12,7 @@ import random
 import pytest
 
 from network.clock import UTC
-from network.deliveries import rules
+from network.deliveries import rules, sender
 
 NOW = dt.datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 S, M, H = 1, 60, 3600
@@ -127,8 +127,8 @@ def test_json_body_is_the_standard_webhooks_shape() -> None:
 
 
 def test_excerpt_keeps_the_first_kilobyte_as_printable_text() -> None:
-    assert rules.excerpt(b"") is None
-    text = rules.excerpt(b"ok\x00\x1b[31m" + b"x" * 5000)
+    assert sender.excerpt(b"") is None
+    text = sender.excerpt(b"ok\x00\x1b[31m" + b"x" * 5000)
     assert text is not None and len(text) == 1024 and "\x00" not in text and "\x1b" not in text
 
 

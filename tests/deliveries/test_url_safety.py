@@ -10,7 +10,7 @@ import pytest
 
 from network.auth import SYSTEM
 from network.config import Settings
-from network.deliveries import service
+from network.deliveries import targets
 from network.deliveries.models import OfferPostback
 from network.deliveries.sender import Transport
 from network.netguard import Resolver, validate_postback_template
@@ -112,7 +112,7 @@ def test_case_14_dns_rebinding_to_loopback_never_connects(committed_db, settings
             validate_postback_template(template, allow_http=True, allowed_networks=(), resolver=dns)
             s.get(Partner, scene.partner_id).postback_url = template
         else:
-            service.create_offer_postback(
+            targets.create_offer_postback(
                 s,
                 SYSTEM,
                 scene.partner_id,
