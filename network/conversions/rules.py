@@ -79,11 +79,13 @@ def elapsed(facts: Facts) -> dt.timedelta:
     return max(facts.now - facts.clicked_at, dt.timedelta(0))
 
 
-def reject_reason(facts: Facts, take_cap: Callable[[], bool] = lambda: True) -> str | None:
+def reject_reason(facts: Facts, take_room: Callable[[], bool] = lambda: True) -> str | None:
     """Return the first reason of SPEC §5 the conversion fails, or None when it is accepted.
 
-    `take_cap` is called last, only when every other check passed, and says whether the caps had
-    room (it consumes them); so a conversion rejected for another reason never uses a cap.
+    `take_room` is called last, only when every other check passed, and says whether the caps had
+    room (taking it); so a conversion rejected for another reason never uses a cap. Recording
+    (recording.py) judges without it and takes room afterwards, for the winner of the dedupe key
+    only: the same order, cap_reached last.
     """
     if facts.clicked_at is None:
         return "unknown_click"
@@ -99,7 +101,7 @@ def reject_reason(facts: Facts, take_cap: Callable[[], bool] = lambda: True) -> 
         return "geo_mismatch"
     if elapsed(facts) < dt.timedelta(seconds=facts.min_seconds):
         return "too_fast"
-    if not take_cap():
+    if not take_room():
         return "cap_reached"
     return None
 

@@ -26,7 +26,7 @@ from network.conversions.intake import Answer, Params, Received, Trace, authenti
 from network.conversions.models import Conversion, ConversionHistory
 from network.conversions.reads import get_conversion
 from network.conversions.signals import status_changed
-from network.db import InsertMany
+from network.db import InsertMany, where_given
 from network.errors import Conflict, ValidationError
 from network.offers.models import OfferEvent
 
@@ -132,14 +132,7 @@ def undo(
     brand_id = authenticated_brand(session, received, data, found.link if found else None, now)
     trace.brand_id = brand_id
 
-    query = select(Conversion).where(Conversion.brand_id == brand_id, Conversion.txn_id == data.txn_id)
-    if data.offer_id is not None:
-        query = query.where(Conversion.offer_id == data.offer_id)
-    if data.click_id is not None:
-        query = query.where(Conversion.click_id == data.click_id)
-    if data.event is not None:
-        query = query.join(OfferEvent, OfferEvent.id == Conversion.event_id).where(OfferEvent.key == data.event)
-    named = session.scalars(query.limit(2)).all()
+    named = _named(session, brand_id, data)
     if not named:
         trace.reason = "unknown_txn_id"
         return Answer(None, None, "unknown_txn_id")
@@ -156,3 +149,15 @@ def undo(
     trace.conversion_id, trace.status, trace.reason = conversion.id, conversion.status, conversion.reason
     trace.duplicate = target is None
     return Answer(conversion.id, conversion.status, conversion.reason, duplicate=target is None)
+
+
+def _named(session: Session, brand_id: int, data: Params) -> list[Conversion]:
+    """Return (up to two of) the brand's conversions an undo's txn_id names, narrowed by what else it sent."""
+    query = where_given(
+        select(Conversion).where(Conversion.brand_id == brand_id, Conversion.txn_id == data.txn_id),
+        (Conversion.offer_id, data.offer_id),
+        (Conversion.click_id, data.click_id),
+    )
+    if data.event is not None:
+        query = query.join(OfferEvent, OfferEvent.id == Conversion.event_id).where(OfferEvent.key == data.event)
+    return list(session.scalars(query.limit(2)).all())
