@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException
 
 from network import green, outage, web
 from network.clock import now_utc
-from network.conversions import batch, service, spool
+from network.conversions import groupcommit, openapi, service, spool
 from network.conversions.context import ContextCache
 from network.conversions.schemas import (
     ConversionListArgs,
@@ -135,16 +135,10 @@ class _LazySession:
             self._session.close()
 
 
-def _handle(app: flask.Flask, req: flask.Request, source: str) -> service.Answer:
-    """Judge the request and log it; the conversion and its log line commit before the answer.
-
-    A refused request (400/403/409) is rolled back and only its log line is committed; so is one
-    that failed unexpectedly (500), from a fresh session.
-    """
-    now = now_utc()
-    parse_error: DomainError | None = None
+def _received(req: flask.Request, source: str, now: Any) -> tuple[service.Received, DomainError | None]:
+    """Return what the request carries, and why it is malformed (logged and answered as a refusal)."""
     try:
-        received = _read_request(req, source)
+        return _read_request(req, source), None
     except (DomainError, HTTPException) as error:
         received = service.Received(
             source=source,
@@ -156,7 +150,63 @@ def _handle(app: flask.Flask, req: flask.Request, source: str) -> service.Answer
             # A body the server would not read (too large): logged with its status, then answered.
             _log_failure(service.start_trace(received), now, status=error.code or 400, reason=error.name)
             raise
-        parse_error = error
+        return received, error
+
+
+def _answer(
+    session: Session, extensions: dict[str, Any], received: service.Received, trace: service.Trace, now: Any
+) -> service.Answer:
+    """Judge the request; a new conversion is recorded by the group commit, or alone when its batch failed."""
+    judged = service.receive(
+        session, settings=extensions["network.settings"], received=received, trace=trace, now=now,
+        contexts=extensions[_CONTEXTS],
+    )  # fmt: skip
+    if isinstance(judged, service.Answer):
+        return judged
+    # The request's own transaction only read: end it before waiting for the group commit, which
+    # writes in a transaction of its own (on SQLite, one writer at a time).
+    session.rollback()
+    outcome = extensions[_RECORDER].submit(judged)
+    if isinstance(outcome, DomainError):
+        raise outcome
+    return outcome if outcome is not None else service.record_alone(session, judged)
+
+
+def _refused(session: Session, trace: service.Trace, error: DomainError, now: Any) -> None:
+    """Roll back a refused request and commit only its log line."""
+    session.rollback()
+    trace.http_status = error.status
+    trace.reason = error.message[:255]
+    if error.status != 409:
+        trace.conversion_id = trace.status = None
+    service.write_trace(session, trace, at=now)
+    session.commit()
+
+
+def _failed(
+    extensions: dict[str, Any], received: service.Received, trace: service.Trace, now: Any, error: Exception
+) -> None:
+    """Log a request that failed unexpectedly: spooled while the database is unavailable, else logged now."""
+    if outage.is_unavailable(error):
+        # Answered 503 (network/errors.py); its log line waits for the database (spool.py).
+        tokens = received.params.get("token") or ()
+        extensions[_SPOOL].keep(trace, at=now, token=tokens[0] if tokens else None)
+        return
+    if isolate.refused(error):
+        # Recorded alone (its batch failed otherwise) and refused: kept for an operator, and its
+        # log line made storable (the refused value may be in it too).
+        groupcommit.keep_refused(extensions["network.db"], trace, now, error)
+    _log_failure(trace, now)
+
+
+def _handle(app: flask.Flask, req: flask.Request, source: str) -> service.Answer:
+    """Judge the request and log it; the conversion and its log line commit before the answer.
+
+    A refused request (400/403/409) is rolled back and only its log line is committed; so is one
+    that failed unexpectedly (500), from a fresh session.
+    """
+    now = now_utc()
+    received, parse_error = _received(req, source, now)
     trace = service.start_trace(received)
     extensions = app.extensions
     session = cast(Session, _LazySession(extensions["network.db"].sessionmaker))
@@ -164,37 +214,18 @@ def _handle(app: flask.Flask, req: flask.Request, source: str) -> service.Answer
         try:
             if parse_error is not None:
                 raise parse_error
-            answer = service.receive(
-                session, settings=extensions["network.settings"], received=received, trace=trace, now=now,
-                contexts=extensions[_CONTEXTS], recorder=extensions[_RECORDER],
-            )  # fmt: skip
+            answer = _answer(session, extensions, received, trace, now)
         except DomainError as error:
-            # Nothing of the refused request stays, except its log line.
-            session.rollback()
-            trace.http_status = error.status
-            trace.reason = error.message[:255]
-            if error.status != 409:
-                trace.conversion_id = trace.status = None
-            service.write_trace(session, trace, at=now)
-            session.commit()
+            _refused(session, trace, error, now)
             raise
-        if session.in_transaction():  # not when a batch recorded it (network/conversions/batch.py)
+        if session.in_transaction():  # not when the group commit recorded it
             session.commit()
         return answer
     except DomainError:
         raise
     except Exception as error:
         session.rollback()
-        if outage.is_unavailable(error):
-            # Answered 503 (network/errors.py); its log line waits for the database (spool.py).
-            tokens = received.params.get("token") or ()
-            extensions[_SPOOL].keep(trace, at=now, token=tokens[0] if tokens else None)
-        else:
-            if isolate.refused(error):
-                # Recorded alone (its batch failed otherwise) and refused: kept for an operator, and its
-                # log line made storable (the refused value may be in it too).
-                batch.keep_refused(extensions["network.db"], trace, now, error)
-            _log_failure(trace, now)
+        _failed(extensions, received, trace, now, error)
         raise
     except BaseException:
         session.rollback()
@@ -337,84 +368,20 @@ class PostbackLogList(MethodView):
         return page([dump_log(line) for line in lines], args["limit"])
 
 
-def _param(name: str, description: str) -> dict[str, Any]:
-    return {"in": "query", "name": name, "schema": {"type": "string"}, "required": False, "description": description}
-
-
-_POSTBACK_PARAMS = [
-    _param("click_id", "The click id (required, except with status); alias: transaction_id"),
-    _param("event", "Event key; default: the offer's first event"),
-    _param("amount", 'Sale amount in major units ("80.00"); required for revshare and hybrid events'),
-    _param("currency", "ISO 4217 code; default: the offer's (another one is rejected currency_mismatch)"),
-    _param("txn_id", "The brand's order id: the dedupe key per offer and event"),
-    _param("status", "reversed or rejected: undo the conversion named by txn_id"),
-    _param("offer_id", "The offer the conversion is for (optional; lets a signature name its brand)"),
-    _param("token", "The brand's postback token; or send X-Signature: t=<unix>,v1=<hex HMAC-SHA256 of t.raw>"),
-]
-_ANSWER = {
-    "type": "object",
-    "properties": {
-        "conversion_id": {"type": "integer", "nullable": True},
-        "status": {"type": "string", "nullable": True},
-        "reason": {"type": "string", "nullable": True},
-        "duplicate": {"type": "boolean"},
-    },
-}
-
-
-def _document(app: flask.Flask, api: Any) -> None:
-    """Describe the plain-Flask postback and pixel endpoints in the OpenAPI document."""
-    rules = {rule.rule: rule for rule in app.url_map.iter_rules() if rule.rule in ("/postback", "/pixel")}
-    answers = {
-        "200": {"description": "Judged (also when rejected: the reason says why)",
-                "content": {"application/json": {"schema": _ANSWER}}},
-        "400": {"description": "Malformed input; the message names the field"},
-        "403": {"description": "Missing or wrong token or signature"},
-        "409": {"description": "A known txn_id with another amount; the original is unchanged"},
-    }  # fmt: skip
-    operation = {"tags": ["Postbacks"], "security": [], "parameters": _POSTBACK_PARAMS, "responses": answers}
-    api.spec.path(
-        rule=rules["/postback"],
-        operations={
-            "get": {**operation, "summary": "Report a conversion (server to server)"},
-            "post": {**operation, "summary": "Report a conversion: the same parameters as a form or JSON body"},
-        },
-    )
-    api.spec.path(
-        rule=rules["/pixel"],
-        operations={
-            "get": {
-                "tags": ["Postbacks"],
-                "security": [],
-                "summary": "Report a conversion from the browser's click cookie (held for the brand's review);"
-                " always a 1x1 GIF",
-                "parameters": [
-                    {**p, "required": True, "description": "The offer the page converts for (required)"}
-                    if p["name"] == "offer_id"
-                    else p
-                    for p in _POSTBACK_PARAMS
-                    if p["name"] in ("offer_id", "event", "amount", "txn_id")
-                ],
-                "responses": {"200": {"description": "A 1x1 GIF", "content": {"image/gif": {}}}},
-            }
-        },
-    )
-
-
 def register(app: flask.Flask, api: Any) -> None:
     """Add the postback and pixel endpoints and the conversions API to the app."""
     settings = app.extensions["network.settings"]
     # Tests change offers between requests and expect the next postback to see it.
     app.extensions[_CONTEXTS] = ContextCache(max_age=0.0 if settings.testing else 0.5)
-    # New conversions of concurrent requests share transactions (network/conversions/batch.py).
+    # New conversions of concurrent requests share transactions (network/conversions/groupcommit.py).
     database = app.extensions["network.db"]
-    app.extensions[_RECORDER] = batch.GroupCommit(
-        functools.partial(batch.record_committed, database),
-        refuse=functools.partial(batch.refuse, database),
+    app.extensions[_RECORDER] = groupcommit.GroupCommit(
+        functools.partial(groupcommit.record_committed, database),
+        refuse=functools.partial(groupcommit.refuse, database),
         gate=database.writers_queue,
         # Only where there is a line to shorten (SQLite): on PostgreSQL the read is one round trip
         # either way, and inside the batch it costs no connection of its own.
-        ahead=functools.partial(batch.read_ahead, database) if database.dialect == "sqlite" else None,
+        ahead=functools.partial(groupcommit.read_ahead, database) if database.dialect == "sqlite" else None,
         # Under gevent (the README's workers) a leader lets the requests its worker has
         # already received reach the queue first: on the 2-core machine batches grew from about
         # 9.5 to 12.5 postbacks and the worker's CPU per postback fell 7-9 % (bench/postbacks).
@@ -424,5 +391,5 @@ def register(app: flask.Flask, api: Any) -> None:
     app.extensions[_SPOOL] = spool.Spool(database, settings)
     app.register_blueprint(postbacks)
     api.register_blueprint(blp)
-    _document(app, api)
+    openapi.document(app, api)
     _redact_access_logs()

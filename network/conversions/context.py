@@ -6,7 +6,7 @@ tests), so a busy offer's postbacks need no query for it. Changes to an offer, i
 partner or a token take effect within twice that time (a stale entry is read again by one request
 while the others keep it, if it is not older than that), as for clicks (network/tracking/snapshot.py).
 The offer's conversion caps are kept too, as rules (which caps, per what); each cap's limit is read
-again in the conversion's transaction, where its counter is taken (network/conversions/batch.py).
+again in the conversion's transaction, where room is taken (network/conversions/recording.py).
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from network.accounts.models import Brand
+from network.offers import rules as offer_rules
 from network.offers.caps import CONVERSION_CAP
-from network.offers.models import AccessStatus, Cap, Offer, OfferAccess, OfferEvent, PartnerOverride, Visibility
+from network.offers.models import AccessStatus, Cap, Offer, OfferAccess, OfferEvent, PartnerOverride
 from network.partners.models import Partner, PartnerStatus
 from network.tracking.models import Link
 
@@ -45,7 +46,7 @@ class LinkContext:
     hold_days: int
     min_seconds: int
     countries: frozenset[str]
-    #: The partner is active and may run the offer (public, or approved/invited).
+    #: The partner is active and has access to the offer (offers.rules.has_access).
     partner_approved: bool
     event_id: int | None
     model: str | None
@@ -122,8 +123,11 @@ def read_caps(session: Session, offer_ids: Sequence[int]) -> dict[int, tuple[Cap
 
 
 def _context(link_id: int, row: Any, caps: tuple[CapRule, ...]) -> LinkContext:
-    approved = row.partner_status == PartnerStatus.ACTIVE.value and (
-        row.visibility == Visibility.PUBLIC.value or row.access_status == AccessStatus.APPROVED.value
+    # The offer's own status is judged apart (offer_inactive), so only the partner's side of may_run.
+    approved = offer_rules.has_access(
+        partner_active=row.partner_status == PartnerStatus.ACTIVE.value,
+        visibility=row.visibility,
+        approved=row.access_status == AccessStatus.APPROVED.value,
     )
     return LinkContext(
         link_id=link_id,

@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from network.conversions import service
+from network.conversions import statuses
 from network.conversions.models import Conversion, ConversionStatus
 
 #: Conversions approved per query; the job loops until none are due.
@@ -37,6 +37,6 @@ def mature_holds(session: Session, *, now: dt.datetime) -> int:
         if not due:
             return approved
         for conversion in due:
-            if service.transition(session, conversion, "approved", None, actor="system:hold", at=now, due_by=now):
+            if statuses.transition(session, conversion, "approved", None, actor="system:hold", at=now, due_by=now):
                 approved += 1
         after = due[-1].id

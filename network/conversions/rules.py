@@ -1,6 +1,11 @@
-"""Pure conversion rules: the validation pipeline, fraud flags, first status and transitions.
+"""Pure conversion rules: the validation pipeline, fraud flags, first status, commission and transitions.
 
-No database, no Flask: the service gathers the facts, these functions decide.
+No database, no Flask: attribution gathers the facts, these functions decide. `judge` makes a
+plan's facts and the conversion row they lead to, on every check but the caps (which only the
+conversion that wins its dedupe key takes, when it is recorded).
+
+API: `Facts`, `reject_reason`, `fraud_flags`, `first_status`, `compute_commission`, `judge`,
+`TRANSITIONS`, `can_transition`, `undo_target`, `REASONS`, `FLAGS`.
 """
 
 from __future__ import annotations
@@ -8,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from network.offers.rules import Figures, commission, with_override
 
@@ -73,11 +79,13 @@ def elapsed(facts: Facts) -> dt.timedelta:
     return max(facts.now - facts.clicked_at, dt.timedelta(0))
 
 
-def reject_reason(facts: Facts, take_cap: Callable[[], bool] = lambda: True) -> str | None:
+def reject_reason(facts: Facts, take_room: Callable[[], bool] = lambda: True) -> str | None:
     """Return the first reason of SPEC §5 the conversion fails, or None when it is accepted.
 
-    `take_cap` is called last, only when every other check passed, and says whether the caps had
-    room (it consumes them); so a conversion rejected for another reason never uses a cap.
+    `take_room` is called last, only when every other check passed, and says whether the caps had
+    room (taking it); so a conversion rejected for another reason never uses a cap. Recording
+    (recording.py) judges without it and takes room afterwards, for the winner of the dedupe key
+    only: the same order, cap_reached last.
     """
     if facts.clicked_at is None:
         return "unknown_click"
@@ -93,7 +101,7 @@ def reject_reason(facts: Facts, take_cap: Callable[[], bool] = lambda: True) -> 
         return "geo_mismatch"
     if elapsed(facts) < dt.timedelta(seconds=facts.min_seconds):
         return "too_fast"
-    if not take_cap():
+    if not take_room():
         return "cap_reached"
     return None
 
@@ -158,3 +166,64 @@ def compute_commission(
     if override_payout_minor is not None or override_payout_percent is not None:
         figures = with_override(figures, override_payout_minor, override_payout_percent)
     return commission(figures, amount_minor)
+
+
+class Plan(Protocol):
+    """What judging reads of a postback's plan (network/conversions/attribution.Plan)."""
+
+    #: The click's verified id (its time), its link's context, and the checked parameters.
+    ref: Any
+    link: Any
+    data: Any
+    now: dt.datetime
+    pixel: bool
+    currency: str
+    amount_minor: int | None
+
+    @property
+    def click_id(self) -> str: ...
+
+
+def judge(plan: Plan, click: Any | None) -> tuple[Facts, dict[str, Any]]:
+    """Return the facts of a plan and the conversion row it makes, judged on every check but the caps.
+
+    `click` is the click's row or buffered record (its country and flags), None when unknown.
+    """
+    link, now = plan.link, plan.now
+    facts = Facts(
+        now=now,
+        clicked_at=plan.ref.clicked_at,
+        offer_status=link.offer_status,
+        partner_approved=link.partner_approved,
+        window_days=link.conversion_window_days,
+        offer_currency=link.currency,
+        currency=plan.currency,
+        countries=link.countries,
+        click_country=getattr(click, "country", None),
+        min_seconds=link.min_seconds,
+        click_is_bot=getattr(click, "is_bot", None),
+        click_is_unique=getattr(click, "is_unique", None),
+        pixel=plan.pixel,
+    )
+    reason = reject_reason(facts)
+    flags = fraud_flags(facts) if reason is None else []
+    status, hold_until = first_status(reason, flags, link.hold_days, now)
+    payout = revenue = 0
+    if reason is None:
+        # A rejected conversion is worth nothing; an accepted one what its rule gives.
+        assert link.model is not None
+        figures = Figures(link.model, link.payout_minor, link.revenue_minor, link.payout_percent, link.revenue_percent)
+        payout, revenue = compute_commission(
+            figures,
+            plan.amount_minor,
+            override_payout_minor=link.override_payout_minor,
+            override_payout_percent=link.override_payout_percent,
+        )
+    values: dict[str, Any] = {
+        "offer_id": link.offer_id, "event_id": link.event_id, "brand_id": link.brand_id,
+        "partner_id": link.partner_id, "link_id": link.link_id, "click_id": plan.click_id,
+        "clicked_at": plan.ref.clicked_at, "txn_id": plan.data.txn_id, "status": status, "reason": reason,
+        "flags": flags, "currency": plan.currency, "amount_minor": plan.amount_minor, "payout_minor": payout,
+        "revenue_minor": revenue, "created_at": now, "hold_until": hold_until, "status_changed_at": now,
+    }  # fmt: skip
+    return facts, values

@@ -19,7 +19,7 @@ _signals = Namespace()
 status_changed = _signals.signal("conversion-status-changed")
 
 #: Sent once for many changes made in one transaction (postbacks recorded together, see
-#: network/conversions/batch.py), with keyword arguments: session, changes (a list of Change).
+#: network/conversions/groupcommit.py), with keyword arguments: session, changes (a list of Change).
 #: Only receivers connected with `connect_both` get it; `send_many` calls every other receiver of
 #: status_changed once per change, so no receiver misses a change.
 status_changed_many = _signals.signal("conversion-status-changed-many")

@@ -35,7 +35,7 @@ from sqlalchemy import select
 from network import outage
 from network.accounts.models import Brand
 from network.config import Settings
-from network.conversions import service
+from network.conversions import intake
 from network.db import Database
 from network.offers.models import Offer
 from network.tracking.clickid import ClickIdCodec
@@ -82,12 +82,12 @@ class Spool:
     def __len__(self) -> int:
         return len(self._lines)
 
-    def keep(self, trace: service.Trace, *, at: dt.datetime, token: str | None) -> None:
+    def keep(self, trace: intake.Trace, *, at: dt.datetime, token: str | None) -> None:
         """Keep the log line of a postback refused because the database is unavailable."""
         trace.http_status, trace.reason = 503, REASON
         trace.conversion_id = trace.status = None
         trace.duplicate = False
-        line = _Line(service.log_row(trace, at=at), _digest(token) if token else None)
+        line = _Line(intake.log_row(trace, at=at), _digest(token) if token else None)
         with self._lock:
             if len(self._lines) >= self._max_lines:
                 self._dropped += 1
@@ -112,7 +112,7 @@ class Spool:
         try:
             with self._database.session_scope(writer=True) as session:
                 rows = [self._with_brand(session, line) for line in lines]
-                service.LOG_LINES.run(session, rows)
+                intake.LOG_LINES.run(session, rows)
         except BaseException:
             with self._lock:
                 self._lines[:0] = lines

@@ -1,13 +1,17 @@
-"""Cap counters: how much of each cap a UTC period has used, consumed exactly under concurrency.
+"""Cap counters: how much of each cap a UTC period has used, taken exactly under concurrency.
 
-A counter row per (cap, period start, partner) is consumed by a conditional
-`UPDATE ... SET used = used + :n WHERE ... AND used + :n <= limit` and the affected row count says
-whether it fit; the row is created with INSERT ... ON CONFLICT DO NOTHING. On PostgreSQL the UPDATE
-takes the row lock, so concurrent transactions queue on it and re-check the condition against the
-committed value; on SQLite every writing transaction holds the database lock (BEGIN IMMEDIATE).
-Caps are consumed in cap id order so two transactions never wait on each other in a cycle.
+A counter row per (cap, period start, partner) holds what the period has used. Room is taken by a
+conditional `UPDATE ... SET used = used + :n WHERE ... AND used + :n <= limit`, and the rows it
+changed say whether there was room ("no room": it changed none); the row is created with
+INSERT ... ON CONFLICT DO NOTHING. On PostgreSQL the UPDATE takes the row lock, so concurrent
+transactions queue on it and re-check the condition against the committed value; on SQLite every
+writing transaction holds the database lock (BEGIN IMMEDIATE). Counters are taken in key order
+(cap id first) so two transactions never wait on each other in a cycle.
 
-Consumed caps are not given back when a conversion is later rejected or reversed: a cap limits
+API: `consume` (one conversion or click, all caps or none), `take_room` (many conversions in
+order, each all or none: `Ask` says what one asks), `used`, `partner_key`, `amount_for`.
+
+Room taken is not given back when a conversion is later rejected or reversed: a cap limits
 what the network accepted in a period, and handing room back after the fact would let a period
 take more than its limit in total.
 """
@@ -15,15 +19,14 @@ take more than its limit in total.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import psycopg
-from sqlalchemy import Integer, bindparam, func, literal_column, or_, select, tuple_, update
+from sqlalchemy import bindparam, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from network.clock import as_utc, period_start
+from network.clock import period_start
 from network.db import Raw, insert_for
 from network.offers.models import Cap as CapRow
 from network.offers.models import CapCounter
@@ -146,8 +149,8 @@ def used(session: Session, cap: Cap, *, at: dt.datetime, partner_id: int = 0) ->
 
 
 @dataclass(frozen=True, slots=True)
-class Claim:
-    """What one conversion asks of the caps: every conversion cap of its offer, at its time."""
+class Ask:
+    """What one conversion asks of the caps: room in every conversion cap of its offer, at its time."""
 
     caps: Sequence[Cap]
     partner_id: int
@@ -155,108 +158,90 @@ class Claim:
     payout_minor: int
 
 
+#: Takes room in one counter when all of it fits under the cap's limit as it is now (read in this
+#: transaction, not the limit a cached context carries); the row it returns says there was room.
+_TAKE_ROOM = Raw(
+    lambda _dialect: (
+        update(CapCounter)
+        .where(_KEY, CapRow.id == CapCounter.cap_id, CapCounter.used + bindparam("n") <= CapRow.limit)
+        .values(used=CapCounter.used + bindparam("n"))
+        .returning(CapCounter.id)
+    )
+)
 #: Counter rows by key, locked until the transaction ends (PostgreSQL; SQLite's transaction holds
 #: the database's write lock), in key order so two transactions never wait on each other in a cycle.
 _LOCK = (
-    select(CapCounter.id, CapCounter.cap_id, CapCounter.period_start, CapCounter.partner_key, CapCounter.used)
+    select(CapCounter.id)
     .where(
         tuple_(CapCounter.cap_id, CapCounter.period_start, CapCounter.partner_key).in_(
             bindparam("keys", expanding=True)
         )
     )
     .order_by(CapCounter.cap_id, CapCounter.period_start, CapCounter.partner_key)
+    .with_for_update()
 )
-_SET_USED = update(CapCounter).where(CapCounter.id == bindparam("b_id")).values(used=bindparam("b_used"))
+
+_Key = tuple[int, dt.datetime, int]
 
 
-def consume_many(session: Session, claims: Sequence[Claim]) -> list[bool]:
-    """Consume the caps of many conversions in order, each all or none; return which had room.
+def _take(session: Session, key: _Key, n: int) -> bool:
+    """Take `n` of one counter's room; return whether it had that much (no row yet: no room)."""
+    cap_id, start, partner = key
+    return bool(_TAKE_ROOM.all(session, {"b_cap": cap_id, "start": start, "key": partner, "n": n}))
 
-    The same outcome as `consume` called for each in turn: the counters are read once under their
-    row locks, decided here, and written back once.
+
+def _give_back(session: Session, shares: Sequence[tuple[_Key, int]]) -> None:
+    for (cap_id, start, partner), n in shares:
+        session.connection().execute(_GIVE_BACK, {"b_cap": cap_id, "start": start, "key": partner, "n": n})
+
+
+def _lock(session: Session, keys: Sequence[_Key]) -> None:
+    """Make the counter rows of `keys` that do not exist yet, then lock them all in key order."""
+    connection = session.connection()
+    # A concurrent maker wins harmlessly; rows made after some were locked could otherwise be
+    # waited for out of order, at every period's start.
+    connection.execute(_create(session), [{"cap_id": c, "period_start": s, "partner_key": k, "used": 0}
+                                          for c, s, k in keys])  # fmt: skip
+    connection.execute(_LOCK, {"keys": list(keys)})
+
+
+def take_room(session: Session, asks: Sequence[Ask]) -> list[bool]:
+    """Take room for many conversions in order, each in all its caps or in none; return which had room.
+
+    The same outcome as `consume` called for each in turn, in few statements: each counter's room
+    for the whole batch is taken by one conditional UPDATE, in key order, and the rows it changed
+    say whether it had room. From the first counter without room for all of it (a cap about to be
+    reached, or a period's first conversion, whose row does not exist yet) the counters left are
+    locked and taken conversion by conversion; a conversion refused there gives back what it had
+    of the counters taken whole.
     """
     wanted = [
-        [
-            (key, n, cap.limit)
-            for cap, key, n in _asks(c.caps, partner_id=c.partner_id, at=c.at, payout_minor=c.payout_minor)
-        ]
-        for c in claims
+        [(key, n) for _cap, key, n in _asks(a.caps, partner_id=a.partner_id, at=a.at, payout_minor=a.payout_minor)]
+        for a in asks
     ]
-    keys = sorted({key for asks in wanted for key, _n, _limit in asks})
-    if not keys:
-        return [True] * len(claims)
-    connection = session.connection()
-    # Make every row a period's first conversions need (a concurrent maker wins harmlessly; an
-    # existing row is not locked by this), then lock them all in key order: rows made after some
-    # were locked could otherwise be waited for out of order, at every period's start.
-    made = [{"cap_id": c, "period_start": s, "partner_key": k, "used": 0} for c, s, k in keys]
-    connection.execute(_create(session), made)
-    lock = _LOCK.with_for_update() if connection.dialect.name == "postgresql" else _LOCK
-    rows = {(r.cap_id, as_utc(r.period_start), r.partner_key): r for r in connection.execute(lock, {"keys": keys})}
-    used = {key: row.used for key, row in rows.items()}
-    fits = []
-    for asks in wanted:
-        ok = all(used[key] + n <= limit for key, n, limit in asks)
-        if ok:
-            for key, n, _limit in asks:
-                used[key] += n
-        fits.append(ok)
-    changed = [{"b_id": rows[key].id, "b_used": n} for key, n in used.items() if n != rows[key].used]
-    if changed:
-        connection.execute(_SET_USED, changed)
-    return fits
-
-
-def _take_share(dialect: str) -> Any:
-    """Return the statement that takes one counter's share of a batch, only when all of it fits.
-
-    On PostgreSQL a share that does not fit (or a counter without its row yet) is an error, which
-    aborts the transaction: the batch can then send its COMMIT in the same round trip, and a
-    transaction that took too much can only fail, never commit (SQLite reads the row count instead).
-    """
-    taken = (
-        update(CapCounter)
-        .where(
-            _KEY,
-            CapRow.id == CapCounter.cap_id,
-            CapCounter.used + bindparam("n") <= CapRow.limit,
-        )
-        .values(used=CapCounter.used + bindparam("n"))
-    )
-    if dialect != "postgresql":
-        return taken
-    changed = taken.returning(CapCounter.id).cte("taken")
-    # 1 / 0 when the UPDATE changed no row: division_by_zero (22012), see NO_ROOM.
-    return select(literal_column("1") / func.count().cast(Integer)).select_from(changed)
-
-
-#: One counter's share of a batch, taken only when all of it fits under the cap's limit as it is now.
-_TAKE_SHARE = Raw(_take_share)
-
-#: The error of a share that did not fit, on PostgreSQL (_take_share).
-NO_ROOM = psycopg.errors.DivisionByZero
-
-
-def no_room(error: BaseException) -> bool:
-    """Return whether `error` says a counter share did not fit: the driver's, or SQLAlchemy's wrapping it."""
-    return isinstance(error, NO_ROOM) or isinstance(getattr(error, "orig", None), NO_ROOM)
-
-
-def take_together(session: Session, claims: Sequence[Claim]) -> Callable[[], bool]:
-    """Take every claim's share of its counters at once, one conditional UPDATE per counter in key order.
-
-    Return how to tell whether all of it fitted, once the UPDATEs have answered: inside a pipeline
-    (db.pipelined) they travel with the statements before them, and are answered when it ends. When
-    not all fitted (no room, or a counter without its row yet), part may have been taken and the
-    caller rolls the transaction back. On PostgreSQL a share that does not fit raises NO_ROOM
-    instead (when the pipeline ends), and the UPDATEs are the row locks, taken as late in the
-    transaction as the caller runs this.
-    """
-    totals: dict[tuple[int, dt.datetime, int], int] = {}
-    for c in claims:
-        for _cap, key, n in _asks(c.caps, partner_id=c.partner_id, at=c.at, payout_minor=c.payout_minor):
+    totals: dict[_Key, int] = {}
+    for shares in wanted:
+        for key, n in shares:
             totals[key] = totals.get(key, 0) + n
-    shares = [{"b_cap": c, "start": s, "key": k, "n": n} for (c, s, k), n in sorted(totals.items())]
-    # Each UPDATE names one counter row: all fitted when every one of them changed its row.
-    changed = _TAKE_SHARE.many(session, shares)
-    return lambda: changed() == len(shares)
+    keys = sorted(totals)
+    whole = 0
+    while whole < len(keys) and _take(session, keys[whole], totals[keys[whole]]):
+        whole += 1
+    if whole == len(keys):
+        return [True] * len(asks)
+    rest = set(keys[whole:])
+    _lock(session, keys[whole:])
+    return [_take_each(session, shares, rest) for shares in wanted]
+
+
+def _take_each(session: Session, shares: Sequence[tuple[_Key, int]], rest: set[_Key]) -> bool:
+    """Take one conversion's room in the counters of `rest`, all or none; give back its whole-taken share when none."""
+    taken: list[tuple[_Key, int]] = []
+    for key, n in shares:
+        if key not in rest:
+            continue
+        if not _take(session, key, n):
+            _give_back(session, taken + [(k, m) for k, m in shares if k not in rest])
+            return False
+        taken.append((key, n))
+    return True

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from urllib.parse import SplitResult
 
 from network import money
 
@@ -20,10 +22,18 @@ def next_status(current: str, action: str) -> str | None:
     return target if current in sources else None
 
 
+def has_access(*, partner_active: bool, visibility: str, approved: bool) -> bool:
+    """Return the partner's side of `may_run`: an active partner, and either a public offer or an
+    approved application or invitation (conversions judge the offer's own status apart, with a
+    reason of its own)."""
+    return partner_active and (visibility == "public" or approved)
+
+
 def may_run(*, partner_active: bool, offer_status: str, visibility: str, approved: bool) -> bool:
-    """Return whether a partner may take links for and be paid on an offer: an active partner, an
-    active offer, and either a public offer or an approved application or invitation."""
-    return partner_active and offer_status == "active" and (visibility == "public" or approved)
+    """Return whether a partner may take links for and be paid on an offer: an active offer the
+    partner has access to (`has_access`)."""
+    return offer_status == "active" and has_access(partner_active=partner_active, visibility=visibility,
+                                                   approved=approved)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,10 +131,14 @@ def url_problem(url: str, *, macros: bool) -> str | None:
         return "is not a valid URL"
     if parts.scheme not in ("http", "https"):
         return "must be an http or https URL"
+    return _host_problem(parts) or _macro_problem(url, macros=macros)
+
+
+def _host_problem(parts: SplitResult) -> str | None:
+    """Return why a URL's host part is unusable, or None."""
     if parts.username is not None or parts.password is not None:
         return "must not contain userinfo"
-    netloc = parts.netloc
-    if "{" in netloc or "}" in netloc:
+    if "{" in parts.netloc or "}" in parts.netloc:
         return "must not have macros in the host"
     if not parts.hostname or normalize_host(parts.hostname) is None:
         return "has no valid host"
@@ -132,10 +146,13 @@ def url_problem(url: str, *, macros: bool) -> str | None:
         parts.port  # noqa: B018 - raises for a malformed port
     except ValueError:
         return "has an invalid port"
+    return None
+
+
+def _macro_problem(url: str, *, macros: bool) -> str | None:
+    """Return why a URL's macros are unusable (any, when `macros` is false; an unknown one), or None."""
     if not macros and ("{" in url or "}" in url):
         return "must not contain macros"
-    import re
-
     for name in re.findall(r"\{([^{}]*)\}", url):
         if name not in MACROS:
             return f"has unknown macro {{{name}}}"

@@ -1,4 +1,4 @@
-"""Postbacks recorded together (network/conversions/batch.py): one transaction, one-by-one outcomes."""
+"""Postbacks recorded together (network/conversions/groupcommit.py): one transaction, one-by-one outcomes."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from network.conversions import batch
-from network.conversions.batch import GroupCommit
+from network.conversions import groupcommit, service
+from network.conversions.groupcommit import GroupCommit
 from network.conversions.models import Conversion, PostbackLog
 from network.conversions.signals import status_changed
 from network.db import Database
@@ -52,7 +52,7 @@ class _Gate:
             assert self.released.wait(timeout=30)
         if len(self.calls) == 2 and self.fail_second:
             raise OperationalError("INSERT", {}, Exception("the database went away"))
-        return batch.record_committed(self.database, plans)
+        return groupcommit.record_committed(self.database, plans)
 
 
 @pytest.mark.parametrize(
@@ -370,19 +370,19 @@ def test_plans_judged_ahead_are_recorded_as_the_batch_would_judge_them(committed
     plans: list[Any] = []
     recorder = committed_app.extensions["network.conversions.recorder"]
     # The requests' plans, kept instead of recorded (each answered as nothing).
-    recorder.submit = lambda plan: plans.append(plan) or batch.service.Answer(None, None, None)
+    recorder.submit = lambda plan: plans.append(plan) or service.Answer(None, None, None)
     for tag in ("ahead", "in-batch"):
         for n, click in enumerate(clicks):
             query = {"click_id": click, "event": "lead", "token": token, "txn_id": f"{tag}-{n}"}
             assert committed_app.test_client().get("/postback", query_string=query).status_code == 200
     ahead, in_batch = plans[: len(clicks)], plans[len(clicks) :]
 
-    batch.read_ahead(committed_db, ahead)
+    groupcommit.read_ahead(committed_db, ahead)
 
     assert [plan.judged is not None for plan in ahead] == [True, True, True, True, False]
     assert [plan.judged is None for plan in in_batch] == [True] * len(clicks)
-    judged_ahead = batch.record_committed(committed_db, ahead)
-    judged_in_batch = batch.record_committed(committed_db, in_batch)
+    judged_ahead = groupcommit.record_committed(committed_db, ahead)
+    judged_in_batch = groupcommit.record_committed(committed_db, in_batch)
     verdicts = [(a.status, a.reason) for a in judged_ahead]
     assert verdicts == [(a.status, a.reason) for a in judged_in_batch]
     assert verdicts[:4] == [("approved", None), ("rejected", "geo_mismatch"), ("rejected", "too_fast"),
@@ -398,7 +398,7 @@ def test_plans_judged_ahead_are_recorded_as_the_batch_would_judge_them(committed
 def test_the_apps_recorder_reads_ahead_only_where_there_is_a_line(committed_app, dialect):
     ahead = committed_app.extensions["network.conversions.recorder"]._ahead
     if dialect == "sqlite":
-        assert ahead is not None and ahead.func is batch.read_ahead
+        assert ahead is not None and ahead.func is groupcommit.read_ahead
     else:  # PostgreSQL: no line to shorten, and the read would be a round trip of its own
         assert ahead is None
 

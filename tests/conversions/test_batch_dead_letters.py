@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from network.conversions import batch, service
-from network.conversions.batch import GroupCommit
+from network.conversions import groupcommit, service
+from network.conversions.groupcommit import GroupCommit
 from network.conversions.models import Conversion, PostbackLog
 from network.db import Database
 from network.deliveries import service as deliveries
@@ -34,17 +34,6 @@ BAD = 137
 CHECK_REFUSED = ("IntegrityError: CHECK constraint failed", "CheckViolation: new row for relation")
 
 
-class _Capture:
-    """A recorder that keeps each plan and records nothing."""
-
-    def __init__(self) -> None:
-        self.plans: list[service.Plan] = []
-
-    def submit(self, plan: service.Plan) -> service.Answer:
-        self.plans.append(plan)
-        return service.Answer(None, "captured", None)
-
-
 def _world(database: Database, *, postback_url: str | None = None) -> tuple[Any, str]:
     with database.session_scope() as session:
         brand = make_brand(session)
@@ -56,7 +45,7 @@ def _world(database: Database, *, postback_url: str | None = None) -> tuple[Any,
 
 def _plans(database: Database, settings: Any, link: Any, token: str, count: int, first: int = 0) -> list[service.Plan]:
     """Return `count` plans of CPL postbacks on fresh clicks, judged and ready to record."""
-    capture = _Capture()
+    plans: list[service.Plan] = []
     with database.session_scope() as session:
         clicks = [make_click(session, link, at=NOW - HOUR) for _ in range(count)]
     with database.session() as session:
@@ -64,16 +53,18 @@ def _plans(database: Database, settings: Any, link: Any, token: str, count: int,
             params = {"click_id": [click_id], "event": ["lead"], "txn_id": [f"T-{n}"], "token": [token]}
             received = service.Received(source="postback", method="GET", params=params)
             trace = service.start_trace(received)
-            service.receive(session, settings=settings, received=received, trace=trace, now=NOW, recorder=capture)
-    return capture.plans
+            plan = service.receive(session, settings=settings, received=received, trace=trace, now=NOW)
+            assert isinstance(plan, service.Plan)
+            plans.append(plan)
+    return plans
 
 
 def _recorder(database: Database, calls: list[int]) -> GroupCommit:
     def record(plans: list[service.Plan]) -> list[Any]:
         calls.append(len(plans))
-        return batch.record_committed(database, plans)
+        return groupcommit.record_committed(database, plans)
 
-    return GroupCommit(record, refuse=functools.partial(batch.refuse, database), max_batch=500)
+    return GroupCommit(record, refuse=functools.partial(groupcommit.refuse, database), max_batch=500)
 
 
 def _count(database: Database, model: Any) -> int:
@@ -178,10 +169,10 @@ def test_a_refused_postback_is_answered_400_and_logged_and_the_next_recorded(
                     plan.data.txn_id = plan.trace.txn_id = "BAD\x00"
                 else:
                     plan.amount_minor = -5
-        return batch.record_committed(committed_db, plans)
+        return groupcommit.record_committed(committed_db, plans)
 
     committed_app.extensions["network.conversions.recorder"] = GroupCommit(
-        record, refuse=functools.partial(batch.refuse, committed_db)
+        record, refuse=functools.partial(groupcommit.refuse, committed_db)
     )
     client = committed_app.test_client()
     answer = client.get("/postback", query_string={"click_id": bad_click, "event": "lead", "txn_id": "BAD",

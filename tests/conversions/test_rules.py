@@ -61,7 +61,7 @@ def facts(**changes: object) -> rules.Facts:
     ],
 )
 def test_reject_reason_follows_spec_order(changes: dict, cap_room: bool, reason: str | None) -> None:
-    assert rules.reject_reason(facts(**changes), take_cap=lambda: cap_room) == reason
+    assert rules.reject_reason(facts(**changes), take_room=lambda: cap_room) == reason
 
 
 @pytest.mark.parametrize(
@@ -70,13 +70,13 @@ def test_reject_reason_follows_spec_order(changes: dict, cap_room: bool, reason:
 )
 def test_caps_are_not_taken_when_an_earlier_check_fails(changes: dict) -> None:
     taken = []
-    rules.reject_reason(facts(**changes), take_cap=lambda: taken.append(1) or True)
+    rules.reject_reason(facts(**changes), take_room=lambda: taken.append(1) or True)
     assert taken == []
 
 
 def test_caps_are_taken_once_when_everything_else_passes() -> None:
     taken = []
-    assert rules.reject_reason(OK, take_cap=lambda: taken.append(1) or True) is None
+    assert rules.reject_reason(OK, take_room=lambda: taken.append(1) or True) is None
     assert taken == [1]
 
 

@@ -1,0 +1,146 @@
+"""Attribution: the click a postback names, its link's context, and the plan that records it.
+
+A click id carries its link and time under an HMAC (network/tracking/clickid.py): a forged or
+foreign id leads nowhere. The link's context (offer, brand, partner, event, caps) comes from the
+per-process cache (context.py). The click's own row gives its country and fraud flags; a click this
+process has not written yet is still in the tracking writer's buffer, and is read there.
+
+API: `Attribution` and `attribute` (what a click id leads to), `Plan` and `plan` (an attributed,
+well-formed postback ready to be recorded), `ClickRow`, `click_rows` and `clicks` (the plans'
+clicks, written or buffered).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import String, bindparam, select
+from sqlalchemy.orm import Session
+
+from network.config import Settings
+from network.conversions import rules
+from network.conversions.context import ContextCache, LinkContext, read_context
+from network.conversions.intake import Params, Trace, parse_amount
+from network.db import ByCount
+from network.errors import ValidationError
+from network.offers.rules import needs_amount
+from network.tracking.clickid import ClickIdCodec, ClickRef
+from network.tracking.models import Click
+from network.tracking.writer import buffered_click
+
+
+@functools.lru_cache(maxsize=8)
+def _codec(secret: str) -> ClickIdCodec:
+    return ClickIdCodec(secret)
+
+
+@dataclass(frozen=True, slots=True)
+class Attribution:
+    """What a verified click id leads to: when the click was, and its link's context."""
+
+    ref: ClickRef
+    link: LinkContext
+
+
+def attribute(
+    session: Session, settings: Settings, contexts: ContextCache | None, click_id: str | None, event: str | None
+) -> Attribution | None:
+    """Return what a click id leads to when its HMAC holds and its link exists, else None."""
+    ref = _codec(settings.secret_key).verify(click_id)
+    if ref is None:
+        return None
+    if contexts is None:
+        link = read_context(session, ref.link_id, event)
+    else:
+        link = contexts.get(session, ref.link_id, event)
+    return Attribution(ref, link) if link is not None else None
+
+
+@dataclass(slots=True)
+class Plan:
+    """An authenticated, attributed, well-formed postback, ready to be judged and recorded."""
+
+    ref: ClickRef
+    link: LinkContext
+    data: Params
+    trace: Trace
+    now: dt.datetime
+    pixel: bool
+    currency: str
+    amount_minor: int | None
+    #: The plan judged on its click's row, both read before its batch waited in the writers' line
+    #: (network/conversions/groupcommit.py read_ahead); None: read and judged when recorded.
+    judged: tuple[rules.Facts, dict[str, Any]] | None = None
+
+    @property
+    def click_id(self) -> str:
+        """Return the click id the conversion is attributed to."""
+        assert self.data.click_id is not None
+        return self.data.click_id
+
+
+def plan(found: Attribution, *, data: Params, trace: Trace, now: dt.datetime, pixel: bool) -> Plan:
+    """Return the plan of a postback; raise ValidationError for an unknown event or a missing amount."""
+    link = found.link
+    trace.offer_id = link.offer_id
+    if link.event_id is None or link.model is None:
+        raise ValidationError(f"unknown event {data.event!r} for this offer", field="event")
+    currency = data.currency or link.currency
+    amount_minor = parse_amount(data.amount, currency) if data.amount is not None else None
+    if needs_amount(link.model):
+        if amount_minor is None:
+            raise ValidationError(f"amount is required for a {link.model} event", field="amount")
+        if amount_minor == 0:
+            raise ValidationError(f"amount must be greater than 0 for a {link.model} event", field="amount")
+    return Plan(found.ref, link, data, trace, now, pixel, currency, amount_minor)
+
+
+# ---- the clicks ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClickRow:
+    """What judging reads of a click: its country and fraud flags."""
+
+    country: str | None
+    is_bot: bool | None
+    is_unique: bool | None
+
+
+_CLICK_COLUMNS = (Click.id, Click.country, Click.is_bot, Click.is_unique)
+#: The plans' clicks, by how many: `WHERE id IN ($1, ... $n)` (an array parameter costs psycopg more
+#: to send, and SQLite would need a statement per click).
+_CLICKS = ByCount(
+    lambda count, _dialect: select(*_CLICK_COLUMNS).where(
+        Click.id.in_([bindparam(f"id_{n}", type_=String) for n in range(count)])
+    )
+)
+
+
+def _bool(value: Any) -> bool | None:
+    return None if value is None else bool(value)
+
+
+def click_rows(session: Session, ids: Sequence[str]) -> dict[str, ClickRow]:
+    """Return the rows of the clicks written among `ids`, by id."""
+    found = _CLICKS(len(ids)).all(session, {f"id_{n}": click_id for n, click_id in enumerate(ids)})
+    # Driver values: SQLite's booleans are 0 and 1.
+    return {row[0]: ClickRow(row[1], _bool(row[2]), _bool(row[3])) for row in found}
+
+
+def clicks(session: Session, plans: Sequence[Plan]) -> dict[str, Any]:
+    """Return the clicks of the plans not judged yet: their rows, or their records still in this process's buffer."""
+    ids = sorted({p.click_id for p in plans if p.judged is None})
+    if not ids:
+        return {}
+    found: dict[str, Any] = dict(click_rows(session, ids))
+    for click_id in ids:
+        # As tracking.service.get_click: a click this process has not written yet is in its buffer.
+        pending = buffered_click(session, click_id)
+        if pending is not None:
+            found[click_id] = pending
+    return found
