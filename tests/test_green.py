@@ -203,7 +203,7 @@ monkey.patch_all()
 import json, sys
 import gevent
 from network import green
-from network.conversions.batch import GroupCommit
+from network.conversions.groupcommit import GroupCommit
 
 seen = []
 

@@ -38,6 +38,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from network import outage
+from network import text as text_rule
 from network.conversions import recording, rules
 from network.conversions.attribution import Plan, click_rows
 from network.conversions.intake import Answer, Trace, log_row
@@ -294,9 +295,11 @@ def keep_refused(database: Database, trace: Trace, now: Any, error: BaseExceptio
     reason = isolate.describe(error)
     isolate.keep(database, "postbacks", [(reason, {**log_row(trace, at=now), **facts})])
     # The refused value may be in the log line too: what the request writes of it must be storable.
-    trace.click_id = isolate.storable(trace.click_id, 512) if trace.click_id else trace.click_id
-    trace.txn_id = isolate.storable(trace.txn_id, 255) if trace.txn_id else trace.txn_id
-    trace.remote_addr = isolate.storable(trace.remote_addr, 45) if trace.remote_addr else trace.remote_addr
+    trace.click_id = text_rule.storable(trace.click_id, 512, free_text=True) if trace.click_id else trace.click_id
+    trace.txn_id = text_rule.storable(trace.txn_id, 255, free_text=True) if trace.txn_id else trace.txn_id
+    trace.remote_addr = (
+        text_rule.storable(trace.remote_addr, 45, free_text=True) if trace.remote_addr else trace.remote_addr
+    )
     return reason
 
 

@@ -55,7 +55,6 @@ _MAX_AMOUNT_LEN = 32
 MAX_ID = 2**31 - 1
 #: Control characters and lone surrogates (network.text's rule): never part of an id, a key or an
 #: amount, and NUL cannot be stored in a PostgreSQL text column.
-_UNPRINTABLE = text_rule.UNSTORABLE
 #: Unix seconds have 10 digits until the year 2286; a longer t= is not a time.
 _MAX_TIMESTAMP_DIGITS = 12
 #: What the log keeps of each parameter (the whole request is never needed to trace a discrepancy).
@@ -103,9 +102,8 @@ class Trace:
 
 
 def _loggable(text: str, limit: int) -> str:
-    """Return `text` cut to `limit` with what a database text column cannot hold replaced."""
-    text = text[:limit]
-    return _UNPRINTABLE.sub("\ufffd", text) if _UNPRINTABLE.search(text) else text
+    """Return `text` as a log column can hold it (the one text rule, newlines replaced too)."""
+    return text_rule.storable(text, limit, free_text=False)
 
 
 def start_trace(received: Received) -> Trace:

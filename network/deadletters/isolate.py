@@ -64,11 +64,6 @@ def refused(error: BaseException) -> bool:
     return isinstance(orig, _REFUSALS) and not isinstance(orig, exc.DBAPIError)
 
 
-def storable(text: str, limit: int) -> str:
-    """Return free text (newlines kept) as `text_rule.storable` makes it: for writers that call it by this name."""
-    return text_rule.storable(text, limit, free_text=True)
-
-
 def describe(error: BaseException) -> str:
     """Return the error's class and the database's message: never the statement or its parameters."""
     orig = getattr(error, "orig", None) or error
@@ -78,7 +73,7 @@ def describe(error: BaseException) -> str:
     reason = f"{type(orig).__name__}: {message}"
     if constraint:
         reason += f" (constraint {constraint})"
-    return storable(reason, MAX_REASON)
+    return text_rule.storable(reason, MAX_REASON, free_text=True)
 
 
 def payload(row: Any) -> str:
@@ -121,7 +116,12 @@ def keep_in(session: Session, source: str, reason: str, row: Any) -> None:
     """Add a dead letter to the session's transaction (kept if and only if it commits)."""
     log.warning("dead letter (%s): %s", source, reason)
     session.add(
-        DeadLetter(created_at=now_utc(), source=source, reason=storable(reason, MAX_REASON), payload=payload(row))
+        DeadLetter(
+            created_at=now_utc(),
+            source=source,
+            reason=text_rule.storable(reason, MAX_REASON, free_text=True),
+            payload=payload(row),
+        )
     )
 
 
@@ -138,7 +138,12 @@ def keep(database: Database, source: str, letters: Sequence[tuple[str, Any]]) ->
     try:
         with database.session_scope() as session:
             session.add_all(
-                DeadLetter(created_at=now, source=source, reason=storable(reason, MAX_REASON), payload=payload(row))
+                DeadLetter(
+                    created_at=now,
+                    source=source,
+                    reason=text_rule.storable(reason, MAX_REASON, free_text=True),
+                    payload=payload(row),
+                )
                 for reason, row in letters
             )
     except Exception as failure:  # noqa: BLE001 - the writer goes on; the rows are in the log instead

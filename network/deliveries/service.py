@@ -230,7 +230,7 @@ def enqueue(
 def _add_one_by_one(session: Session, made: list[PostbackDelivery]) -> list[PostbackDelivery]:
     """Add outbox rows each in a SAVEPOINT; keep one the database refuses as a dead letter instead.
 
-    For a conversion whose batch the database refused (network/conversions/batch.py): a refused
+    For a conversion whose batch the database refused (network/conversions/groupcommit.py): a refused
     partner postback must not cost the conversion.
     """
     kept = []
