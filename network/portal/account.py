@@ -143,9 +143,24 @@ def reset_request() -> Any:
     )
 
 
-def _set_password_page(token: str, *, purpose: str, max_age: int, title: str) -> Any:
-    """Show or handle the form that sets a password from a reset or invitation link."""
-    secret = settings().secret_key
+#: The links that set a password, by route name (and path): what the token was signed for, the page's title.
+PASSWORD_LINKS = {
+    "reset": (users.RESET, "Choose a new password"),
+    "invitation": (users.INVITE, "Welcome: choose a password"),
+}
+
+
+def _link_max_age(purpose: str) -> int:
+    """How long a link of this purpose works, in seconds."""
+    if purpose == users.RESET:
+        return settings().reset_link_minutes * 60
+    return settings().invite_link_hours * 3600
+
+
+def password_from_link(token: str, kind: str) -> Any:
+    """Choose a password from a reset link or an invitation (once, while the link is fresh)."""
+    purpose, title = PASSWORD_LINKS[kind]
+    secret, max_age = settings().secret_key, _link_max_age(purpose)
     try:
         users.check_link(web.session(), token, secret=secret, purpose=purpose, max_age=max_age)
     except ValidationError as exc:
@@ -164,20 +179,8 @@ def _set_password_page(token: str, *, purpose: str, max_age: int, title: str) ->
     return redirect(url_for("portal.account.sign_in"))
 
 
-@blp.route("/reset/<token>", methods=["GET", "POST"])
-def reset(token: str) -> Any:
-    """Choose a new password from a reset link (once, while it is fresh)."""
-    return _set_password_page(
-        token, purpose=users.RESET, max_age=settings().reset_link_minutes * 60, title="Choose a new password"
-    )
-
-
-@blp.route("/invitation/<token>", methods=["GET", "POST"])
-def invitation(token: str) -> Any:
-    """Accept an invitation by choosing a password."""
-    return _set_password_page(
-        token, purpose=users.INVITE, max_age=settings().invite_link_hours * 3600, title="Welcome: choose a password"
-    )
+for _kind in PASSWORD_LINKS:
+    blp.add_url_rule(f"/{_kind}/<token>", _kind, password_from_link, methods=["GET", "POST"], defaults={"kind": _kind})
 
 
 @blp.route("/profile", methods=["GET", "POST"])

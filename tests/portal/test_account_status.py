@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from network.accounts import users
 from network.auth import SYSTEM, Role
 from network.partners import service as partners
 from tests.factories import make_partner
@@ -17,26 +16,6 @@ WRONG_CREDENTIALS = "Wrong e-mail or password."
 
 def _page(response) -> str:
     return response.get_data(as_text=True)
-
-
-def test_rejecting_a_sign_up_marks_the_partner_rejected_and_ends_its_sessions(app, client, session, outbox):
-    make_user(session, email="admin@example.com")
-    application = {"name": "Deal Blog", "email": "ops@dealblog.example", "website": "https://dealblog.example"}
-    application |= {"traffic_sources": "SEO", "password": "a long password", "confirm": "a long password"}
-    post_form(client, "/account/sign-up", application)
-    assert sign_in(client, "ops@dealblog.example", "a long password").status_code == 302
-    admin = app.test_client()
-    sign_in(admin, "admin@example.com")
-    (pending,) = users.list_applications(session, SYSTEM)
-    post_form(admin, f"/admin/applications/{pending.id}", {"reject": "Reject"}, form_page="/admin/applications")
-    (rejected,) = users.list_applications(session, SYSTEM, status="rejected")
-    assert partners.get_partner(session, SYSTEM, rejected.partner_id).status == "rejected"
-    assert client.get("/partner/").status_code == 302
-    # The right password: told plainly; a wrong one: the answer any wrong password gets.
-    r = sign_in(client, "ops@dealblog.example", "a long password")
-    assert r.status_code == 401 and NOT_ACTIVE in _page(r)
-    r = sign_in(client, "ops@dealblog.example", WRONG)
-    assert r.status_code == 401 and WRONG_CREDENTIALS in _page(r) and NOT_ACTIVE not in _page(r)
 
 
 @pytest.mark.parametrize("status", ["suspended", "rejected"])
