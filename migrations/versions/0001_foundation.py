@@ -44,7 +44,7 @@ def upgrade() -> None:
         sa.Column("stripe_account_id", sa.String(length=64), nullable=True),
         sa.Column("stripe_payouts_enabled", sa.Boolean(), nullable=False),
         sa.Column("created_at", network.db.UTCDateTime(timezone=True), nullable=False),
-        sa.CheckConstraint("status IN ('pending', 'active', 'suspended')", name=op.f("ck_partners_status")),
+        sa.CheckConstraint("status IN ('pending', 'active', 'suspended', 'rejected')", name=op.f("ck_partners_status")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_partners")),
         sa.UniqueConstraint("stripe_account_id", name=op.f("uq_partners_stripe_account_id")),
     )

@@ -19,7 +19,7 @@ from network import green
 from network.accounts.models import Brand, PartnerApplication, User
 from network.auth import SYSTEM, Principal, Role, require
 from network.clock import now_utc
-from network.errors import Conflict, NotFound, ValidationError
+from network.errors import Conflict, NotFound, Unauthorized, ValidationError
 from network.partners import service as partners
 from network.partners.models import Partner, PartnerStatus
 
@@ -32,6 +32,10 @@ MAX_PASSWORD = 256
 RESET = "reset"
 INVITE = "invite"
 INVALID_LINK = "this link is invalid, already used or expired: ask for a new one"
+#: Said only to whoever typed the right password, so it tells no one else that the e-mail has an account.
+NOT_ACTIVE = "Your account is not active: a pending, rejected or suspended account cannot sign in."
+#: A partner in these statuses may not sign in (a pending one may: it follows its review).
+SHUT_OUT = frozenset({PartnerStatus.SUSPENDED.value, PartnerStatus.REJECTED.value})
 
 
 @functools.cache
@@ -132,13 +136,26 @@ def create_user(
 # ---- sign-in and sessions ------------------------------------------------------------------------
 
 
+def may_sign_in(session: Session, user: User) -> bool:
+    """Whether the user, and the partner it acts for, are allowed in."""
+    if user.status != "active":
+        return False
+    partner = session.get(Partner, user.partner_id) if user.partner_id is not None else None
+    return partner is None or partner.status not in SHUT_OUT
+
+
 def sign_in(session: Session, *, email: str, password: str) -> User | None:
-    """Return the active user with this e-mail and password, or None; as slow for an unknown e-mail."""
+    """Return the user with this e-mail and password, or None; as slow for an unknown e-mail.
+
+    Raise Unauthorized(NOT_ACTIVE) when the password is right but the user may not sign in: only the
+    password's owner learns that the account exists.
+    """
     user = _by_email(session, email)
-    usable = user is not None and user.status == "active"
-    if not _verify(user.password_hash if usable and user is not None else None, password):
+    # An unknown e-mail is verified against a dummy hash: every answer takes as long.
+    if not _verify(user.password_hash if user is not None else None, password) or user is None:
         return None
-    assert user is not None
+    if not may_sign_in(session, user):
+        raise Unauthorized(NOT_ACTIVE)
     if HASHER.check_needs_rehash(user.password_hash or ""):
         user.password_hash = _hash(password)  # the nonce stays: same password, same sessions
     return user
@@ -147,7 +164,7 @@ def sign_in(session: Session, *, email: str, password: str) -> User | None:
 def session_user(session: Session, user_id: int, nonce: str) -> User | None:
     """Return the user a session names if that session is still valid (same nonce, still active)."""
     user = session.get(User, user_id)
-    if user is None or user.status != "active" or not secrets.compare_digest(user.session_nonce, nonce):
+    if user is None or not secrets.compare_digest(user.session_nonce, nonce) or not may_sign_in(session, user):
         return None
     return user
 
@@ -211,9 +228,9 @@ def check_link(session: Session, token: str, *, secret: str, purpose: str, max_a
 
 
 def request_reset(session: Session, *, email: str, secret: str) -> tuple[User, str] | None:
-    """Return the user and a reset token when the e-mail has an active account, else None."""
+    """Return the user and a reset token when the e-mail has an account that may sign in, else None."""
     user = _by_email(session, email)
-    if user is None or user.status != "active":
+    if user is None or not may_sign_in(session, user):
         return None
     return user, make_link_token(user, secret=secret, purpose=RESET)
 
@@ -286,7 +303,7 @@ def list_applications(session: Session, principal: Principal, *, status: str = "
 
 
 def decide_application(session: Session, principal: Principal, application_id: int, *, approve: bool) -> Partner:
-    """Approve (partner active) or reject (partner suspended, its users disabled) a pending application."""
+    """Approve (partner active) or reject (partner rejected, its users' sessions ended) a pending application."""
     require(principal, Role.ADMIN)
     application = session.get(PartnerApplication, application_id)
     if application is None:
@@ -296,11 +313,10 @@ def decide_application(session: Session, principal: Principal, application_id: i
     application.status = "approved" if approve else "rejected"
     application.decided_at = now_utc()
     application.decided_by = principal.label
-    status = PartnerStatus.ACTIVE if approve else PartnerStatus.SUSPENDED
+    status = PartnerStatus.ACTIVE if approve else PartnerStatus.REJECTED
     partner = partners.set_status(session, principal, application.partner_id, status.value)
     if not approve:
         for user in session.scalars(select(User).where(User.partner_id == partner.id)):
-            user.status = "disabled"
             user.session_nonce = _new_nonce()
     return partner
 

@@ -65,7 +65,7 @@ class PartnerStatus(MethodView):
     @blp.arguments(PartnerStatusSchema)
     @blp.response(200, PartnerSchema)
     def post(self, data: dict[str, Any], partner_id: int) -> Any:
-        """Activate, suspend or return a partner to pending (admin)."""
+        """Activate, suspend, reject or return a partner to pending (admin)."""
         return service.set_status(web.session(), web.principal(), partner_id, data["status"])
 
 

@@ -13,14 +13,18 @@ from network.db import Base, UTCDateTime
 
 
 class PartnerStatus(enum.StrEnum):
+    #: Signed up (or created so by an admin), not yet approved: it may sign in and follow its review.
     PENDING = "pending"
     ACTIVE = "active"
+    #: Stopped by an admin: no links, no sign-in.
     SUSPENDED = "suspended"
+    #: Its sign-up was refused: no links, no sign-in.
+    REJECTED = "rejected"
 
 
 class Partner(Base):
     __tablename__ = "partners"
-    __table_args__ = (CheckConstraint("status IN ('pending', 'active', 'suspended')", name="status"),)
+    __table_args__ = (CheckConstraint("status IN ('pending', 'active', 'suspended', 'rejected')", name="status"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))

@@ -7,7 +7,7 @@ from marshmallow import Schema, fields, validate
 from network.partners.models import Partner
 from network.schemas import Amount, PageArgs, PageSchema, StrictSchema, column_length
 
-STATUSES = ("pending", "active", "suspended")
+STATUSES = ("pending", "active", "suspended", "rejected")
 
 
 _NAME = validate.Length(min=1, max=column_length(Partner.name))

@@ -70,7 +70,7 @@ def list_partners(
 
 
 def set_status(session: Session, principal: Principal, partner_id: int, status: str) -> Partner:
-    """Activate, suspend or return a partner to pending (admin)."""
+    """Activate, suspend, reject or return a partner to pending (admin)."""
     require(principal, Role.ADMIN)
     partner = get_partner(session, principal, partner_id)
     partner.status = PartnerStatus(status).value

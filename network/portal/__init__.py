@@ -17,12 +17,11 @@ from wtforms.validators import ValidationError as WTFormsError
 from network import mail
 from network.clock import now_utc
 from network.errors import DomainError
-from network.portal import account, admin, home, partner, partner_offers
+from network.portal import account, admin, home, partner, partner_offers, throttle
 from network.portal.common import CONTENT_SECURITY_POLICY, blp, load_user
 from network.portal.common import settings as common_settings
 from network.portal.forms import SignOutForm
 from network.portal.sessions import WebSessions
-from network.portal.throttle import AttemptLimiter
 
 __all__ = ["register"]
 
@@ -52,12 +51,14 @@ def register(app: Flask) -> None:
     # clicks included. current_user only needs the manager on the app.
     app.login_manager = manager  # type: ignore[attr-defined]
     app.extensions["network.mailer"] = mail.from_settings(settings.mail_url, settings.mail_outbox)
-    app.extensions["network.signin_limiter"] = AttemptLimiter(
-        settings.ratelimit_storage_uri,
+    app.register_blueprint(blp)
+    app.extensions["network.signin_limiter"] = throttle.install(
+        app,
+        storage_uri=settings.ratelimit_storage_uri,
         per_account=settings.signin_limit_account,
         per_address=settings.signin_limit_address,
+        blueprint=blp.name,
     )
-    app.register_blueprint(blp)
 
 
 @blp.before_request

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_limiter import RateLimitExceeded
 from flask_login import current_user, logout_user
 
 from network import web
 from network.accounts import users
 from network.auth import Role
-from network.errors import Conflict, ValidationError
+from network.errors import Conflict, Unauthorized, ValidationError
 from network.portal.common import link, role_required, send_after_commit, settings, start_session
 from network.portal.forms import (
     ChangePasswordForm,
@@ -29,8 +30,19 @@ RESET_SENT = "If this address has an account, a link to choose a new password is
 APPLIED = "Thank you: your application is in. We have sent you an e-mail; you can sign in now and follow its review."
 
 
-def _limiter() -> Any:
-    return current_app.extensions["network.signin_limiter"]
+#: The page (and its form) each limited view answers with when its limits are reached.
+_LIMITED_PAGES = {
+    "portal.account.sign_in": ("account/sign_in.html", SignInForm),
+    "portal.account.sign_up": ("account/sign_up.html", SignUpForm),
+    "portal.account.reset_request": ("account/reset_request.html", ResetRequestForm),
+}
+
+
+@blp.errorhandler(RateLimitExceeded)
+def _too_many(exc: RateLimitExceeded) -> Any:
+    """The form again, as typed, with the same "too many" answer for every e-mail, known or not."""
+    template, form_class = _LIMITED_PAGES[request.endpoint or ""]
+    return render_template(template, form=form_class(), error=TOO_MANY), 429
 
 
 def _safe_next(target: str | None) -> str:
@@ -49,9 +61,10 @@ def sign_in() -> Any:
     if not form.validate_on_submit():
         return render_template("account/sign_in.html", form=form), 400 if form.errors else 200
     email, password = form.email.data or "", form.password.data or ""
-    if not _limiter().allow("sign-in", email=email, address=request.remote_addr):
-        return render_template("account/sign_in.html", form=form, error=TOO_MANY), 429
-    user = users.sign_in(web.session(), email=email, password=password)
+    try:
+        user = users.sign_in(web.session(), email=email, password=password)
+    except Unauthorized as exc:  # the right password, for an account that may not sign in
+        return render_template("account/sign_in.html", form=form, error=exc.message), 401
     if user is None:
         return render_template("account/sign_in.html", form=form, error=WRONG_CREDENTIALS), 401
     start_session(user)
@@ -80,8 +93,6 @@ def sign_up() -> Any:
     if not form.validate_on_submit():
         return render_template("account/sign_up.html", form=form), 400 if form.errors else 200
     email = form.email.data or ""
-    if not _limiter().allow("sign-up", email=None, address=request.remote_addr):
-        return render_template("account/sign_up.html", form=form, error=TOO_MANY), 429
     try:
         user = users.sign_up_partner(
             web.session(),
@@ -117,8 +128,6 @@ def reset_request() -> Any:
     if not form.validate_on_submit():
         return render_template("account/reset_request.html", form=form), 400 if form.errors else 200
     email = form.email.data or ""
-    if not _limiter().allow("reset", email=email, address=request.remote_addr):
-        return render_template("account/reset_request.html", form=form, error=TOO_MANY), 429
     found = users.request_reset(web.session(), email=email, secret=settings().secret_key)
     minutes = settings().reset_link_minutes
     if found is not None:
@@ -134,9 +143,24 @@ def reset_request() -> Any:
     )
 
 
-def _set_password_page(token: str, *, purpose: str, max_age: int, title: str) -> Any:
-    """Show or handle the form that sets a password from a reset or invitation link."""
-    secret = settings().secret_key
+#: The links that set a password, by route name (and path): what the token was signed for, the page's title.
+PASSWORD_LINKS = {
+    "reset": (users.RESET, "Choose a new password"),
+    "invitation": (users.INVITE, "Welcome: choose a password"),
+}
+
+
+def _link_max_age(purpose: str) -> int:
+    """How long a link of this purpose works, in seconds."""
+    if purpose == users.RESET:
+        return settings().reset_link_minutes * 60
+    return settings().invite_link_hours * 3600
+
+
+def password_from_link(token: str, kind: str) -> Any:
+    """Choose a password from a reset link or an invitation (once, while the link is fresh)."""
+    purpose, title = PASSWORD_LINKS[kind]
+    secret, max_age = settings().secret_key, _link_max_age(purpose)
     try:
         users.check_link(web.session(), token, secret=secret, purpose=purpose, max_age=max_age)
     except ValidationError as exc:
@@ -155,20 +179,8 @@ def _set_password_page(token: str, *, purpose: str, max_age: int, title: str) ->
     return redirect(url_for("portal.account.sign_in"))
 
 
-@blp.route("/reset/<token>", methods=["GET", "POST"])
-def reset(token: str) -> Any:
-    """Choose a new password from a reset link (once, while it is fresh)."""
-    return _set_password_page(
-        token, purpose=users.RESET, max_age=settings().reset_link_minutes * 60, title="Choose a new password"
-    )
-
-
-@blp.route("/invitation/<token>", methods=["GET", "POST"])
-def invitation(token: str) -> Any:
-    """Accept an invitation by choosing a password."""
-    return _set_password_page(
-        token, purpose=users.INVITE, max_age=settings().invite_link_hours * 3600, title="Welcome: choose a password"
-    )
+for _kind in PASSWORD_LINKS:
+    blp.add_url_rule(f"/{_kind}/<token>", _kind, password_from_link, methods=["GET", "POST"], defaults={"kind": _kind})
 
 
 @blp.route("/profile", methods=["GET", "POST"])

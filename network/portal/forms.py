@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SelectField, StringField, SubmitField, TextAreaField, URLField
 from wtforms.fields.choices import SelectChoice
@@ -10,15 +12,35 @@ from wtforms.validators import URL, DataRequired, EqualTo, Length, Optional
 from network.accounts.users import MAX_PASSWORD, MIN_PASSWORD
 
 _EMAIL = [DataRequired(), Length(max=320)]
-_NEW_PASSWORD = [DataRequired(), Length(min=MIN_PASSWORD, max=MAX_PASSWORD)]
-_NEW_PASSWORD_HINT = f"At least {MIN_PASSWORD} characters."
+
+
+def current_password_field(label: str) -> Any:
+    """A field for the password the user has now (browsers offer the saved one)."""
+    return PasswordField(
+        label, [DataRequired(), Length(max=MAX_PASSWORD)], render_kw={"autocomplete": "current-password"}
+    )
+
+
+def new_password_field(label: str) -> Any:
+    """A field for a password being chosen, with its length rule told beside it."""
+    return PasswordField(
+        label,
+        [DataRequired(), Length(min=MIN_PASSWORD, max=MAX_PASSWORD)],
+        description=f"At least {MIN_PASSWORD} characters.",
+        render_kw={"autocomplete": "new-password"},
+    )
+
+
+def repeat_field(label: str, of: str) -> Any:
+    """A field that must repeat the field named `of`."""
+    return PasswordField(
+        label, [DataRequired(), EqualTo(of, "the passwords differ")], render_kw={"autocomplete": "new-password"}
+    )
 
 
 class SignInForm(FlaskForm):
     email = EmailField("E-mail", _EMAIL, render_kw={"autocomplete": "username"})
-    password = PasswordField(
-        "Password", [DataRequired(), Length(max=MAX_PASSWORD)], render_kw={"autocomplete": "current-password"}
-    )
+    password = current_password_field("Password")
     submit = SubmitField("Sign in")
 
 
@@ -29,14 +51,8 @@ class SignUpForm(FlaskForm):
     traffic_sources = TextAreaField(
         "Traffic sources", [DataRequired(), Length(max=2000)], description="How you bring visitors: sites, e-mail..."
     )
-    password = PasswordField(
-        "Password", _NEW_PASSWORD, description=_NEW_PASSWORD_HINT, render_kw={"autocomplete": "new-password"}
-    )
-    confirm = PasswordField(
-        "Repeat the password",
-        [DataRequired(), EqualTo("password", "the passwords differ")],
-        render_kw={"autocomplete": "new-password"},
-    )
+    password = new_password_field("Password")
+    confirm = repeat_field("Repeat the password", "password")
     submit = SubmitField("Apply")
 
 
@@ -46,29 +62,15 @@ class ResetRequestForm(FlaskForm):
 
 
 class SetPasswordForm(FlaskForm):
-    password = PasswordField(
-        "New password", _NEW_PASSWORD, description=_NEW_PASSWORD_HINT, render_kw={"autocomplete": "new-password"}
-    )
-    confirm = PasswordField(
-        "Repeat the password",
-        [DataRequired(), EqualTo("password", "the passwords differ")],
-        render_kw={"autocomplete": "new-password"},
-    )
+    password = new_password_field("New password")
+    confirm = repeat_field("Repeat the password", "password")
     submit = SubmitField("Set the password")
 
 
 class ChangePasswordForm(FlaskForm):
-    current_password = PasswordField(
-        "Current password", [DataRequired(), Length(max=MAX_PASSWORD)], render_kw={"autocomplete": "current-password"}
-    )
-    new_password = PasswordField(
-        "New password", _NEW_PASSWORD, description=_NEW_PASSWORD_HINT, render_kw={"autocomplete": "new-password"}
-    )
-    confirm = PasswordField(
-        "Repeat the new password",
-        [DataRequired(), EqualTo("new_password", "the passwords differ")],
-        render_kw={"autocomplete": "new-password"},
-    )
+    current_password = current_password_field("Current password")
+    new_password = new_password_field("New password")
+    confirm = repeat_field("Repeat the new password", "new_password")
     submit = SubmitField("Change the password")
 
 

@@ -28,6 +28,8 @@ from network.payouts import service as payouts
 from network.payouts.schemas import dump_entry, dump_payout
 from network.portal.common import principal, role_required, settings
 from network.reports import service as reports
+from network.schemas import page
+from network.tracking import service as tracking
 
 blp = Blueprint("partner", __name__, url_prefix="/partner")
 
@@ -130,6 +132,24 @@ def _offer_choices(session: Any, me: Any) -> list[SelectChoice]:
     return [SelectChoice("", "Any offer"), *[SelectChoice(str(o.id), f"{o.name} (#{o.id})") for o in listed]]
 
 
+def _next_url(endpoint: str, items: list[Any], cursor: str) -> str | None:
+    """The link to the page after `items` (None on the last page), keeping the request's other arguments."""
+    next_after = page(items, PAGE)["next_after"]
+    if next_after is None:
+        return None
+    args: dict[str, Any] = {k: v for k, v in request.args.items() if k != cursor and v}
+    return url_for(endpoint, **{**args, cursor: next_after})
+
+
+def _sub_ids(session: Any, me: Principal, items: list[Any]) -> dict[int, list[str]]:
+    """Each conversion's sub1..sub5 as its click carried them (its link's while the click is not written yet)."""
+    found = {}
+    for c in items:
+        source = tracking.get_click(session, c.click_id) or tracking.get_link(session, me, c.link_id)
+        found[c.id] = [getattr(source, name) or "" for name in conversions.SUB_IDS]
+    return found
+
+
 def _list_args(form: ConversionFilters) -> dict[str, Any]:
     """The list function's arguments for valid filters (dates are whole UTC days, To included)."""
     args: dict[str, Any] = {
@@ -155,14 +175,15 @@ def conversions_list() -> Any:
     items = conversions.list_conversions(session, me, **_list_args(form), limit=PAGE, after=after)
     keys = conversions.event_keys(session, [c.event_id for c in items])
     sharing = conversions.brands_sharing_txn_id(session, [c.brand_id for c in items])
+    subs = _sub_ids(session, me, items)
     shown = [
-        dump_conversion(c, me, event_key=keys.get(c.event_id, ""), share_txn_id=c.brand_id in sharing) for c in items
+        dump_conversion(c, me, event_key=keys.get(c.event_id, ""), share_txn_id=c.brand_id in sharing)
+        | {"subs": subs[c.id]}
+        for c in items
     ]
-    next_url = None
-    if len(items) >= PAGE:
-        query: dict[str, Any] = {k: v for k, v in request.args.items() if k != "after" and v}
-        next_url = url_for(".conversions_list", **{**query, "after": items[-1].id})
-    return render_template("partner/conversions.html", form=form, items=shown, next_url=next_url)
+    return render_template(
+        "partner/conversions.html", form=form, items=shown, next_url=_next_url(".conversions_list", items, "after")
+    )
 
 
 # ---- money ---------------------------------------------------------------------------------------
@@ -176,19 +197,20 @@ def _formatted(row: dict[str, Any]) -> dict[str, Any]:
 @blp.get("/money")
 @role_required(Role.PARTNER)
 def money_page() -> Any:
-    """Balance per currency, payouts and their statuses, the ledger (paged by `after`), Stripe's state."""
+    """Balance per currency, payouts (paged by `payouts_after`) and the ledger (by `after`), Stripe's state."""
     session, me = web.session(), principal()
     partner_id = _partner_id(me)
     partner = partners.get_partner(session, me, partner_id)
-    after = request.args.get("after", type=int)
-    entries = ledger.list_entries(session, me, partner_id, limit=PAGE, after=after)
+    entries = ledger.list_entries(session, me, partner_id, limit=PAGE, after=request.args.get("after", type=int))
+    paid = payouts.list_payouts(session, me, limit=PAGE, after=request.args.get("payouts_after", type=int))
     return render_template(
         "partner/money.html",
         partner=partner,
         balances=[_formatted(r) for r in ledger.balances(session, me, partner_id)],
-        payouts=[dump_payout(p) for p in payouts.list_payouts(session, me, limit=PAGE)],
+        payouts=[dump_payout(p) for p in paid],
+        payouts_next_url=_next_url(".money_page", paid, "payouts_after"),
         entries=[dump_entry(e) for e in entries],
-        next_url=url_for(".money_page", after=entries[-1].id) if len(entries) >= PAGE else None,
+        next_url=_next_url(".money_page", entries, "after"),
         stripe_form=ConnectStripeForm(),
     )
 

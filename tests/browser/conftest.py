@@ -93,3 +93,23 @@ def check_page(page: Any, name: str) -> None:
     )
     serious = [v for v in violations if v["impact"] in BLOCKING]
     assert not serious, f"{name}: accessibility violations {serious}"
+
+
+def sign_in(page: Any, base: str, email: str, password: str) -> None:
+    """Sign in through the sign-in page, as a person does: by the fields' labels and the button's name."""
+    page.goto(f"{base}/account/sign-in")
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def sign_up(page: Any, base: str, *, name: str, email: str, password: str, traffic_sources: str) -> None:
+    """Apply as a new partner through the sign-up page (the website is the name's, in .example)."""
+    page.goto(f"{base}/account/sign-up")
+    page.get_by_label("Your name or company").fill(name)
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Website").fill(f"https://{name.lower().replace(' ', '')}.example")
+    page.get_by_label("Traffic sources").fill(traffic_sources)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_label("Repeat the password").fill(password)
+    page.get_by_role("button", name="Apply").click()

@@ -9,24 +9,18 @@ import pytest
 
 from network.accounts import users
 from network.auth import SYSTEM
-from tests.browser.conftest import check_page
+from tests.browser.conftest import check_page, sign_in, sign_up
 
 pytestmark = pytest.mark.browser
 
 ADMIN, ADMIN_PASSWORD = "admin@example.com", "admin password 1"
 PARTNER, PARTNER_PASSWORD = "ops@dealblog.example", "partner password 1"
+TRAFFIC = "SEO articles and a weekly newsletter"
 
 
 def _admin(live_app) -> None:  # type: ignore[no-untyped-def]
     with live_app.extensions["network.db"].session_scope() as session:
         users.create_user(session, SYSTEM, email=ADMIN, role="admin", password=ADMIN_PASSWORD)
-
-
-def _sign_in(page, base: str, email: str, password: str) -> None:  # type: ignore[no-untyped-def]
-    page.goto(f"{base}/account/sign-in")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password", exact=True).fill(password)
-    page.get_by_role("button", name="Sign in").click()
 
 
 def test_a_partner_signs_up_is_approved_by_an_admin_and_sees_its_home(live_app, new_page):
@@ -37,18 +31,12 @@ def test_a_partner_signs_up_is_approved_by_an_admin_and_sees_its_home(live_app, 
     partner = new_page()
     partner.goto(f"{base}/account/sign-up")
     check_page(partner, "sign-up")
-    partner.get_by_label("Your name or company").fill("Deal Blog")
-    partner.get_by_label("E-mail").fill(PARTNER)
-    partner.get_by_label("Website").fill("https://dealblog.example")
-    partner.get_by_label("Traffic sources").fill("SEO articles and a weekly newsletter")
-    partner.get_by_label("Password", exact=True).fill(PARTNER_PASSWORD)
-    partner.get_by_label("Repeat the password").fill(PARTNER_PASSWORD)
-    partner.get_by_role("button", name="Apply").click()
+    sign_up(partner, base, name="Deal Blog", email=PARTNER, password=PARTNER_PASSWORD, traffic_sources=TRAFFIC)
     expect(partner.get_by_role("heading", name="Application received")).to_be_visible()
     check_page(partner, "application-received")
 
     admin = new_page()
-    _sign_in(admin, base, ADMIN, ADMIN_PASSWORD)
+    sign_in(admin, base, ADMIN, ADMIN_PASSWORD)
     expect(admin.get_by_role("heading", name="Admin")).to_be_visible()
     check_page(admin, "admin-home")
     admin.get_by_role("link", name="Applications", exact=True).click()
@@ -58,7 +46,7 @@ def test_a_partner_signs_up_is_approved_by_an_admin_and_sees_its_home(live_app, 
     expect(admin.get_by_role("status")).to_contain_text("Deal Blog: approved.")
     expect(admin.get_by_text("No application is waiting.")).to_be_visible()
 
-    _sign_in(partner, base, PARTNER, PARTNER_PASSWORD)
+    sign_in(partner, base, PARTNER, PARTNER_PASSWORD)
     expect(partner.get_by_role("heading", name="Deal Blog")).to_be_visible()
     expect(partner.get_by_text("Your partner account is active.")).to_be_visible()
     expect(partner.get_by_text(f"Signed in as {PARTNER} (partner).")).to_be_visible()
@@ -73,10 +61,7 @@ def test_every_account_page_reads_well_and_works_without_javascript(live_app, br
     context = browser.new_context(java_script_enabled=False)
     try:
         page = context.new_page()
-        page.goto(f"{base}/account/sign-in")
-        page.get_by_label("E-mail").fill(ADMIN)
-        page.get_by_label("Password", exact=True).fill(ADMIN_PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
+        sign_in(page, base, ADMIN, ADMIN_PASSWORD)
         expect(page.get_by_role("heading", name="Admin")).to_be_visible()
         page.get_by_role("link", name="Profile").click()
         expect(page.get_by_role("heading", name="Profile")).to_be_visible()
@@ -93,7 +78,7 @@ def test_every_account_page_reads_well_and_works_without_javascript(live_app, br
         ]:
             page.goto(base + path)
             check_page(page, name)
-        _sign_in(page, base, ADMIN, ADMIN_PASSWORD)
+        sign_in(page, base, ADMIN, ADMIN_PASSWORD)
         for path, name in [("/admin/invitations", "admin-invitations"), ("/account/profile", "profile")]:
             page.goto(base + path)
             assert re.search(r"\S", page.title())

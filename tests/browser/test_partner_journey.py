@@ -17,7 +17,7 @@ import pytest
 from network.accounts import users
 from network.auth import SYSTEM, Role
 from network.tracking import service as tracking
-from tests.browser.conftest import check_page
+from tests.browser.conftest import check_page, sign_in, sign_up
 from tests.deliveries.conftest import LOCAL
 from tests.deliveries.endpoints import Endpoint, respond
 from tests.factories import cpa_event, make_brand, make_key, make_offer
@@ -26,6 +26,7 @@ pytestmark = pytest.mark.browser
 
 ADMIN, ADMIN_PASSWORD = "admin@example.com", "admin password 1"
 PARTNER, PARTNER_PASSWORD = "ops@dealblog.example", "partner password 1"
+TRAFFIC = "SEO articles and a weekly newsletter"
 #: A visitor's browser: a click without one counts as a bot's (never unique, so no CR).
 VISITOR = {
     "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
@@ -66,13 +67,6 @@ def _world(live_app: Any) -> tuple[int, str, str]:
     return ids
 
 
-def _sign_in(page: Any, base: str, email: str, password: str) -> None:
-    page.goto(f"{base}/account/sign-in")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password", exact=True).fill(password)
-    page.get_by_role("button", name="Sign in").click()
-
-
 def _brand_approves(base: str, offer_id: int, key: str) -> None:
     """The brand lists the offer's applications and approves the pending one, through the API."""
     status, _, body = _http(base, "GET", f"/api/v1/offers/{offer_id}/applications?status=pending", key)
@@ -92,20 +86,13 @@ def test_a_new_affiliate_signs_up_and_does_its_whole_job_in_the_browser(live_app
     try:
         # 1. Sign up.
         partner = new_page()
-        partner.goto(f"{base}/account/sign-up")
-        partner.get_by_label("Your name or company").fill("Deal Blog")
-        partner.get_by_label("E-mail").fill(PARTNER)
-        partner.get_by_label("Website").fill("https://dealblog.example")
-        partner.get_by_label("Traffic sources").fill("SEO articles and a weekly newsletter")
-        partner.get_by_label("Password", exact=True).fill(PARTNER_PASSWORD)
-        partner.get_by_label("Repeat the password").fill(PARTNER_PASSWORD)
-        partner.get_by_role("button", name="Apply").click()
+        sign_up(partner, base, name="Deal Blog", email=PARTNER, password=PARTNER_PASSWORD, traffic_sources=TRAFFIC)
         expect(partner.get_by_role("heading", name="Application received")).to_be_visible()
         check_page(partner, "journey-1-application-received")
 
         # 2. The admin approves it.
         admin = new_page()
-        _sign_in(admin, base, ADMIN, ADMIN_PASSWORD)
+        sign_in(admin, base, ADMIN, ADMIN_PASSWORD)
         admin.get_by_role("link", name="Applications", exact=True).click()
         expect(admin.get_by_role("cell", name="SEO articles and a weekly newsletter")).to_be_visible()
         check_page(admin, "journey-2-admin-applications")
@@ -113,7 +100,7 @@ def test_a_new_affiliate_signs_up_and_does_its_whole_job_in_the_browser(live_app
         expect(admin.get_by_role("status")).to_contain_text("Deal Blog: approved.")
 
         # 3. The partner signs in.
-        _sign_in(partner, base, PARTNER, PARTNER_PASSWORD)
+        sign_in(partner, base, PARTNER, PARTNER_PASSWORD)
         expect(partner.get_by_role("heading", name="Deal Blog")).to_be_visible()
         expect(partner.get_by_text("Your partner account is active.")).to_be_visible()
         check_page(partner, "journey-3-partner-home-new")

@@ -10,7 +10,7 @@ import pytest
 
 from network.accounts import users
 from network.auth import SYSTEM
-from tests.browser.conftest import check_page
+from tests.browser.conftest import check_page, sign_in
 from tests.deliveries.conftest import LOCAL
 from tests.deliveries.endpoints import Endpoint, respond
 from tests.factories import cpa_event, make_brand, make_offer, make_partner
@@ -57,10 +57,7 @@ def test_a_partner_applies_builds_a_link_and_tests_its_postback(live_app, new_pa
                 else None
             ),
         )
-        page.goto(f"{live_app.url}/account/sign-in")
-        page.get_by_label("E-mail").fill(PARTNER)
-        page.get_by_label("Password", exact=True).fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
+        sign_in(page, live_app.url, PARTNER, PASSWORD)
         expect(page.get_by_role("heading", name="Deal Blog")).to_be_visible()
 
         # Offers: apply to the approval offer.

@@ -11,7 +11,7 @@ import pytest
 from network.accounts import users
 from network.auth import SYSTEM, Role
 from network.clock import now_utc
-from tests.browser.conftest import check_page
+from tests.browser.conftest import check_page, sign_in
 from tests.factories import make_partner
 from tests.payouts.support import make_commission, make_shop
 from tests.reports.conftest import add_click, add_conversion, make_link
@@ -43,10 +43,7 @@ def test_a_partner_reads_its_home_conversions_and_money(live_app, new_page):
     page = new_page()
     refused: list[str] = []
     page.on("console", lambda m: refused.append(m.text) if m.type == "error" else None)
-    page.goto(f"{live_app.url}/account/sign-in")
-    page.get_by_label("E-mail").fill(PARTNER)
-    page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, live_app.url, PARTNER, PASSWORD)
 
     expect(page.get_by_role("heading", name="Deal Blog")).to_be_visible()
     expect(page.get_by_role("heading", name="Your figures")).to_be_visible()

@@ -157,3 +157,10 @@ def test_finance_reads_partners_but_not_their_secrets(client, session, partner):
     assert finance.get(f"/api/v1/partners/{partner.id}/postback-secret").status_code == 403
     count = session.execute(text("SELECT count(*) FROM partners")).scalar()
     assert count == 1
+
+
+def test_an_admin_may_reject_a_partner_and_list_the_rejected(admin):
+    partner_id = admin.post("/api/v1/partners", json={"name": "New", "status": "pending"}).json["id"]
+    r = admin.post(f"/api/v1/partners/{partner_id}/status", json={"status": "rejected"})
+    assert r.status_code == 200 and r.json["status"] == "rejected"
+    assert [p["id"] for p in admin.get("/api/v1/partners?status=rejected").json["items"]] == [partner_id]

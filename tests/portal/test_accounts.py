@@ -14,6 +14,7 @@ from network.app import create_app
 from network.auth import SYSTEM, Role
 from network.clock import UTC
 from network.errors import Conflict
+from network.partners import service as partners
 from network.portal.sessions import WebSessions
 from tests.conftest import make_settings
 from tests.factories import make_brand
@@ -61,6 +62,11 @@ def test_a_rejected_partner_cannot_sign_in(app, client, session):
     post_form(admin, f"/admin/applications/{application.id}", {"reject": "Reject"}, form_page="/admin/applications")
     assert client.get("/partner/").status_code == 302  # its session ended
     assert sign_in(client, "ops@dealblog.example", "a long password").status_code == 401
+    assert partners.get_partner(session, SYSTEM, application.partner_id).status == "rejected"
+    # The right password is told why; a wrong one gets the answer of any wrong password.
+    assert "Your account is not active" in sign_in(client, "ops@dealblog.example", "a long password").get_data(True)
+    wrong = sign_in(client, "ops@dealblog.example", "not the password").get_data(as_text=True)
+    assert "Wrong e-mail or password." in wrong and "not active" not in wrong
     with pytest.raises(Conflict):
         users.decide_application(session, SYSTEM, application.id, approve=True)
 

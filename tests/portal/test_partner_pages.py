@@ -18,7 +18,8 @@ from network.partners.models import Partner
 from network.payouts import jobs
 from network.payouts.models import Payout
 from network.portal import partner as partner_pages
-from network.tracking.models import Link
+from network.tracking.clickid import ClickIdCodec
+from network.tracking.models import Click, Link
 from tests.factories import make_partner
 from tests.payouts.support import API_KEY, NOW, Shop, make_commission, make_shop
 from tests.portal.conftest import csrf_token, make_user, post_form, sign_in
@@ -167,6 +168,56 @@ def test_conversions_list_pages_with_the_after_cursor(client, world, monkeypatch
     found = re.search(r'href="([^"]*)">Next page', everything)
     assert found is not None
     assert first_cells(page(client, found.group(1).replace("&amp;", "&"))) == [f"#{world.today.id}"]
+
+
+def test_conversions_show_their_sub_ids_but_not_their_flags(client, world, session):
+    world.pending.flags = ["fast_conversion"]
+    session.flush()
+    sign_in(client, "ops@dealblog.example")
+    html = page(client, "/partner/conversions")
+    header = re.search(r"<thead>(.*?)</thead>", html, re.S)
+    assert header is not None and [f"Sub {n}" for n in range(1, 6)] == _CELL.findall(header.group(1))[8:]
+    subs = {r[0]: r[8:] for r in rows(html) if r[0].startswith("#")}
+    assert subs[f"#{world.pending.id}"] == ["summer", "", "", "", ""]
+    assert "fast_conversion" not in html and "flag" not in html.lower()
+
+
+def test_a_conversion_shows_the_sub_ids_its_click_carried(client, world, session):
+    link = session.get(Link, world.pending.link_id)
+    when = NOW - dt.timedelta(days=2)
+    click = Click(id=ClickIdCodec("test").issue(link.id, when), link_id=link.id, offer_id=link.offer_id)
+    click.partner_id, click.created_at, click.is_unique, click.is_bot = link.partner_id, when, True, False
+    click.sub1, click.sub2, click.sub5 = link.sub1, "newsletter", "a&b"  # as a click's flush writes them
+    session.add(click)
+    conversion = add_conversion(session, link, when=when, click=click, status="pending")
+    session.flush()
+    sign_in(client, "ops@dealblog.example")
+    subs = {r[0]: r[8:] for r in rows(page(client, "/partner/conversions")) if r[0].startswith("#")}
+    assert subs[f"#{conversion.id}"] == [click.sub1 or "", "newsletter", "", "", "a&amp;b"]
+
+
+def test_money_pages_its_payouts_past_a_page(client, world, session, monkeypatch):
+    monkeypatch.setattr(partner_pages, "PAGE", 2)
+    made = [Payout(partner_id=world.partner.id, currency="USD", amount_minor=100 * n, entry_count=1) for n in (1, 2, 3)]
+    session.add_all([*made, Payout(partner_id=world.other.id, currency="USD", amount_minor=9900, entry_count=1)])
+    session.flush()
+    sign_in(client, "ops@dealblog.example")
+
+    def payout_ids(html: str) -> list[str]:
+        return [r[0] for r in rows(html) if len(r) == 5 and r[0].startswith("#")]
+
+    first = page(client, "/partner/money")
+    assert payout_ids(first) == [f"#{p.id}" for p in made[:2]]
+    found = re.search(r'href="([^"]*payouts_after=\d+[^"]*)">Next page of the payouts', first)
+    assert found is not None
+    second = page(client, found.group(1).replace("&amp;", "&"))
+    assert payout_ids(second) == [f"#{made[2].id}"]
+    assert "Next page of the payouts" not in second and "99.00" not in second
+    # The ledger's own cursor is kept while the payouts page on, and the other way round.
+    ledger_next = re.search(r'href="([^"]*)">Next page of the ledger', first)
+    assert ledger_next is not None and "payouts_after" not in ledger_next.group(1)
+    kept = page(client, "/partner/money", after="1", payouts_after=str(made[1].id))
+    assert payout_ids(kept) == [f"#{made[2].id}"]
 
 
 def test_bad_filters_answer_400_naming_the_field(client, world):
