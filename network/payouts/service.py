@@ -24,6 +24,7 @@ from sqlalchemy import (
     insert,
     literal,
     literal_column,
+    null,
     or_,
     select,
     text,
@@ -38,6 +39,7 @@ from network.clock import now_utc
 from network.config import Settings
 from network.db import paged, where_given
 from network.errors import Conflict, DomainError, Forbidden, NotFound
+from network.offers.models import Offer
 from network.partners import service as partners
 from network.partners.models import Partner
 from network.payouts import ledger, rules
@@ -100,14 +102,30 @@ def _live_item_exists() -> Any:
     return select(literal(1)).where(_I.c.entry_id == _E.c.id).correlate(_E).exists()
 
 
-def _thresholds(session: Session) -> dict[int, str]:
-    """Return the partners whose threshold overrides PAYOUT_MIN_AMOUNT, with their override."""
+def _partner_thresholds(session: Session) -> dict[int, str]:
+    """Return the partners whose threshold overrides the others, with their threshold."""
     rows = session.execute(
         select(Partner.id, Partner.payout_min_amount).where(
             Partner.payout_min_amount.is_not(None), Partner.payout_min_amount != ""
         )
     ).all()
     return {partner_id: amount for partner_id, amount in rows if amount}
+
+
+def _offer_thresholds(session: Session) -> Any:
+    """Return the offers that set a threshold (id, minor units) as a subquery, or None when none does."""
+    query = select(Offer.id, Offer.payout_min_minor).where(Offer.payout_min_minor.is_not(None))
+    if session.scalar(query.limit(1)) is None:
+        return None  # the usual case: the ledger is summed without a join
+    return query.subquery("offer_minimum")
+
+
+def _with_offers(offer_minimum: Any) -> tuple[Any, Any]:
+    """Return the entries joined to their offers' thresholds, and the highest threshold of a group."""
+    if offer_minimum is None:
+        return _E, cast(null(), BigInteger)
+    source = _E.outerjoin(offer_minimum, offer_minimum.c.id == _E.c.offer_id)
+    return source, func.max(offer_minimum.c.payout_min_minor)
 
 
 def build_payouts(
@@ -124,19 +142,25 @@ def build_payouts(
         saved = session.execute(text("SELECT current_setting('work_mem'), current_setting('enable_nestloop')")).one()
         session.execute(text("SELECT set_config('work_mem', '64MB', true)"))
     unclaimed = and_(_E.c.kind != EntryKind.PAYOUT.value, ~_live_item_exists())
-    overrides = _thresholds(session)
-    cache: dict[tuple[str, str], int] = {}
+    overrides = _partner_thresholds(session)
+    offer_minimum = _offer_thresholds(session)
+    source, offers = _with_offers(offer_minimum)
+    cache: dict[tuple[int, str, int | None], int] = {}
 
-    def threshold(partner_id: int, currency: str) -> int:
-        amount = overrides.get(partner_id) or settings.payout_min_amount
-        if (amount, currency) not in cache:
-            cache[(amount, currency)] = rules.threshold_minor(amount, currency)
-        return cache[(amount, currency)]
+    def threshold(partner_id: int, currency: str, offers: int | None) -> int:
+        amount = overrides.get(partner_id)
+        if (partner_id, currency, offers) not in cache:
+            cache[(partner_id, currency, offers)] = rules.payout_threshold(
+                currency, setting=settings.payout_min_amount, partner=amount, offers=offers
+            )
+        return cache[(partner_id, currency, offers)]
 
-    # Partners on the default threshold: sum, compare and create their payouts in one statement.
+    # Partners on no threshold of their own: sum, compare and create their payouts in one statement
+    # (rules.payout_threshold in SQL: the offers' highest, else the setting's per currency).
     total = func.sum(_E.c.amount_minor)
     sums = (
-        select(_E.c.partner_id, _E.c.currency, total.label("amount"), func.count().label("n"))
+        select(_E.c.partner_id, _E.c.currency, total.label("amount"), func.count().label("n"), offers.label("offers"))
+        .select_from(source)
         .where(unclaimed)
         .group_by(_E.c.partner_id, _E.c.currency)
         .having(total > 0)
@@ -144,7 +168,7 @@ def build_payouts(
     )
     minimum = (
         values(column("currency", String(3)), column("minor", BigInteger), name="minimum")
-        .data([(currency, threshold(0, currency)) for currency in sorted(money.CURRENCIES)])
+        .data([(currency, threshold(0, currency, None)) for currency in sorted(money.CURRENCIES)])
         .cte("minimum")
     )
     columns = ["partner_id", "currency", "amount_minor", "entry_count", "status", "run_id", "created_at", "attempts"]
@@ -164,7 +188,7 @@ def build_payouts(
                 )
             )
             .where(
-                sums.c.amount >= minimum.c.minor,
+                sums.c.amount >= func.coalesce(sums.c.offers, minimum.c.minor),
                 or_(_PARTNERS.c.payout_min_amount.is_(None), _PARTNERS.c.payout_min_amount == ""),
             )
             .order_by(sums.c.partner_id, sums.c.currency),
@@ -173,7 +197,8 @@ def build_payouts(
     # Partners with a threshold of their own (few): the same, compared here.
     for chunk in _chunks(sorted(overrides)):
         groups = session.execute(
-            select(_E.c.partner_id, _E.c.currency, total, func.count())
+            select(_E.c.partner_id, _E.c.currency, total, func.count(), offers)
+            .select_from(source)
             .where(unclaimed, _E.c.partner_id.in_(chunk))
             .group_by(_E.c.partner_id, _E.c.currency)
             .having(total > 0)
@@ -182,8 +207,8 @@ def build_payouts(
         rows = [
             dict(zip(columns, (partner_id, currency, int(amount), int(count)), strict=False))
             | {"status": PayoutStatus.PENDING_APPROVAL.value, "run_id": run.id, "created_at": now, "attempts": 0}
-            for partner_id, currency, amount, count in groups
-            if amount >= threshold(partner_id, currency)
+            for partner_id, currency, amount, count, most in groups
+            if amount >= threshold(partner_id, currency, most)
         ]
         if rows:
             session.execute(insert(_P), rows)
@@ -205,7 +230,7 @@ def build_payouts(
     if claimed != expected:
         # Entries committed (or released) between the sum and the claim joined the payouts:
         # make each amount its entries again, and drop a payout that fell below its threshold.
-        _reconcile(session, run.id, threshold)
+        _reconcile(session, run.id, threshold, offer_minimum)
     ids = list(session.scalars(select(_P.c.id).where(_P.c.run_id == run.id).order_by(_P.c.id)))
     run.built = len(ids)
     ledger.audit(
@@ -243,23 +268,28 @@ def _items_of(payout_id: Any, partner_id: Any, currency: Any) -> Any:
     return and_(_I.c.payout_id == payout_id, _I.c.entry_id.in_(entries.scalar_subquery()))
 
 
-def _reconcile(session: Session, run_id: int, threshold: Callable[[int, str], int]) -> None:
+def _reconcile(
+    session: Session, run_id: int, threshold: Callable[[int, str, int | None], int], offer_minimum: Any
+) -> None:
+    held = _P.join(_E, and_(_E.c.partner_id == _P.c.partner_id, _E.c.currency == _P.c.currency)).join(
+        _I, and_(_I.c.entry_id == _E.c.id, _I.c.payout_id == _P.c.id)
+    )
+    offers: Any = cast(null(), BigInteger)
+    if offer_minimum is not None:
+        held = held.outerjoin(offer_minimum, offer_minimum.c.id == _E.c.offer_id)
+        offers = func.max(offer_minimum.c.payout_min_minor)
     sums = session.execute(
-        select(_P.c.id, _P.c.partner_id, _P.c.currency, func.sum(_E.c.amount_minor), func.count())
-        .select_from(
-            _P.join(_E, and_(_E.c.partner_id == _P.c.partner_id, _E.c.currency == _P.c.currency)).join(
-                _I, and_(_I.c.entry_id == _E.c.id, _I.c.payout_id == _P.c.id)
-            )
-        )
+        select(_P.c.id, _P.c.partner_id, _P.c.currency, func.sum(_E.c.amount_minor), func.count(), offers)
+        .select_from(held)
         .where(_P.c.run_id == run_id)
         .group_by(_P.c.id, _P.c.partner_id, _P.c.currency)
     ).all()
-    dropped = [row for row in sums if row[3] < threshold(row[1], row[2])]
-    for payout_id, partner_id, currency, _amount, _n in dropped:
+    dropped = [row for row in sums if row[3] < threshold(row[1], row[2], row[5])]
+    for payout_id, partner_id, currency, *_rest in dropped:
         session.execute(delete(_I).where(_items_of(payout_id, partner_id, currency)))
         session.execute(delete(_P).where(_P.c.id == payout_id))
     gone = {row[0] for row in dropped}
-    kept = [{"b_id": pid, "b_amount": amount, "b_count": n} for pid, _p, _c, amount, n in sums if pid not in gone]
+    kept = [{"b_id": row[0], "b_amount": row[3], "b_count": row[4]} for row in sums if row[0] not in gone]
     if kept:
         session.execute(
             update(_P)
