@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from network import money
 from network.auth import SYSTEM
-from network.payouts import jobs, ledger, service
+from network.payouts import attachment, jobs, ledger, service
 from network.payouts.models import LedgerEntry, Payout, PayoutItem, PayoutItemRelease
 from tests.factories import Api, make_key, make_partner
 from tests.payouts.support import (
@@ -101,14 +101,14 @@ def test_money_that_joins_a_payout_while_it_is_built_counts_its_offers_threshold
     quick.offer.payout_min_minor, strict.offer.payout_min_minor = 1000, 8000
     partner = make_partner(session)
     make_commission(session, offer=quick.offer, partner=partner, payout="12.00")
-    attach = service._claim
+    attach = attachment.attach
 
     def late_entry_then_attach(session, *args):
         # A commission committed between the sums and the attaching statement joins the payout.
         make_commission(session, offer=strict.offer, partner=partner, payout="5.00")
         return attach(session, *args)
 
-    monkeypatch.setattr(service, "_claim", late_entry_then_attach)
+    monkeypatch.setattr(attachment, "attach", late_entry_then_attach)
     assert jobs.build(db, settings).built == []  # 17.00 now holds Strict's money: under its 80.00
     assert session.scalars(select(PayoutItem.entry_id)).all() == []
     check_invariants(session)
