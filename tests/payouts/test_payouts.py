@@ -55,7 +55,7 @@ def test_build_makes_one_payout_per_partner_at_or_over_the_threshold(db, session
         (rich.id, 5000, 2, "pending_approval"),
         (lowered.id, 1000, 1, "pending_approval"),
     ]
-    assert jobs.build(db, settings).built == []  # everything available is claimed already
+    assert jobs.build(db, settings).built == []  # everything available is attached already
     make_commission(session, offer=shop.offer, partner=rich, payout="1.00")
     (line,) = ledger.balance_rows(session, rich.id)
     assert (line["available"], line["in_payout"], line["paid"], line["balance"]) == (100, 5000, 0, 5100)
