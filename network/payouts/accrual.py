@@ -4,16 +4,16 @@ and day (the idempotency key), so a job that runs again, or catches up a missed 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from network.clock import UTC, now_utc
 from network.offers.models import Offer
 from network.payouts import rules
-from network.payouts.ledger import insert_ignoring_duplicates
-from network.payouts.models import EntryKind, LedgerEntry
+from network.payouts.models import EntryKind
+from network.payouts.tables import entries, insert_ignoring_duplicates
 from network.tracking.models import Click, ImpressionCount
 
 
@@ -55,7 +55,7 @@ def accrue_traffic(session: Session, *, day: dt.date, at: dt.datetime | None = N
         amount = rules.cpm_amount(int(count or 0), price)
         if amount > 0:
             rows.append(_accrual(EntryKind.CPM, offer_id, partner_id, currency, amount, day, at, int(count)))
-    booked = insert_ignoring_duplicates(session, cast(Table, LedgerEntry.__table__), rows, "idempotency_key")
+    booked = insert_ignoring_duplicates(session, entries, rows, "idempotency_key")
     return {"groups": len(rows), "booked": booked}
 
 

@@ -16,8 +16,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from network.auth import Principal, Role, require
-from network.db import insert_for, paged
+from network.db import paged
 from network.payouts.models import JobStatus
+from network.payouts.tables import insert_ignoring_duplicates, job_status
 
 #: Longest outcome or reason kept (the rest is in the log).
 _TEXT_LEN = 2000
@@ -34,19 +35,15 @@ class JobInfo:
 
 
 def _ensure(session: Session, job: JobInfo, now: dt.datetime) -> None:
-    table = JobStatus.__table__
-    session.execute(
-        insert_for(session.get_bind().dialect.name)(table)
-        .values(
-            job_id=job.job_id,
-            description=job.description[:255],
-            schedule=job.schedule[:255],
-            declared_at=now,
-            next_run_at=job.next_run_at,
-            failures=0,
-        )
-        .on_conflict_do_nothing(index_elements=["job_id"])
-    )
+    row = {
+        "job_id": job.job_id,
+        "description": job.description[:255],
+        "schedule": job.schedule[:255],
+        "declared_at": now,
+        "next_run_at": job.next_run_at,
+        "failures": 0,
+    }
+    insert_ignoring_duplicates(session, job_status, [row], "job_id")
 
 
 def declare(session: Session, jobs: Sequence[JobInfo], *, now: dt.datetime) -> dict[str, dt.datetime]:

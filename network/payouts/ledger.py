@@ -1,4 +1,5 @@
-"""The append-only ledger: entries booked from conversion signals and traffic, balances as SQL sums.
+"""The append-only ledger: entries booked from conversion signals and by finance, balances as SQL sums
+(traffic accrual books into it from accrual.py).
 
 Importing this module connects the ledger to `network.conversions.signals.status_changed`, so
 every conversion approved (or reversed after approval) books its entry in the same transaction."""
@@ -8,9 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from collections.abc import Mapping
-from typing import Any, NotRequired, TypedDict, Unpack, cast
+from typing import Any, NotRequired, TypedDict, Unpack
 
-from sqlalchemy import Table, and_, case, func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from network import money
@@ -18,28 +19,17 @@ from network.auth import Principal, Role, require
 from network.clock import now_utc
 from network.conversions import signals
 from network.conversions.models import Conversion, ConversionStatus
-from network.db import InsertMany, insert_for, paged, where_given
+from network.db import InsertMany, paged, where_given
 from network.errors import NotFound, ValidationError
 from network.partners import service as partners
 from network.payouts.models import AuditLog, EntryKind, LedgerEntry, Payout, PayoutItem
+from network.payouts.tables import entries
 
 #: Payout statuses whose entries are attached but not yet paid out.
 _IN_FLIGHT = ("pending_approval", "on_hold", "approved", "processing")
 
 
 # ---- writing -----------------------------------------------------------------------------------
-
-
-def insert_ignoring_duplicates(session: Session, table: Table, rows: list[dict[str, Any]], key: str) -> int:
-    """INSERT rows, skipping those whose unique `key` exists (ON CONFLICT DO NOTHING); return how many went in."""
-    if not rows:
-        return 0
-    stmt = (
-        insert_for(session.get_bind().dialect.name)(table)
-        .on_conflict_do_nothing(index_elements=[key])
-        .returning(table.c[key])
-    )
-    return len(session.execute(stmt, rows).all())
 
 
 class Entry(TypedDict):
@@ -66,7 +56,7 @@ def add_entry(session: Session, **entry: Unpack[Entry]) -> int | None:
 #: Entries, one or a batch's, each skipped when its key was booked before; on the driver (an entry is
 #: booked for every approved postback).
 _ENTRIES = InsertMany(
-    cast(Table, LedgerEntry.__table__),
+    entries,
     (
         "partner_id", "currency", "kind", "amount_minor", "idempotency_key", "created_at", "conversion_id",
         "offer_id", "payout_id", "memo",

@@ -119,8 +119,11 @@ def stripe_onboarding(
     require(principal, Role.PARTNER, Role.ADMIN)
     known, email, payouts_enabled = partner.stripe_account_id, partner.email, partner.stripe_payouts_enabled
     # No transaction stays open over Stripe's calls (each up to the gateway's timeout): on SQLite
-    # it would hold the database's only write lock, and every other writer would wait. Only reads
+    # every transaction begins IMMEDIATE (network/db.py), so the request's, open since its API key
+    # was read, holds the database's only write lock and every other writer would wait. Only reads
     # were made: ending the transaction undoes nothing. The account is stored after both calls.
+    # (The one service that ends a transaction: it goes when the request layer can run an outside
+    # call between transactions; tests/payouts/test_settlement_stripe.py holds it to that.)
     session.rollback()
     try:
         # Idempotent at Stripe (keyed by partner): a retry after a failed call gets the same account.

@@ -12,13 +12,13 @@ from network import money
 from network.clock import now_utc
 from network.payouts import ledger
 from network.payouts.models import EntryKind, Payout, PayoutStatus
-from network.payouts.tables import entries, partners, payouts, stripe_events
+from network.payouts.tables import entries, insert_ignoring_duplicates, partners, payouts, stripe_events
 
 
 def handle_stripe_event(session: Session, event: dict[str, Any], *, now: dt.datetime | None = None) -> str:
     """Apply a verified Stripe event once: a replayed event id changes nothing. Return what it did."""
     now = now or now_utc()
-    stored = ledger.insert_ignoring_duplicates(
+    stored = insert_ignoring_duplicates(
         session,
         stripe_events,
         [{"event_id": event["id"], "type": event["type"][:64], "received_at": now, "outcome": None}],

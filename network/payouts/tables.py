@@ -8,11 +8,21 @@ from typing import Any, cast
 
 from sqlalchemy import JSON, Table, literal
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
+from network.db import insert_for
 from network.offers.models import Offer
 from network.partners.models import Partner
-from network.payouts.models import AuditLog, LedgerEntry, Payout, PayoutItem, PayoutItemRelease, StripeEvent
+from network.payouts.models import (
+    AuditLog,
+    JobStatus,
+    LedgerEntry,
+    Payout,
+    PayoutItem,
+    PayoutItemRelease,
+    StripeEvent,
+)
 
 payouts = cast(Table, Payout.__table__)
 entries = cast(Table, LedgerEntry.__table__)
@@ -20,11 +30,24 @@ items = cast(Table, PayoutItem.__table__)
 item_releases = cast(Table, PayoutItemRelease.__table__)
 audit_log = cast(Table, AuditLog.__table__)
 stripe_events = cast(Table, StripeEvent.__table__)
+job_status = cast(Table, JobStatus.__table__)
 partners = cast(Table, Partner.__table__)
 offers = cast(Table, Offer.__table__)
 
 #: Ids per IN list: far below every database's limit on bound parameters.
 CHUNK = 1000
+
+
+def insert_ignoring_duplicates(session: Session, table: Table, rows: list[dict[str, Any]], key: str) -> int:
+    """INSERT rows, skipping those whose unique `key` exists (ON CONFLICT DO NOTHING); return how many went in."""
+    if not rows:
+        return 0
+    stmt = (
+        insert_for(session.get_bind().dialect.name)(table)
+        .on_conflict_do_nothing(index_elements=[key])
+        .returning(table.c[key])
+    )
+    return len(session.execute(stmt, rows).all())
 
 
 def chunks(ids: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
