@@ -237,13 +237,7 @@ def _record_failed(session: Session, order: SendOrder, result: TransferResult, a
         return False
     attachment.release(session, order.payout_id, now)
     ledger.audit(
-        session,
-        actor=actor,
-        action="payout.failed",
-        object_type="payout",
-        object_id=order.payout_id,
-        details={"reason": result.reason},
-        at=now,
+        session, actor=actor, action="payout.failed", **_payout(order), details={"reason": result.reason}, at=now
     )
     return True
 
@@ -255,15 +249,13 @@ def _record_unknown(session: Session, order: SendOrder, result: TransferResult, 
         .where(payouts.c.id == order.payout_id, payouts.c.status == _PROCESSING)
         .values(last_error=(result.reason or "outcome unknown")[:300])
     )
-    ledger.audit(
-        session,
-        actor=actor,
-        action="payout.unknown",
-        object_type="payout",
-        object_id=order.payout_id,
-        details={"reason": result.reason, "idempotency_key": order.idempotency_key},
-        at=now,
-    )
+    details = {"reason": result.reason, "idempotency_key": order.idempotency_key}
+    ledger.audit(session, actor=actor, action="payout.unknown", **_payout(order), details=details, at=now)
+
+
+def _payout(order: SendOrder) -> dict[str, Any]:
+    """Return the audit log's object of an order: its payout."""
+    return {"object_type": "payout", "object_id": order.payout_id}
 
 
 def audit_many(
