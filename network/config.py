@@ -73,10 +73,6 @@ class Settings:
         """Return the default payout threshold in minor units of `currency` (one setting for all currencies)."""
         return money.parse_threshold(self.payout_min_amount, currency)
 
-    def with_overrides(self, **values: Any) -> Settings:
-        """Return a copy with some settings replaced."""
-        return replace(self, **values)
-
 
 def _positive(name: str, text: str) -> int:
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 
 #: ISO 4217 minor-unit exponents that differ from 2; every other known code has 2.
@@ -56,10 +55,6 @@ PERCENT_SCALE = 10_000
 
 class MoneyError(ValueError):
     """A value that is not a valid amount, percentage or currency."""
-
-
-class CurrencyMismatch(MoneyError):
-    """Two amounts in different currencies were combined."""
 
 
 def exponent(currency: str) -> int:
@@ -149,33 +144,3 @@ def percent_of(amount_minor: int, percent_scaled: int) -> int:
 def round_half_up(value: Decimal) -> int:
     """Round an exact decimal number of minor units to an integer, ties away from zero."""
     return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
-
-
-@dataclass(frozen=True, slots=True)
-class Money:
-    """An amount of one currency in integer minor units; refuses to mix currencies."""
-
-    minor: int
-    currency: str
-
-    def __post_init__(self) -> None:
-        check_currency(self.currency)
-        if not isinstance(self.minor, int) or isinstance(self.minor, bool):
-            raise MoneyError("minor units must be an integer")
-
-    def __add__(self, other: Money) -> Money:
-        self._same(other)
-        return Money(self.minor + other.minor, self.currency)
-
-    def __sub__(self, other: Money) -> Money:
-        self._same(other)
-        return Money(self.minor - other.minor, self.currency)
-
-    def _same(self, other: Money) -> None:
-        if not isinstance(other, Money):
-            raise TypeError("can only combine Money with Money")
-        if other.currency != self.currency:
-            raise CurrencyMismatch(f"cannot combine {self.currency} and {other.currency}")
-
-    def __str__(self) -> str:
-        return format_amount(self.minor, self.currency)

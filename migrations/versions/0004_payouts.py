@@ -129,7 +129,7 @@ def upgrade() -> None:
         sa.Column("idempotency_key", sa.String(length=64), nullable=True),
         sa.Column("transfer_group", sa.String(length=64), nullable=True),
         sa.Column("key_first_used_at", network.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("lease_until", network.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("leased_until", network.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.String(length=300), nullable=True),
         sa.Column("sent_at", network.db.UTCDateTime(timezone=True), nullable=True),

@@ -12,7 +12,7 @@ from flask_smorest import Api
 
 from network import web
 from network.errors import ValidationError
-from network.payouts import jobs, jobstatus, ledger, service, settlement
+from network.payouts import jobs, jobstatus, ledger, service, settlement, stripe_webhooks
 from network.payouts.gateway import InvalidWebhook
 from network.payouts.schemas import (
     AdjustmentInSchema,
@@ -190,7 +190,7 @@ def stripe_webhook() -> Response:
         raise ValidationError(f"invalid Stripe webhook: {exc}", code="invalid_webhook") from None
     finally:
         jobs.close_gateway(gateway)
-    outcome = service.handle_stripe_event(web.session(), event)
+    outcome = stripe_webhooks.handle_stripe_event(web.session(), event)
     return jsonify({"received": True, "outcome": outcome})
 
 

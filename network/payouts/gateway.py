@@ -69,15 +69,20 @@ class TransferRequest:
             raise ValueError("idempotency_key must be 1-255 characters")
         if not self.transfer_group:
             raise ValueError("transfer_group is required")
-        if len(self.metadata) > _MAX_METADATA_KEYS:
-            raise ValueError("metadata has more than 50 keys")
-        for key, value in self.metadata.items():
-            if not isinstance(key, str) or not 0 < len(key) <= _MAX_METADATA_KEY_LENGTH:
-                raise ValueError("metadata keys must be 1-40 character strings")
-            if "[" in key or "]" in key:
-                raise ValueError("metadata keys cannot contain square brackets")
-            if not isinstance(value, str) or len(value) > _MAX_METADATA_VALUE_LENGTH:
-                raise ValueError("metadata values must be strings of at most 500 characters")
+        _check_metadata(self.metadata)
+
+
+def _check_metadata(metadata: dict[str, str]) -> None:
+    """Refuse metadata Stripe would refuse: too many keys, long or bracketed keys, long or non-text values."""
+    if len(metadata) > _MAX_METADATA_KEYS:
+        raise ValueError("metadata has more than 50 keys")
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not 0 < len(key) <= _MAX_METADATA_KEY_LENGTH:
+            raise ValueError("metadata keys must be 1-40 character strings")
+        if "[" in key or "]" in key:
+            raise ValueError("metadata keys cannot contain square brackets")
+        if not isinstance(value, str) or len(value) > _MAX_METADATA_VALUE_LENGTH:
+            raise ValueError("metadata values must be strings of at most 500 characters")
 
 
 @dataclass(frozen=True)

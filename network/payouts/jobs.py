@@ -14,7 +14,8 @@ from network.auth import SYSTEM, Principal, Role, require
 from network.clock import now_utc
 from network.config import Settings
 from network.db import Database
-from network.payouts import ledger, service, settlement
+from network.payouts import accrual, phases, settlement
+from network.payouts import build as building
 from network.payouts.gateway import PayoutGateway, gateway_from_config
 from network.payouts.models import PayoutRun
 
@@ -59,7 +60,7 @@ class RunSummary:
 
 def _due(database: Database) -> tuple[bool, bool]:
     with database.session_scope() as session:
-        return service.has_due(session, now=now_utc())
+        return phases.has_due(session, now=now_utc())
 
 
 def mature_holds(database: Database, *, now: dt.datetime | None = None) -> int:
@@ -76,8 +77,8 @@ def build(database: Database, settings: Settings, *, principal: Principal = SYST
     """Build pending_approval payouts from the available balances (one run)."""
     require(principal, Role.FINANCE, Role.ADMIN)
     with database.session_scope() as session:
-        run = service.start_run(session, actor=principal.label, kind="build", gateway=None)
-        ids = service.build_payouts(session, principal, settings=settings, run=run)
+        run = building.start_run(session, actor=principal.label, kind="build", gateway=None)
+        ids = building.build_payouts(session, principal, settings=settings, run=run)
         run.finished_at = now_utc()
         return RunSummary(run_id=run.id, built=ids)
 
@@ -99,7 +100,7 @@ def run_payouts(
     gateway = gateway or make_gateway(settings)
     try:
         with database.session_scope() as session:
-            run_id = service.start_run(session, actor=principal.label, kind="run", gateway=gateway.name).id
+            run_id = building.start_run(session, actor=principal.label, kind="run", gateway=gateway.name).id
         summary = RunSummary(run_id=run_id)
         if "mature" in steps:
             summary.matured = mature_holds(database)
@@ -108,7 +109,7 @@ def run_payouts(
                 run = session.get(PayoutRun, run_id)
                 assert run is not None
                 run.matured = summary.matured
-                summary.built = service.build_payouts(session, principal, settings=settings, run=run)
+                summary.built = building.build_payouts(session, principal, settings=settings, run=run)
         if "settle" in steps:
             result = settlement.settle(database, gateway, actor=principal.label, run_id=run_id, export_dir=export_dir)
             summary.paid, summary.failed, summary.unknown = result.paid, result.failed, result.unknown
@@ -158,7 +159,7 @@ def recover_payouts(
     gateway = gateway or make_gateway(settings)
     try:
         with database.session_scope() as session:
-            run_id = service.start_run(session, actor=SYSTEM.label, kind="recover", gateway=gateway.name).id
+            run_id = building.start_run(session, actor=SYSTEM.label, kind="recover", gateway=gateway.name).id
         result = settlement.recover(database, gateway, actor=SYSTEM.label, run_id=run_id, export_dir=export_dir)
         with database.session_scope() as session:
             run = session.get(PayoutRun, run_id)
@@ -183,5 +184,5 @@ def accrue_traffic(database: Database, *, now: dt.datetime | None = None, days: 
     booked = 0
     for back in range(days, 0, -1):
         with database.session_scope() as session:
-            booked += ledger.accrue_traffic(session, day=today - dt.timedelta(days=back), at=now)["booked"]
+            booked += accrual.accrue_traffic(session, day=today - dt.timedelta(days=back), at=now)["booked"]
     return booked

@@ -1,4 +1,5 @@
-"""The append-only ledger: entries booked from conversion signals and traffic, balances as SQL sums.
+"""The append-only ledger: entries booked from conversion signals and by finance, balances as SQL sums
+(traffic accrual books into it from accrual.py).
 
 Importing this module connects the ledger to `network.conversions.signals.status_changed`, so
 every conversion approved (or reversed after approval) books its entry in the same transaction."""
@@ -8,41 +9,27 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from collections.abc import Mapping
-from typing import Any, NotRequired, TypedDict, Unpack, cast
+from typing import Any, NotRequired, TypedDict, Unpack
 
-from sqlalchemy import Table, and_, case, func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from network import money
 from network.auth import Principal, Role, require
-from network.clock import UTC, now_utc
+from network.clock import now_utc
 from network.conversions import signals
 from network.conversions.models import Conversion, ConversionStatus
-from network.db import InsertMany, insert_for, paged, where_given
+from network.db import InsertMany, paged, where_given
 from network.errors import NotFound, ValidationError
-from network.offers.models import Offer
 from network.partners import service as partners
-from network.payouts import rules
 from network.payouts.models import AuditLog, EntryKind, LedgerEntry, Payout, PayoutItem
-from network.tracking.models import Click, ImpressionCount
+from network.payouts.tables import entries
 
-#: Payout statuses whose entries are claimed but not yet paid out.
+#: Payout statuses whose entries are attached but not yet paid out.
 _IN_FLIGHT = ("pending_approval", "on_hold", "approved", "processing")
 
 
 # ---- writing -----------------------------------------------------------------------------------
-
-
-def insert_ignoring_duplicates(session: Session, table: Table, rows: list[dict[str, Any]], key: str) -> int:
-    """INSERT rows, skipping those whose unique `key` exists (ON CONFLICT DO NOTHING); return how many went in."""
-    if not rows:
-        return 0
-    stmt = (
-        insert_for(session.get_bind().dialect.name)(table)
-        .on_conflict_do_nothing(index_elements=[key])
-        .returning(table.c[key])
-    )
-    return len(session.execute(stmt, rows).all())
 
 
 class Entry(TypedDict):
@@ -69,7 +56,7 @@ def add_entry(session: Session, **entry: Unpack[Entry]) -> int | None:
 #: Entries, one or a batch's, each skipped when its key was booked before; on the driver (an entry is
 #: booked for every approved postback).
 _ENTRIES = InsertMany(
-    cast(Table, LedgerEntry.__table__),
+    entries,
     (
         "partner_id", "currency", "kind", "amount_minor", "idempotency_key", "created_at", "conversion_id",
         "offer_id", "payout_id", "memo",
@@ -130,20 +117,20 @@ def book_conversion(
         ).one_or_none()
         if commission is None:
             return None
-        # Claimed by a payout: the money is (or is about to be) with the partner, so it is
+        # Attached to a payout: the money is (or is about to be) with the partner, so it is
         # clawed back from the next payout rather than silently dropped from this one.
-        claimed = session.scalar(select(PayoutItem.payout_id).where(PayoutItem.entry_id == commission.id))
+        attached_to = session.scalar(select(PayoutItem.payout_id).where(PayoutItem.entry_id == commission.id))
         return add_entry(
             session,
             partner_id=conversion.partner_id,
             currency=conversion.currency,
-            kind=EntryKind.CLAWBACK if claimed is not None else EntryKind.REVERSAL,
+            kind=EntryKind.CLAWBACK if attached_to is not None else EntryKind.REVERSAL,
             amount_minor=-commission.amount_minor,
             key=f"reversal-{conversion.id}",
             at=at,
             conversion_id=conversion.id,
             offer_id=conversion.offer_id,
-            memo=f"conversion {new_status}" + (f" after payout {claimed}" if claimed is not None else ""),
+            memo=f"conversion {new_status}" + (f" after payout {attached_to}" if attached_to is not None else ""),
         )
     return None
 
@@ -242,76 +229,6 @@ def audit(
     )
 
 
-# ---- traffic accrual -----------------------------------------------------------------------------
-
-
-def accrue_traffic(session: Session, *, day: dt.date, at: dt.datetime | None = None) -> dict[str, int]:
-    """Book one day's CPC and CPM earnings per offer and partner, once per (offer, partner, day)."""
-    # CPC counts unique, non-bot clicks that reached the offer (no fallback).
-    start = dt.datetime(day.year, day.month, day.day, tzinfo=UTC)
-    end = start + dt.timedelta(days=1)
-    at = at or now_utc()
-    clicks = session.execute(
-        select(Click.offer_id, Click.partner_id, func.count(), Offer.click_payout_minor, Offer.currency)
-        .join(Offer, Offer.id == Click.offer_id)
-        .where(
-            Click.created_at >= start,
-            Click.created_at < end,
-            Click.is_unique.is_(True),
-            Click.is_bot.is_(False),
-            Click.fallback_reason.is_(None),
-            Offer.click_payout_minor > 0,
-        )
-        .group_by(Click.offer_id, Click.partner_id, Offer.click_payout_minor, Offer.currency)
-    ).all()
-    impressions = session.execute(
-        select(
-            ImpressionCount.offer_id,
-            ImpressionCount.partner_id,
-            func.sum(ImpressionCount.count),
-            Offer.impression_payout_minor,
-            Offer.currency,
-        )
-        .join(Offer, Offer.id == ImpressionCount.offer_id)
-        .where(ImpressionCount.day == day, Offer.impression_payout_minor > 0)
-        .group_by(ImpressionCount.offer_id, ImpressionCount.partner_id, Offer.impression_payout_minor, Offer.currency)
-    ).all()
-    rows: list[dict[str, Any]] = []
-    for offer_id, partner_id, count, price, currency in clicks:
-        rows.append(_accrual(EntryKind.CPC, offer_id, partner_id, currency, count * price, day, at, count))
-    for offer_id, partner_id, count, price, currency in impressions:
-        amount = rules.cpm_amount(int(count or 0), price)
-        if amount > 0:
-            rows.append(_accrual(EntryKind.CPM, offer_id, partner_id, currency, amount, day, at, int(count)))
-    booked = insert_ignoring_duplicates(session, LedgerEntry.__table__, rows, "idempotency_key")  # type: ignore[arg-type]
-    return {"groups": len(rows), "booked": booked}
-
-
-def _accrual(
-    kind: EntryKind,
-    offer_id: int,
-    partner_id: int,
-    currency: str,
-    amount: int,
-    day: dt.date,
-    at: dt.datetime,
-    units: int,
-) -> dict[str, Any]:
-    unit = "clicks" if kind is EntryKind.CPC else "impressions"
-    return {
-        "partner_id": partner_id,
-        "currency": currency,
-        "kind": kind.value,
-        "amount_minor": int(amount),
-        "idempotency_key": f"{kind.value}-{offer_id}-{partner_id}-{day.isoformat()}",
-        "offer_id": offer_id,
-        "conversion_id": None,
-        "payout_id": None,
-        "memo": f"{units} {unit} on {day.isoformat()}",
-        "created_at": at,
-    }
-
-
 # ---- reading -----------------------------------------------------------------------------------
 
 
@@ -336,14 +253,14 @@ def balance_rows(session: Session, partner_id: int) -> list[dict[str, Any]]:
     item = PayoutItem.__table__.alias("live_item")
     entry = LedgerEntry.__table__
     payout = Payout.__table__
-    claimed = item.c.entry_id.is_not(None)
+    attached = item.c.entry_id.is_not(None)
     ledger = session.execute(
         select(
             entry.c.currency,
             func.sum(
-                case((and_(entry.c.kind != EntryKind.PAYOUT.value, ~claimed), entry.c.amount_minor), else_=0)
+                case((and_(entry.c.kind != EntryKind.PAYOUT.value, ~attached), entry.c.amount_minor), else_=0)
             ).label("available"),
-            func.sum(case((and_(claimed, payout.c.status.in_(_IN_FLIGHT)), entry.c.amount_minor), else_=0)).label(
+            func.sum(case((and_(attached, payout.c.status.in_(_IN_FLIGHT)), entry.c.amount_minor), else_=0)).label(
                 "in_payout"
             ),
             func.sum(

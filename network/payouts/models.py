@@ -115,7 +115,7 @@ class PayoutRun(Base):
 
 
 class Payout(Base):
-    """Money owed to one partner in one currency: exactly the entries its items claim."""
+    """Money owed to one partner in one currency: exactly the entries attached to it (its items)."""
 
     __tablename__ = "payouts"
     __table_args__ = (
@@ -152,8 +152,8 @@ class Payout(Base):
     transfer_group: Mapped[str | None] = mapped_column(String(64))
     #: When the current idempotency key was first used: after 24 h Stripe forgets it.
     key_first_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    #: A settler or recoverer owns a processing payout until then (so two never send at once).
-    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: A settler or recoverer holds a processing payout's lease until then (so two never send at once).
+    leased_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(300))
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
@@ -172,7 +172,7 @@ class PayoutItem(Base):
 
     # A failed or canceled payout's items move to PayoutItemRelease (its entries are available
     # again). One row per settled entry, written by one INSERT ... SELECT per build, so it carries
-    # one index and no foreign keys: each would cost a row-locking check per entry (a build claims
+    # one index and no foreign keys: each would cost a row-locking check per entry (a build attaches
     # millions), and neither side can vanish: ledger entries are append-only (a trigger refuses
     # DELETE) and the build inserts only ids it reads in that statement. A payout's items are
     # found through its partner's entries (the ledger's partner index).

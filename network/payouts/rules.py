@@ -1,9 +1,9 @@
-"""Pure payout rules: the status machine, thresholds, idempotency keys, CPM rounding."""
+"""Pure payout rules: finance's actions, the threshold, the key window, CPM rounding."""
 
 from __future__ import annotations
 
 import datetime as dt
-from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from decimal import Decimal
 
 from network import money
 
@@ -15,27 +15,10 @@ ACTIONS: dict[str, tuple[frozenset[str], str]] = {
     "cancel": (frozenset({"pending_approval", "on_hold"}), "canceled"),
 }
 
-#: Every move the status may make (SPEC §6), including the ones settlement and webhooks make.
-TRANSITIONS: dict[str, frozenset[str]] = {
-    "pending_approval": frozenset({"approved", "on_hold", "canceled"}),
-    "on_hold": frozenset({"pending_approval", "canceled"}),
-    "approved": frozenset({"processing"}),
-    "processing": frozenset({"paid", "failed"}),
-    "paid": frozenset({"reversed"}),
-    "failed": frozenset(),
-    "canceled": frozenset(),
-    "reversed": frozenset(),
-}
-
 #: How long a settler or recoverer owns a processing payout before another may take it over.
 LEASE = dt.timedelta(minutes=5)
 #: Stripe forgets an idempotency key 24 h after its first use; stay well inside that.
 KEY_WINDOW = dt.timedelta(hours=23)
-
-
-def may_move(current: str, target: str) -> bool:
-    """Say whether a payout may go from `current` to `target`."""
-    return target in TRANSITIONS.get(current, frozenset())
 
 
 def action_target(action: str, current: str) -> str | None:
@@ -44,23 +27,20 @@ def action_target(action: str, current: str) -> str | None:
     return target if current in sources else None
 
 
-def threshold_minor(amount: str, currency: str) -> int:
-    """Return a threshold given in major units ("50.00") as minor units of `currency`, rounded up."""
-    # The same setting applies in every currency, so "50.00" is 50 JPY: extra decimals round up
-    # rather than being refused for a currency with fewer of them.
-    try:
-        value = Decimal(amount)
-    except InvalidOperation as exc:
-        raise money.MoneyError(f"invalid payout threshold {amount!r}") from exc
-    if not value.is_finite() or value < 0:
-        raise money.MoneyError(f"invalid payout threshold {amount!r}")
-    scaled = value.scaleb(money.exponent(currency))
-    return max(1, int(scaled.to_integral_value(rounding=ROUND_CEILING)))
+def payout_threshold(currency: str, *, setting: str, partner: str | None, offers: int | None) -> int:
+    """Return the minor units a partner's available balance in `currency` must reach to be paid out.
 
-
-def payout_key(payout_id: int) -> str:
-    """Return the idempotency key and transfer group of a payout (derived from its row id)."""
-    return f"payout-{payout_id}"
+    The most specific threshold wins: the partner's own (`payout_min_amount`, set by an admin);
+    else the highest threshold among the offers whose entries the payout would hold (offers that
+    set `payout_min_amount`: `offers` is their highest, already in minor units of the offer's
+    currency); else the PAYOUT_MIN_AMOUNT setting. Offers without one, and entries of no offer
+    (adjustments, reversed transfers), add to the balance but set no threshold.
+    """
+    if partner:
+        return money.parse_threshold(partner, currency)
+    if offers is not None:
+        return offers
+    return money.parse_threshold(setting, currency)
 
 
 def cpm_amount(impressions: int, price_per_thousand_minor: int) -> int:

@@ -19,7 +19,7 @@ from network.clock import now_utc
 from network.config import ROOT
 from network.db import Database
 from network.errors import NotFound
-from network.payouts import rules, service
+from network.payouts import phases, rules
 from network.payouts.gateway import PayoutGateway, TransferRequest, TransferResult
 from network.payouts.models import PayoutRun
 
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 #: Where the manual gateway's CSV exports go unless told otherwise.
 DEFAULT_EXPORT_DIR = ROOT / "instance" / "payout-exports"
 
-#: Called with a phase name ("claimed": phase 1 committed; "sent": gateway answered, nothing
+#: Called with a phase name ("leased": phase 1 committed; "sent": gateway answered, nothing
 #: recorded yet) and the payout ids; tests set it in a subprocess to kill it at that point.
 PhaseHook = Callable[[str, list[int]], None]
 _phase_hook: PhaseHook | None = None
@@ -61,7 +61,7 @@ class SettleResult:
         self.unknown.extend(done["unknown"])
 
 
-def transfer_request(order: service.SendOrder) -> TransferRequest:
+def transfer_request(order: phases.SendOrder) -> TransferRequest:
     """Return the gateway request of a payout: the same on every retry, as its key requires."""
     assert order.destination is not None
     return TransferRequest(
@@ -74,7 +74,7 @@ def transfer_request(order: service.SendOrder) -> TransferRequest:
     )
 
 
-def _send(gateway: PayoutGateway, order: service.SendOrder) -> TransferResult:
+def _send(gateway: PayoutGateway, order: phases.SendOrder) -> TransferResult:
     if not order.destination:
         return TransferResult("failed", None, "the partner has no connected Stripe account")
     return gateway.transfer(transfer_request(order))
@@ -104,18 +104,18 @@ def settle(
     size = batch_size or _batch_size(gateway)
     while True:
         with database.session_scope() as session:
-            orders = service.claim_approved(
+            orders = phases.lease_approved(
                 session, gateway=gateway.name, actor=actor, run_id=run_id, limit=size, now=now_utc()
             )
         if not orders:
             break
         ids = [o.payout_id for o in orders]
-        _phase("claimed", ids)
+        _phase("leased", ids)
         outcomes = [(order, _send(gateway, order)) for order in orders]
         _phase("sent", ids)
         with database.session_scope() as session:
             result.add(
-                service.record_outcomes(session, outcomes, actor=actor, run=_load_run(session, run_id), now=now_utc())
+                phases.record_outcomes(session, outcomes, actor=actor, run=_load_run(session, run_id), now=now_utc())
             )
     if gateway.name == "manual" and run_id is not None and result.paid:
         result.export_path = export_csv(database, run_id, export_dir)
@@ -134,12 +134,12 @@ def recover(
     """Finish processing payouts whose lease ran out, with the same key (after 24 h: look up first)."""
     result = SettleResult()
     with database.session_scope() as session:
-        orders = service.claim_stuck(session, now=now_utc(), limit=limit)
+        orders = phases.lease_stuck(session, now=now_utc(), limit=limit)
     for order in orders:
         outcome = _recover_one(database, gateway, order)
         with database.session_scope() as session:
             result.add(
-                service.record_outcomes(
+                phases.record_outcomes(
                     session, [(order, outcome)], actor=actor, run=_load_run(session, run_id), now=now_utc()
                 )
             )
@@ -148,7 +148,7 @@ def recover(
     return result
 
 
-def _recover_one(database: Database, gateway: PayoutGateway, order: service.SendOrder) -> TransferResult:
+def _recover_one(database: Database, gateway: PayoutGateway, order: phases.SendOrder) -> TransferResult:
     now = now_utc()
     if not rules.key_expired(order.key_first_used_at, now):
         # Inside the window the same key returns the first transfer, or makes the only one.
@@ -160,7 +160,7 @@ def _recover_one(database: Database, gateway: PayoutGateway, order: service.Send
         return found
     # Certainly no transfer: open a new key window (committed first), then send with the same key.
     with database.session_scope() as session:
-        renewed = service.renew_key(session, order, now=now_utc())
+        renewed = phases.renew_key(session, order, now=now_utc())
     if not renewed:
         return TransferResult("unknown", None, "payout changed during recovery")
     return _send(gateway, order)
@@ -187,7 +187,7 @@ def export_csv(database: Database, run_id: int, export_dir: str | Path | None = 
                 "paid_at",
             ]
         )
-        for row in service.paid_in_batch(session, run_id):
+        for row in phases.paid_in_batch(session, run_id):
             writer.writerow(
                 [
                     row.id,

@@ -4,6 +4,7 @@ axe-core accessibility check of each page."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import threading
@@ -40,7 +41,10 @@ def live_app(committed_db, database_url: str, tmp_path: Path) -> Iterator[Any]: 
     server = make_server("127.0.0.1", 0, app, threaded=True)
     app.url = f"http://127.0.0.1:{server.server_port}"  # type: ignore[attr-defined]
     # Links in mails point at the live server.
-    app.extensions["network.settings"] = app.extensions["network.settings"].with_overrides(public_base_url=app.url)  # type: ignore[attr-defined]
+    app.extensions["network.settings"] = dataclasses.replace(
+        app.extensions["network.settings"],
+        public_base_url=app.url,  # type: ignore[attr-defined]
+    )
     thread = threading.Thread(target=server.serve_forever, name="live-app", daemon=True)
     thread.start()
     try:

@@ -6,6 +6,7 @@ check and is screenshotted."""
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import json
 import re
@@ -61,8 +62,8 @@ def _world(live_app: Any) -> tuple[int, str, str]:
         )
         key = make_key(session, role=Role.BRAND, brand=brand)
         ids = (offer.id, key, brand.postback_token)
-    live_app.extensions["network.settings"] = live_app.extensions["network.settings"].with_overrides(
-        postback_allow_http=True, postback_allowed_networks=LOCAL
+    live_app.extensions["network.settings"] = dataclasses.replace(
+        live_app.extensions["network.settings"], postback_allow_http=True, postback_allowed_networks=LOCAL
     )
     return ids
 

@@ -3,6 +3,7 @@ URL and sends a test to a local endpoint; each page passes the accessibility che
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -35,8 +36,8 @@ def _world(live_app: Any) -> None:
         users.create_user(session, SYSTEM, email=PARTNER, role="partner", partner_id=partner.id, password=PASSWORD)
     # Postbacks may reach this machine's 127.0.0.1 over http, as POSTBACK_ALLOW_HTTP and
     # POSTBACK_ALLOWED_NETWORKS allow it.
-    live_app.extensions["network.settings"] = live_app.extensions["network.settings"].with_overrides(
-        postback_allow_http=True, postback_allowed_networks=LOCAL
+    live_app.extensions["network.settings"] = dataclasses.replace(
+        live_app.extensions["network.settings"], postback_allow_http=True, postback_allowed_networks=LOCAL
     )
 
 

@@ -147,7 +147,7 @@ def run_all(workers, committed_db, fake_stripe, shop, partners):
 def test_entries_committed_during_a_build_keep_each_payout_equal_to_its_entries(
     committed_db, settings, late_minor, survives
 ):
-    """An entry committed between the build's sum and its claim joins the payout, which is then made
+    """An entry committed between the build's sum and its attaching joins the payout, which is then made
     its entries again, and dropped when that takes it under the threshold."""
     with committed_db.session_scope() as session:
         shop = make_shop(session)
@@ -155,14 +155,14 @@ def test_entries_committed_during_a_build_keep_each_payout_equal_to_its_entries(
         make_commission(session, offer=shop.offer, partner=partner, payout="60.00")
         partner_id = partner.id
     blocker = committed_db.engine.connect()
-    blocker.execute(text("LOCK TABLE payout_items IN SHARE MODE"))  # the claim INSERT waits here
+    blocker.execute(text("LOCK TABLE payout_items IN SHARE MODE"))  # the attaching INSERT waits here
     result: dict[str, object] = {}
     builder = threading.Thread(target=lambda: result.update(summary=jobs.build(committed_db, settings)))
     builder.start()
     try:
         deadline = time.monotonic() + 30
-        while not _waiting_on_claim(committed_db):
-            assert time.monotonic() < deadline and builder.is_alive(), "the build never reached its claim"
+        while not _waiting_to_attach(committed_db):
+            assert time.monotonic() < deadline and builder.is_alive(), "the build never reached its attaching"
             time.sleep(0.02)
         with committed_db.session_scope() as session:
             ledger.add_entry(
@@ -186,7 +186,7 @@ def test_entries_committed_during_a_build_keep_each_payout_equal_to_its_entries(
         check_invariants(session)
 
 
-def _waiting_on_claim(database) -> bool:
+def _waiting_to_attach(database) -> bool:
     with database.engine.connect() as conn:
         return bool(
             conn.execute(

@@ -52,7 +52,7 @@ def wait_for_line(proc: subprocess.Popen[str], timeout: float = 30.0) -> str:
     return proc.stdout.readline().strip()
 
 
-@pytest.mark.parametrize("kill_at", ["claimed", "sent"])
+@pytest.mark.parametrize("kill_at", ["leased", "sent"])
 def test_killed_settler_is_finished_by_recovery_with_one_transfer(
     committed_db, database_url, fake_stripe, frozen_clock, kill_at
 ):

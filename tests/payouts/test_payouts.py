@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from network import money
 from network.auth import SYSTEM
-from network.payouts import jobs, ledger, service
+from network.payouts import attachment, jobs, ledger, service
 from network.payouts.models import LedgerEntry, Payout, PayoutItem, PayoutItemRelease
 from tests.factories import Api, make_key, make_partner
 from tests.payouts.support import (
@@ -55,10 +55,73 @@ def test_build_makes_one_payout_per_partner_at_or_over_the_threshold(db, session
         (rich.id, 5000, 2, "pending_approval"),
         (lowered.id, 1000, 1, "pending_approval"),
     ]
-    assert jobs.build(db, settings).built == []  # everything available is claimed already
+    assert jobs.build(db, settings).built == []  # everything available is attached already
     make_commission(session, offer=shop.offer, partner=rich, payout="1.00")
     (line,) = ledger.balance_rows(session, rich.id)
     assert (line["available"], line["in_payout"], line["paid"], line["balance"]) == (100, 5000, 0, 5100)
+    check_invariants(session)
+
+
+def test_an_offer_with_a_higher_threshold_holds_the_money_it_pays_until_that_threshold(db, session, settings):
+    strict, plain = make_shop(session, name="Strict"), make_shop(session, name="Plain")
+    strict.offer.payout_min_minor = 10000  # 100.00: above the 50.00 setting
+    waiting, elsewhere = make_partner(session, name="Waiting"), make_partner(session, name="Elsewhere")
+    make_commission(session, offer=strict.offer, partner=waiting, payout="60.00")
+    make_commission(session, offer=plain.offer, partner=elsewhere, payout="60.00")
+    jobs.build(db, settings)
+    assert [(p.partner_id, p.amount_minor) for p in payouts_of(session)] == [(elsewhere.id, 6000)]
+
+    make_commission(session, offer=plain.offer, partner=waiting, payout="30.00")  # 90.00: still under 100.00
+    assert jobs.build(db, settings).built == []
+    make_commission(session, offer=strict.offer, partner=waiting, payout="10.00")
+    (built,) = jobs.build(db, settings).built
+    payout = session.get(Payout, built)
+    assert (payout.partner_id, payout.amount_minor, payout.entry_count) == (waiting.id, 10000, 3)
+    check_invariants(session)
+
+
+def test_an_offer_with_a_lower_threshold_pays_out_sooner_and_the_highest_offer_threshold_wins(db, session, settings):
+    quick, plain, strict = (make_shop(session, name=n) for n in ("Quick", "Plain", "Strict"))
+    quick.offer.payout_min_minor = 1000  # 10.00: below the 50.00 setting
+    strict.offer.payout_min_minor = 8000
+    mixed, both = make_partner(session, name="Mixed"), make_partner(session, name="Both")
+    # An offer without a threshold adds to the balance but sets none: 12.00 + 8.00 reaches 10.00.
+    make_commission(session, offer=quick.offer, partner=mixed, payout="12.00")
+    make_commission(session, offer=plain.offer, partner=mixed, payout="8.00")
+    # Money of two offers with thresholds waits for the higher one: 60.00 is under 80.00.
+    make_commission(session, offer=quick.offer, partner=both, payout="30.00")
+    make_commission(session, offer=strict.offer, partner=both, payout="30.00")
+    jobs.build(db, settings)
+    assert [(p.partner_id, p.amount_minor, p.entry_count) for p in payouts_of(session)] == [(mixed.id, 2000, 2)]
+    check_invariants(session)
+
+
+def test_money_that_joins_a_payout_while_it_is_built_counts_its_offers_threshold(db, session, settings, monkeypatch):
+    quick, strict = make_shop(session, name="Quick"), make_shop(session, name="Strict")
+    quick.offer.payout_min_minor, strict.offer.payout_min_minor = 1000, 8000
+    partner = make_partner(session)
+    make_commission(session, offer=quick.offer, partner=partner, payout="12.00")
+    attach = attachment.attach
+
+    def late_entry_then_attach(session, *args):
+        # A commission committed between the sums and the attaching statement joins the payout.
+        make_commission(session, offer=strict.offer, partner=partner, payout="5.00")
+        return attach(session, *args)
+
+    monkeypatch.setattr(attachment, "attach", late_entry_then_attach)
+    assert jobs.build(db, settings).built == []  # 17.00 now holds Strict's money: under its 80.00
+    assert session.scalars(select(PayoutItem.entry_id)).all() == []
+    check_invariants(session)
+
+
+def test_a_partners_own_threshold_wins_over_its_offers(db, session, settings):
+    strict = make_shop(session, name="Strict")
+    strict.offer.payout_min_minor = 10000
+    partner = make_partner(session)
+    partner.payout_min_amount = "5.00"
+    make_commission(session, offer=strict.offer, partner=partner, payout="6.00")
+    (built,) = jobs.build(db, settings).built
+    assert session.get(Payout, built).amount_minor == 600
     check_invariants(session)
 
 

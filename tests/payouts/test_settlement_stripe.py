@@ -140,7 +140,7 @@ def test_batch_of_ten_with_three_failures(db, session, stripe_settings, fake_str
     keys = [r.idempotency_key for r in transfer_posts(fake_stripe) if r.params["metadata"]["payout_id"] == str(ids[0])]
     assert keys == [f"payout-{ids[0]}"] * 3  # no new key for the unknown one
     assert len(fake_stripe.transfers) == 7
-    # Failed payouts' entries are available again; the unknown one's stay claimed.
+    # Failed payouts' entries are available again; the unknown one's stay attached.
     lines = {p.id: ledger.balance_rows(session, p.id)[0] for p in partners[:3]}
     assert [(lines[p.id]["available"], lines[p.id]["in_payout"]) for p in partners[:3]] == [
         (0, 6000),

@@ -5,6 +5,7 @@ HTTP endpoint (tests/deliveries/endpoints.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -199,7 +200,9 @@ def test_the_postback_url_is_saved(world, endpoint, session):
 
 
 def test_an_unsafe_postback_url_is_refused_with_its_reason(app, world, session):
-    app.extensions["network.settings"] = app.extensions["network.settings"].with_overrides(postback_allowed_networks=())
+    app.extensions["network.settings"] = dataclasses.replace(
+        app.extensions["network.settings"], postback_allowed_networks=()
+    )
     r = save(world.me, "http://127.0.0.1/pb")
     assert r.status_code == 422
     error = re.search(r'<small id="postback_url-error">([^<]*)</small>', text(r))
@@ -231,7 +234,9 @@ def test_send_a_test_names_why_it_was_not_sent(app, world, endpoint, session):
     # A URL saved while its address was allowed, refused when called: the block's reason is shown.
     world.partner.postback_url = endpoint.url("/pb")
     session.commit()
-    app.extensions["network.settings"] = app.extensions["network.settings"].with_overrides(postback_allowed_networks=())
+    app.extensions["network.settings"] = dataclasses.replace(
+        app.extensions["network.settings"], postback_allowed_networks=()
+    )
     r = world.me.post("/partner/postbacks/test", data={"csrf_token": csrf_token(page)}, headers=HTMX)
     assert "<dd>blocked: host is a non-global address 127.0.0.1 (loopback)</dd>" in text(r)
     assert endpoint.requests == []

@@ -4,6 +4,7 @@ out, and the Stripe button needs its CSRF token."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -289,8 +290,8 @@ def test_signed_out_visitors_are_sent_to_sign_in(client, world):
 
 
 def test_the_stripe_button_without_its_csrf_token_is_refused(client, world, app, fake_stripe):  # noqa: F811
-    app.extensions["network.settings"] = app.extensions["network.settings"].with_overrides(
-        stripe_api_key=API_KEY, stripe_api_base=fake_stripe.base_url
+    app.extensions["network.settings"] = dataclasses.replace(
+        app.extensions["network.settings"], stripe_api_key=API_KEY, stripe_api_base=fake_stripe.base_url
     )
     sign_in(client, "ops@dealblog.example")
     r = client.post("/partner/money/stripe")
@@ -299,8 +300,8 @@ def test_the_stripe_button_without_its_csrf_token_is_refused(client, world, app,
 
 
 def test_the_stripe_button_sends_the_partner_to_stripes_onboarding(client, world, app, session, fake_stripe):  # noqa: F811
-    app.extensions["network.settings"] = app.extensions["network.settings"].with_overrides(
-        stripe_api_key=API_KEY, stripe_api_base=fake_stripe.base_url
+    app.extensions["network.settings"] = dataclasses.replace(
+        app.extensions["network.settings"], stripe_api_key=API_KEY, stripe_api_base=fake_stripe.base_url
     )
     sign_in(client, "ops@dealblog.example")
     r = post_form(client, "/partner/money/stripe", {}, form_page="/partner/money")
