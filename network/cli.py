@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import signal
 from pathlib import Path
+from typing import Any
 
 import click
 from alembic import command
@@ -140,4 +144,78 @@ def demo_seed(env_file: str | None) -> None:
     click.echo(demo.instructions(info, settings.public_base_url, keys_file))
 
 
-commands = [db_group, keys_group, demo_group]
+@click.group("scheduler")
+def scheduler_group() -> None:
+    """The job scheduler (run it in its own process)."""
+
+
+def _settings() -> Any:
+    return current_app.extensions["network.settings"]
+
+
+def _echo(data: Any) -> None:
+    click.echo(json.dumps(data, default=str, sort_keys=True))
+
+
+@scheduler_group.command("run")
+@with_appcontext
+def scheduler_run() -> None:
+    """Run the scheduler in the foreground until interrupted."""
+    from network import scheduler
+
+    settings = _settings()
+    sched = scheduler.build_scheduler(_db(), settings)
+
+    def _stop(_signum: int, _frame: Any) -> None:
+        if sched.running:
+            sched.shutdown(wait=False)
+
+    def _started() -> None:
+        for row in scheduler.describe(settings):
+            click.echo(f"scheduled {row['id']:<18} next {row['next'].isoformat()}  ({row['trigger']})", err=True)
+
+    signal.signal(signal.SIGTERM, _stop)
+    scheduler.on_started(sched, _started)
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):
+        sched.start()
+
+
+@scheduler_group.command("list")
+@with_appcontext
+def scheduler_list() -> None:
+    """List the jobs, their triggers and next run times."""
+    from network import scheduler
+
+    for row in scheduler.describe(_settings()):
+        click.echo(f"{row['id']:<18} {row['next'].isoformat():<26} {row['trigger']:<48} {row['description']}")
+
+
+@scheduler_group.command("status")
+@with_appcontext
+def scheduler_status() -> None:
+    """Show each job's schedule, last success (time, duration, outcome) and last failure, as a JSON list."""
+    from network.auth import SYSTEM
+    from network.payouts import jobstatus
+    from network.payouts.schemas import JobStatusSchema
+    from network.schemas import attrs
+
+    with _db().session_scope() as session:
+        rows = jobstatus.list_jobs(session, SYSTEM, limit=1000)
+        _echo([JobStatusSchema().dump(attrs(row, JobStatusSchema)) for row in rows])
+
+
+@scheduler_group.command("run-now")
+@click.argument("job_id")
+@with_appcontext
+def scheduler_run_now(job_id: str) -> None:
+    """Run one job now (by its id, see `scheduler list`)."""
+    from network import scheduler
+
+    try:
+        scheduler.get_job(job_id)
+    except KeyError:
+        raise click.BadParameter(f"unknown job {job_id!r}; see `scheduler list`", param_hint="JOB_ID") from None
+    _echo(scheduler.run_now(_db(), _settings(), job_id))
+
+
+commands = [db_group, keys_group, demo_group, scheduler_group]
