@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
 from network.accounts.models import Brand
@@ -114,6 +114,25 @@ def brands_sharing_txn_id(session: Session, brand_ids: Sequence[int]) -> set[int
     if not brand_ids:
         return set()
     return set(session.scalars(select(Brand.id).where(Brand.id.in_(set(brand_ids)), Brand.share_txn_id.is_(True))))
+
+
+def sub_ids(session: Session, conversions: Sequence[Conversion]) -> dict[int, list[str]]:
+    """Return each conversion's sub1..sub5 as its click carried them (its link's while the click row is unwritten).
+
+    One query for a page of conversions; the caller has already read them through `list_conversions`,
+    so the tenant's scope is theirs.
+    """
+    if not conversions:
+        return {}
+    written = Click.id.is_not(None)
+    subs = [func.coalesce(case((written, getattr(Click, name)), else_=getattr(Link, name)), "") for name in SUB_IDS]
+    rows = session.execute(
+        select(Conversion.id, *subs)
+        .join(Link, Link.id == Conversion.link_id)
+        .outerjoin(Click, Click.id == Conversion.click_id)
+        .where(Conversion.id.in_([c.id for c in conversions]))
+    )
+    return {row[0]: list(row[1:]) for row in rows}
 
 
 def list_postback_log(

@@ -48,6 +48,7 @@ from network.conversions.reads import (
     history,
     list_conversions,
     list_postback_log,
+    sub_ids,
 )
 from network.conversions.recording import holder
 from network.conversions.statuses import change_status, transition
@@ -57,7 +58,7 @@ __all__ = [
     "LOG_LINES", "PARAMS", "SECRET_PARAMS", "SUB_IDS", "Answer", "Plan", "Received", "Recorder", "Trace",
     "brands_sharing_txn_id", "change_status", "event_keys", "get_conversion", "history", "holder",
     "list_conversions", "list_postback_log", "log_row", "receive", "record_alone", "sign", "start_trace",
-    "transition", "write_trace",
+    "sub_ids", "transition", "write_trace",
 ]  # fmt: skip
 
 

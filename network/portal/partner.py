@@ -29,7 +29,6 @@ from network.payouts.schemas import dump_entry, dump_payout
 from network.portal.common import principal, role_required, settings
 from network.reports import service as reports
 from network.schemas import page
-from network.tracking import service as tracking
 
 blp = Blueprint("partner", __name__, url_prefix="/partner")
 
@@ -141,15 +140,6 @@ def _next_url(endpoint: str, items: list[Any], cursor: str) -> str | None:
     return url_for(endpoint, **{**args, cursor: next_after})
 
 
-def _sub_ids(session: Any, me: Principal, items: list[Any]) -> dict[int, list[str]]:
-    """Each conversion's sub1..sub5 as its click carried them (its link's while the click is not written yet)."""
-    found = {}
-    for c in items:
-        source = tracking.get_click(session, c.click_id) or tracking.get_link(session, me, c.link_id)
-        found[c.id] = [getattr(source, name) or "" for name in conversions.SUB_IDS]
-    return found
-
-
 def _list_args(form: ConversionFilters) -> dict[str, Any]:
     """The list function's arguments for valid filters (dates are whole UTC days, To included)."""
     args: dict[str, Any] = {
@@ -175,7 +165,7 @@ def conversions_list() -> Any:
     items = conversions.list_conversions(session, me, **_list_args(form), limit=PAGE, after=after)
     keys = conversions.event_keys(session, [c.event_id for c in items])
     sharing = conversions.brands_sharing_txn_id(session, [c.brand_id for c in items])
-    subs = _sub_ids(session, me, items)
+    subs = conversions.sub_ids(session, items)
     shown = [
         dump_conversion(c, me, event_key=keys.get(c.event_id, ""), share_txn_id=c.brand_id in sharing)
         | {"subs": subs[c.id]}
