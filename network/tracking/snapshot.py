@@ -8,7 +8,8 @@ the snapshot stale reloads it while other threads keep answering from the previo
 
 A code the snapshot does not hold yet (a link made since the last reload) is looked up once in the
 database before its 404 (`find_new`), and then kept; codes the database does not know either are
-remembered for a few seconds, so a flood of made-up codes costs one query per code, not per click.
+remembered for `UNKNOWN_FOR` seconds, so a flood of made-up codes costs one query per code, not per
+click. Both are held by network.cache.Cache, which says how long an entry lives.
 """
 
 from __future__ import annotations

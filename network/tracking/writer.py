@@ -207,15 +207,14 @@ class ClickWriter:
             return len(clicks) - refused
 
     def _write(self, clicks: list[PendingClick], impressions: Impressions) -> None:
-        """Write clicks and impression counts in one transaction and commit it (or raise, writing nothing)."""
+        """Write clicks and impression counts in one transaction, the flush job's own (or raise, writing nothing)."""
         learned = {}
-        with self.database.session() as session:
+        with self.database.session_scope() as session:
             if clicks:
                 learned = decide_unique(session, clicks, self._windows)
                 clicksql.insert_clicks(session, clicks)
             if impressions:
                 clicksql.count_impressions(session, impressions)
-            session.commit()
         # Only what is committed may spare later queries.
         if len(self._windows) > 100_000:
             self._windows.clear()
