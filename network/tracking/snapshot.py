@@ -237,13 +237,14 @@ class SnapshotCache:
         return snapshot
 
     def _read(self, _previous: Snapshot | None) -> Snapshot:
-        if self.background and (self._pid != os.getpid() or self._thread is None):
-            self._start()
         with self._lock:
             # Only one caller reloads (network.cache); the first load is waited for by all.
             if not self._cache.has_fresh(SNAPSHOT):
                 self.reload()
-            return self._current()
+            snapshot = self._current()
+        if self.background and (self._pid != os.getpid() or self._thread is None):
+            self._start()
+        return snapshot
 
     def _start(self) -> None:
         with self._lock:
