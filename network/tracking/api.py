@@ -117,8 +117,10 @@ def impression(code: str) -> Response:
 
 
 def register(app: Flask, api: Api) -> None:
-    """Wire the links API and the hot path into the app, with the app's tracker."""
+    """Wire the links API and the hot path into the app, with the app's tracker and its click writer."""
     settings = app.extensions["network.settings"]
-    app.extensions[_EXTENSION] = Tracker(settings, app.extensions["network.db"])
+    track = app.extensions[_EXTENSION] = Tracker(settings, app.extensions["network.db"])
+    # Conversions in this process find the app's unwritten clicks through the service; it flushes them at exit.
+    service.register_writer(track.writer)
     api.register_blueprint(blp)
     app.register_blueprint(hot)

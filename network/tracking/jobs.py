@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from network.offers.models import Offer
 from network.tracking.models import Click, ClickVisitor
-from network.tracking.writer import UNIQUE_WINDOW
+from network.tracking.unique import UNIQUE_WINDOW
 
 
 def purge_click_ips(session: Session, *, now: dt.datetime, retention_days: int) -> int:

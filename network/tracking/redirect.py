@@ -8,18 +8,18 @@ UPDATE so it holds exactly across processes.
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from network import clock
 from network.config import Settings
 from network.db import Database
 from network.offers import caps
 from network.offers.models import OfferStatus
-from network.text import clean, cleaned
+from network.text import cleaned
 from network.tracking import rules
 from network.tracking.clickid import ClickIdCodec
 from network.tracking.models import Link
@@ -50,6 +50,16 @@ class Outcome:
 
 
 NOT_FOUND = Outcome(None)
+
+
+def _subs(defaults: tuple[str | None, ...], args: QueryArgs) -> list[str | None]:
+    """Return the link's sub ids with those the click's query string gives instead (cleaned, network.text)."""
+    subs = list(defaults)
+    for i, name in enumerate(_SUBS):
+        value = args.get(name)
+        if value:
+            subs[i] = cleaned(value, MAX_SUB) or subs[i]
+    return subs
 
 
 class Tracker:
@@ -98,26 +108,8 @@ class Tracker:
         # The id carries milliseconds: the row keeps the same instant, so both say the same time.
         now = now.replace(microsecond=now.microsecond - now.microsecond % 1000)
         click_id = self.codec.issue(link.id, now)
-        subs = list(link.subs)
-        if args:
-            for i, name in enumerate(_SUBS):
-                value = args.get(name)
-                if value:
-                    # Clean text costs two C calls; only hostile text is rebuilt (network.text).
-                    if len(value) > MAX_SUB or not value.isprintable():
-                        value = clean(value, MAX_SUB)
-                    subs[i] = value or subs[i]
-        country = device = reason = None
-        if offer.status == _PAUSED:
-            reason = rules.PAUSED
-        else:
-            if offer.countries:
-                country = self.countries.resolve(country_header, ip)
-            if offer.devices:
-                device = classify_agent(agent)[0]
-            reason = rules.targeting_miss(offer.countries, offer.devices, country, device)
-            if reason is None and offer.click_caps and not head and not self._take_caps(offer, link, now):
-                reason = rules.CAP
+        subs = _subs(link.subs, args) if args else list(link.subs)
+        country, device, reason = self._targeting(offer, link, now, agent, ip, country_header, head)
         utm_pairs = [(k, cleaned(v, MAX_UTM_VALUE)) for k, v in args.items() if k.startswith("utm_")] if args else []
         utm = dict(rules.utm_params(utm_pairs, frozenset())) if utm_pairs else None
         location: str | None
@@ -149,6 +141,27 @@ class Tracker:
             )
         )
         return Outcome(location, click_id if reason is None else None)
+
+    def _targeting(
+        self,
+        offer: OfferView,
+        link: LinkView,
+        now: dt.datetime,
+        agent: str | None,
+        ip: str | None,
+        country_header: str | None,
+        head: bool,
+    ) -> tuple[str | None, str | None, str | None]:
+        """Return the click's country and device (when the offer targets them) and why it goes to the fallback (or None)."""
+        if offer.status == _PAUSED:
+            return None, None, rules.PAUSED
+        country = self.countries.resolve(country_header, ip) if offer.countries else None
+        device = classify_agent(agent)[0] if offer.devices else None
+        reason = rules.targeting_miss(offer.countries, offer.devices, country, device)
+        # HEAD requests (link checkers, previews) take no room in a cap.
+        if reason is None and offer.click_caps and not head and not self._take_caps(offer, link, now):
+            reason = rules.CAP
+        return country, device, reason
 
     def _freeze_gc(self) -> None:
         # The app, SQLAlchemy's metadata and the snapshot are ~150k long-lived objects; each full
@@ -186,15 +199,11 @@ class Tracker:
             params.extend(rules.utm_params(utm_pairs, exclude))
         return rules.add_params(base, params)
 
-    def _take_caps(self, offer: OfferView, link: LinkView, now: Any) -> bool:
-        """Consume one click of each of the offer's click caps, all or none; False when one is full."""
-        with self.database.session() as session:
-            taken = caps.consume(session, offer.click_caps, partner_id=link.partner_id, at=now, metrics=("clicks",))
-            if taken:
-                session.commit()
-            else:
-                session.rollback()
-            return taken
+    def _take_caps(self, offer: OfferView, link: LinkView, now: dt.datetime) -> bool:
+        """Take room for one click in each of the offer's click caps, all or none; False when one has no room."""
+        # The click request's one write, in a transaction of its own (a failed take changes nothing).
+        with self.database.session_scope() as session:
+            return caps.consume(session, offer.click_caps, partner_id=link.partner_id, at=now, metrics=("clicks",))
 
     def impression(self, code: str, *, agent: str | None, head: bool = False) -> bool:
         """Count an impression of `code` (bots and HEAD requests are not counted); False when unknown."""

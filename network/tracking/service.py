@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
+import logging
 import secrets
+import threading
+import weakref
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -15,10 +19,13 @@ from network.offers.models import Offer
 from network.tracking import rules
 from network.tracking.clickid import LENGTH as CLICK_ID_LENGTH
 from network.tracking.models import Click, Link
-from network.tracking.writer import PendingClick, buffered_click, flush_all
+from network.tracking.pending import PendingClick
+from network.tracking.writer import ClickWriter
 
 #: Re-exported for the pixel: the cookie that carries the click id.
 CLICK_COOKIE = rules.CLICK_COOKIE
+
+log = logging.getLogger(__name__)
 
 
 def _new_code(session: Session) -> str:
@@ -122,14 +129,61 @@ def click_counts(session: Session, principal: Principal, link_ids: list[int]) ->
 
 def get_click(session: Session, click_id: str) -> Click | PendingClick | None:
     """Return a click by its id: its row, or the buffered click when this process has not written it yet."""
-    # A buffered click (PendingClick) has Click's attributes, with is_unique and is_bot as the next
-    # flush will most likely set them. A click buffered in another process is None until written
-    # (within about 0.1 s); its id still verifies and names the link (ClickIdCodec).
+    # A click buffered in another process is None until written (within about 0.1 s); its id still
+    # verifies and names the link (ClickIdCodec).
     if not click_id or len(click_id) != CLICK_ID_LENGTH:
         return None
     return buffered_click(session, click_id) or session.get(Click, click_id)
 
 
+# ---- clicks answered by this process and not written yet ----------------------------------------
+#
+# Each app owns its click writer (app.extensions["network.tracking"].writer). A click lives in the
+# buffer of the process that answered it until the next flush (about 0.1 s), and a postback that
+# follows it at once is received by any app of that process: the lookup below asks the writers of
+# every app of the process. They are held weakly, so an app that goes away takes its writer along.
+
+_writers: weakref.WeakSet[ClickWriter] = weakref.WeakSet()
+_writers_lock = threading.Lock()
+
+
+def register_writer(writer: ClickWriter) -> None:
+    """Make an app's click writer answer `buffered_click` and `flush_clicks`, and flush at exit."""
+    with _writers_lock:
+        if not writer.background:
+            # Tests build one app per test, each bound to a transaction that is then rolled back:
+            # only the newest such writer is asked, so an older test's leftovers are never written.
+            for other in [w for w in _writers if not w.background]:
+                _writers.discard(other)
+        _writers.add(writer)
+
+
+def _registered() -> list[ClickWriter]:
+    with _writers_lock:
+        return list(_writers)
+
+
+def buffered_click(session: Session, click_id: str) -> PendingClick | None:
+    """Return a click this process has not written yet, as its next flush will most likely write it."""
+    # A buffered click has Click's attributes, with is_unique and is_bot as the flush will set them.
+    for writer in _registered():
+        pending = writer.find(click_id)
+        if pending is not None:
+            return writer.preview(session, pending)
+    return None
+
+
 def flush_clicks() -> int:
     """Write this process's buffered clicks and impressions now (tests, shutdown); return the click count."""
-    return flush_all()
+    return sum(writer.flush() for writer in _registered())
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    # A clean shutdown loses no answered click: gunicorn workers run atexit when they exit.
+    for writer in _registered():
+        if writer.background:
+            try:
+                writer.close()
+            except Exception:
+                log.exception("could not write buffered clicks at exit")

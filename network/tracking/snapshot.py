@@ -8,7 +8,8 @@ the snapshot stale reloads it while other threads keep answering from the previo
 
 A code the snapshot does not hold yet (a link made since the last reload) is looked up once in the
 database before its 404 (`find_new`), and then kept; codes the database does not know either are
-remembered for a few seconds, so a flood of made-up codes costs one query per code, not per click.
+remembered for `UNKNOWN_FOR` seconds, so a flood of made-up codes costs one query per code, not per
+click. Both are held by network.cache.Cache, which says how long an entry lives.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import os
 import re
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +27,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from network import outage
+from network.cache import Cache
 from network.db import Database
 from network.offers import rules as offer_rules
 from network.offers.models import AccessStatus, Cap, Offer, OfferAccess, OfferStatus
@@ -173,8 +174,14 @@ def _link_view(row: Any) -> LinkView:
     )
 
 
+#: The one entry of a SnapshotCache's cache.
+SNAPSHOT = "snapshot"
+#: Seconds a code the database did not know is remembered as unknown.
+UNKNOWN_FOR = 5.0
+
+
 class SnapshotCache:
-    """Holds the current snapshot of one database and reloads it when stale."""
+    """Holds the current snapshot of one database and reloads it when stale (expiry: network.cache)."""
 
     def __init__(
         self,
@@ -190,47 +197,54 @@ class SnapshotCache:
         self.background = background
         self._thread: threading.Thread | None = None
         self._pid = 0
-        #: Seconds a snapshot is served before the next request checks for changes.
-        self.max_age = max_age
         #: False: reload everything on every check (tests with a frozen clock, where
         #: offers.updated_at would not move).
         self.trust_fingerprint = trust_fingerprint
         self._monotonic = monotonic
         self._lock = threading.Lock()
-        self._snapshot: Snapshot | None = None
-        self._checked_at = 0.0
+        self._cache: Cache[str, Snapshot] = Cache(max_age=max_age, size=1, monotonic=monotonic)
+        self.max_age = max_age
         self._fingerprint: tuple[Any, ...] | None = None
         self._max_link_id = 0
-        #: Codes the database did not know a moment ago (see find_new).
-        self.unknown = UnknownCodes(monotonic=monotonic)
+        #: Codes the database did not know a moment ago (see find_new); links found are not kept here.
+        self.unknown: Cache[str, Any] = Cache(max_age=0, miss_age=UNKNOWN_FOR, monotonic=monotonic)
         self._warned_at = float("-inf")
+
+    @property
+    def max_age(self) -> float:
+        """Seconds a snapshot is served before it is checked for changes."""
+        return self._max_age
+
+    @max_age.setter
+    def max_age(self, value: float) -> None:
+        self._max_age = value
+        # With a background reload every max_age, a request reloads only when that thread is two
+        # periods and a second late (stuck, or not started in this process yet).
+        self._cache.max_age = 2 * value + 1 if self.background else value
 
     def get(self) -> Snapshot:
         """Return a snapshot no older than max_age, reloading it first when needed."""
-        snapshot = self._snapshot
-        if snapshot is not None and self._monotonic() - self._checked_at < self.max_age:
-            return snapshot
-        if snapshot is not None and self.background:
-            if self._pid != os.getpid() or self._thread is None:
-                self._start()
-            # Twice the period without a reload: the refresher is stuck (or was never started).
-            if self._monotonic() - self._checked_at < 2 * self.max_age + 1:
-                return snapshot
-        # Only one thread reloads; the others answer from the previous snapshot meanwhile.
-        if self._lock.acquire(blocking=snapshot is None):
-            try:
-                if self._snapshot is None or self._monotonic() - self._checked_at >= self.max_age:
-                    self.reload()
-            except Exception as error:
-                if self._snapshot is None:
-                    raise
-                # Keep serving what we have; try again after max_age.
-                outage.log_failure(log, "tracking snapshot reload failed", error, what="snapshot reloads failed")
-                self._checked_at = self._monotonic()
-            finally:
-                self._lock.release()
-        assert self._snapshot is not None
-        return self._snapshot
+        try:
+            snapshot = self._cache.get(SNAPSHOT, self._read)
+        except Exception as error:
+            snapshot = self._cache.peek(SNAPSHOT)
+            if snapshot is None:
+                raise
+            # Keep serving what we have; try again after max_age.
+            outage.log_failure(log, "tracking snapshot reload failed", error, what="snapshot reloads failed")
+            self._cache.put(SNAPSHOT, snapshot)
+        assert snapshot is not None
+        return snapshot
+
+    def _read(self, _previous: Snapshot | None) -> Snapshot:
+        with self._lock:
+            # Only one caller reloads (network.cache); the first load is waited for by all.
+            if not self._cache.has_fresh(SNAPSHOT):
+                self.reload()
+            snapshot = self._current()
+        if self.background and (self._pid != os.getpid() or self._thread is None):
+            self._start()
+        return snapshot
 
     def _start(self) -> None:
         with self._lock:
@@ -242,7 +256,7 @@ class SnapshotCache:
 
     def _refresh_loop(self) -> None:
         while True:
-            time.sleep(max(self.max_age - (self._monotonic() - self._checked_at), 0.05))
+            time.sleep(max(self.max_age - self._cache.age(SNAPSHOT), 0.05))
             try:
                 with self._lock:
                     self.reload()
@@ -257,49 +271,55 @@ class SnapshotCache:
 
     def find_new(self, code: str) -> tuple[LinkView, OfferView] | None:
         """Resolve a code the snapshot lacks by one look in the database (the 404 path), keeping what it finds."""
-        snapshot = self.get()
-        if code in snapshot.links or _CODE.fullmatch(code) is None or self.unknown.seen(code):
+        if code in self.get().links or _CODE.fullmatch(code) is None:
             return None
         try:
-            with self.database.read_session() as session:
-                row = session.execute(_LINKS.where(Link.code == code)).one_or_none()
-                session.rollback()
+            row = self.unknown.get(code, lambda _previous: self._look_up(code))
             if row is None:
-                self.unknown.add(code)
                 return None
             with self._lock:
-                if code not in self._snapshot_or_load().links:
+                if code not in self._current().links:
                     # The link's offer, partner and access may be as new as the link itself.
                     self.reload()
                     self._keep(_link_view(row), code)
         except SQLAlchemyError as exc:
             # The database is away: answer 404 as before the look-up existed, and do not ask again at once.
-            self.unknown.add(code)
-            if self._monotonic() - self._warned_at >= self.unknown.ttl:  # once per ttl, not per click
+            self.unknown.put(code, None)
+            if self._monotonic() - self._warned_at >= UNKNOWN_FOR:  # once per UNKNOWN_FOR, not per click
                 self._warned_at = self._monotonic()
                 log.warning("could not look up a link code in the database (404 meanwhile): %s", exc)
             return None
-        return self._snapshot_or_load().resolve(code)
+        return self._current().resolve(code)
 
-    def _snapshot_or_load(self) -> Snapshot:
-        if self._snapshot is None:
+    def _look_up(self, code: str) -> Any:
+        """Return the link row of `code` from the database, or None."""
+        with self.database.read_session() as session:
+            return session.execute(_LINKS.where(Link.code == code)).one_or_none()
+
+    def _current(self) -> Snapshot:
+        """Return the snapshot held now, loading the first one if none is (the caller holds the lock)."""
+        snapshot = self._cache.peek(SNAPSHOT)
+        if snapshot is None:
             self.reload()
-        assert self._snapshot is not None
-        return self._snapshot
+            snapshot = self._cache.peek(SNAPSHOT)
+        assert snapshot is not None
+        return snapshot
 
     def _keep(self, link: LinkView, code: str) -> None:
         """Add a link the reload did not bring (one committed after a later id was loaded)."""
-        old = self._snapshot_or_load()
+        old = self._current()
         if code not in old.links:
-            self._snapshot = Snapshot({**old.links, code: link}, old.offers, old.active_partners, old.approved)
+            self._cache.put(
+                SNAPSHOT, Snapshot({**old.links, code: link}, old.offers, old.active_partners, old.approved)
+            )
 
     def invalidate(self) -> None:
         """Make the next get() check the database."""
-        self._checked_at = float("-inf")
+        self._cache.expire(SNAPSHOT)
 
     def reload(self) -> None:
         """Bring the snapshot up to date with the database."""
-        old = self._snapshot
+        old = self._cache.peek(SNAPSHOT)
         with self.database.read_session() as session:
             fingerprint = tuple(session.execute(_FINGERPRINT).one())
             links_count, max_link_id = fingerprint[2], fingerprint[3] or 0
@@ -316,17 +336,18 @@ class SnapshotCache:
                 new = self._load_all(session)
             else:
                 assert old is not None
-                links = old.links
-                if max_link_id > self._max_link_id:
-                    links = dict(links)
-                    for row in session.execute(_LINKS.where(Link.id > self._max_link_id)):
-                        links[row.code] = _link_view(row)
+                links = old.links if max_link_id <= self._max_link_id else self._with_new_links(session, old.links)
                 new = Snapshot(links, old.offers, old.active_partners, old.approved)
-            session.rollback()
         self._fingerprint = fingerprint
         self._max_link_id = max(max_link_id, max((v.id for v in new.links.values()), default=0))
-        self._snapshot = new
-        self._checked_at = self._monotonic()
+        self._cache.put(SNAPSHOT, new)
+
+    def _with_new_links(self, session: Any, old: dict[str, LinkView]) -> dict[str, LinkView]:
+        """Return the links of the old snapshot and those made since (links are append-only)."""
+        links = dict(old)
+        for row in session.execute(_LINKS.where(Link.id > self._max_link_id)):
+            links[row.code] = _link_view(row)
+        return links
 
     def _load_all(self, session: Any) -> Snapshot:
         caps: dict[int, list[ClickCap]] = {}
@@ -363,36 +384,5 @@ class SnapshotCache:
 
     def link_count(self) -> int:
         """Return how many links the snapshot holds (for diagnostics)."""
-        return len(self._snapshot.links) if self._snapshot else 0
-
-
-class UnknownCodes:
-    """Codes the database did not know, each remembered for `ttl` seconds; at most `size`, oldest forgotten first."""
-
-    def __init__(
-        self, *, ttl: float = 5.0, size: int = 10_000, monotonic: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.ttl = ttl
-        self.size = size
-        self._monotonic = monotonic
-        self._lock = threading.Lock()
-        #: code -> when it is forgotten; in insertion order, which is expiry order (one ttl for all).
-        self._until: OrderedDict[str, float] = OrderedDict()
-
-    def seen(self, code: str) -> bool:
-        """Return True when `code` was found unknown less than ttl seconds ago."""
-        with self._lock:
-            until = self._until.get(code)
-            return until is not None and until > self._monotonic()
-
-    def add(self, code: str) -> None:
-        """Remember `code` as unknown for ttl seconds."""
-        now = self._monotonic()
-        with self._lock:
-            self._until.pop(code, None)
-            self._until[code] = now + self.ttl
-            while self._until and (len(self._until) > self.size or next(iter(self._until.values())) <= now):
-                self._until.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._until)
+        snapshot = self._cache.peek(SNAPSHOT)
+        return len(snapshot.links) if snapshot else 0

@@ -3,8 +3,10 @@
 A background thread flushes every `interval` seconds (0.1) or as soon as `batch` (500) clicks wait.
 A flush computes what the request did not have to: device class and bot flag from the user agent,
 the keyed visitor hash, the country (when no targeting needed it earlier) and the `unique` flag, then
-writes every row in one transaction (one multi-row statement per table). A clean shutdown (atexit,
-which gunicorn workers run when they exit) flushes what is left.
+writes every row in one transaction of its own (one multi-row statement per table): the flush is a
+background job, so it commits like one. A clean shutdown flushes what is left: `close`, which the
+tracking service calls at exit for its apps' writers (gunicorn workers run atexit when they exit).
+The unique flag is decided in network/tracking/unique.py, the statements are in clicksql.py.
 
 A row the database refuses (a NUL byte on PostgreSQL, a value past its column, a link that is gone)
 never holds up the others: the batch is written in halves around it and it is kept as a dead letter
@@ -20,216 +22,31 @@ unreachable). Their click ids stay valid: a conversion is attributed from the id
 
 from __future__ import annotations
 
-import atexit
 import dataclasses
 import datetime as dt
-import json
 import logging
-import operator
 import os
 import threading
 import time
-import weakref
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from functools import lru_cache
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from network import outage
-from network.db import Database, insert_for
+from network.db import Database
 from network.deadletters import isolate
-from network.tracking.models import Click, ClickVisitor, ImpressionCount
+from network.tracking import clicksql
+from network.tracking.clicksql import YIELD_EVERY, Impressions, let_requests_run
+from network.tracking.models import ClickVisitor
+from network.tracking.pending import PendingClick
 from network.tracking.traffic import CountryResolver, VisitorHasher, classify_agent
+from network.tracking.unique import UNIQUE_WINDOW, decide_unique
+
+__all__ = ["ClickWriter", "PendingClick"]
 
 log = logging.getLogger(__name__)
-
-#: A visitor's next click on a link is unique again this long after its last unique one.
-UNIQUE_WINDOW = dt.timedelta(hours=24)
-_CHUNK = 300
-#: The flush runs in the web process: every this many rows it lets request threads have the GIL,
-#: so a batch never holds them up for more than a fraction of a millisecond.
-_YIELD_EVERY = 50
-#: Rows per multi-row INSERT on SQLite (19 parameters each; SQLite allows 32,766 per statement).
-_SQLITE_ROWS = 500
-
-
-def _let_requests_run() -> None:
-    time.sleep(0)
-
-
-_CLICKS = Click.__table__
-_CLICK_COLUMNS = tuple(c.name for c in _CLICKS.columns)
-_CREATED = _CLICK_COLUMNS.index("created_at")
-_UTM = _CLICK_COLUMNS.index("utm")
-
-
-@dataclass(slots=True)
-class PendingClick:
-    """A click not yet written: the attributes of Click, plus what the flush still has to derive."""
-
-    id: str
-    link_id: int
-    offer_id: int
-    partner_id: int
-    created_at: dt.datetime
-    sub1: str | None = None
-    sub2: str | None = None
-    sub3: str | None = None
-    sub4: str | None = None
-    sub5: str | None = None
-    utm: dict[str, str] | None = None
-    referrer: str | None = None
-    country: str | None = None
-    device: str | None = None
-    ip: str | None = None
-    visitor: str | None = None
-    is_unique: bool = False
-    is_bot: bool = False
-    fallback_reason: str | None = None
-    #: Not stored: the user agent, the trusted country header and the method, read at flush.
-    agent: str | None = None
-    country_header: str | None = None
-    head: bool = False
-    enriched: bool = False
-
-    @property
-    def billable(self) -> bool:
-        """Return whether the click may be paid as CPC (see Click.billable)."""
-        return self.is_unique and not self.is_bot and self.fallback_reason is None
-
-    def row(self) -> dict[str, Any]:
-        """Return the clicks-table row."""
-        return dict(zip(_CLICK_COLUMNS, _ROW(self), strict=True))
-
-
-#: The clicks-table values of a PendingClick, in column order (one C call).
-_ROW = operator.attrgetter(*_CLICK_COLUMNS)
-
-
-def _sqlite_time(value: dt.datetime) -> str:
-    # The format SQLAlchemy's SQLite DateTime writes and reads: naive UTC with microseconds.
-    if value.tzinfo is not dt.UTC:
-        value = value.astimezone(dt.UTC)
-    return value.isoformat(sep=" ", timespec="microseconds")[:26]
-
-
-@lru_cache(maxsize=1024)
-def _json(items: tuple[tuple[str, str], ...]) -> str:
-    # Campaigns repeat the same utm values click after click.
-    return json.dumps(dict(items))
-
-
-def _utm_json(utm: dict[str, str] | None) -> str | None:
-    return _json(tuple(utm.items())) if utm else None
-
-
-def _insert_clicks(session: Session, clicks: list[PendingClick]) -> None:
-    """Insert click rows with the driver's bulk path: COPY on PostgreSQL, executemany on SQLite."""
-    # Straight to the driver: SQLAlchemy's per-row parameter processing would cost more than the
-    # insert itself, and this runs in the web process, beside the requests.
-    raw, postgres = _raw(session)
-    columns = ", ".join(_CLICK_COLUMNS)
-    if postgres:
-        with raw.cursor() as cursor, cursor.copy(f"COPY clicks ({columns}) FROM STDIN") as copy:
-            for i, click in enumerate(clicks, 1):
-                if i % _YIELD_EVERY == 0:
-                    _let_requests_run()
-                row = list(_ROW(click))
-                row[_UTM] = _utm_json(click.utm)
-                copy.write_row(row)
-        return
-    # Multi-row INSERTs rather than executemany: sqlite3 releases the GIL around every statement
-    # step, and a step per row would hand the GIL back and forth with request threads per row.
-    values: list[Any] = []
-    for i, click in enumerate(clicks, 1):
-        if i % _YIELD_EVERY == 0:
-            _let_requests_run()
-        row = list(_ROW(click))
-        row[_CREATED] = _sqlite_time(click.created_at)
-        row[_UTM] = _utm_json(click.utm)
-        values.extend(row)
-    width = len(_CLICK_COLUMNS)
-    one = "(" + ", ".join("?" * width) + ")"
-    cursor = raw.cursor()
-    try:
-        for start in range(0, len(clicks), _SQLITE_ROWS):
-            count = min(_SQLITE_ROWS, len(clicks) - start)
-            cursor.execute(
-                f"INSERT INTO clicks ({columns}) VALUES {', '.join([one] * count)}",  # noqa: S608 - our columns
-                values[start * width : (start + count) * width],
-            )
-    finally:
-        cursor.close()
-
-
-def _raw(session: Session) -> tuple[Any, bool]:
-    """Return the session's driver connection and whether it is PostgreSQL."""
-    connection = session.connection()
-    return connection.connection.driver_connection, connection.dialect.name == "postgresql"
-
-
-def _claim_windows(session: Session, rows: list[tuple[int, str, dt.datetime]]) -> set[tuple[int, str]]:
-    """Insert uniqueness windows that do not exist yet; return the (link, visitor) keys inserted."""
-    # One statement for the whole batch, straight to the driver: compiling a many-row INSERT in
-    # SQLAlchemy costs more than the database's work.
-    raw, postgres = _raw(session)
-    claimed: set[tuple[int, str]] = set()
-    cursor = raw.cursor()
-    try:
-        if postgres:
-            cursor.execute(
-                "INSERT INTO click_visitors (link_id, visitor, window_start)"
-                " SELECT * FROM unnest(%s::int[], %s::text[], %s::timestamptz[])"
-                " ON CONFLICT DO NOTHING RETURNING link_id, visitor",
-                ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]),
-            )
-            claimed.update((link_id, visitor) for link_id, visitor in cursor.fetchall())
-            return claimed
-        for start in range(0, len(rows), _CHUNK):
-            chunk = rows[start : start + _CHUNK]
-            cursor.execute(
-                "INSERT INTO click_visitors (link_id, visitor, window_start) VALUES "  # noqa: S608 - placeholders only
-                + ", ".join(["(?, ?, ?)"] * len(chunk))
-                + " ON CONFLICT DO NOTHING RETURNING link_id, visitor",
-                [value for link_id, visitor, at in chunk for value in (link_id, visitor, _sqlite_time(at))],
-            )
-            claimed.update((link_id, visitor) for link_id, visitor in cursor.fetchall())
-        return claimed
-    finally:
-        cursor.close()
-
-
-def _read_windows(session: Session, keys: list[tuple[int, str]]) -> list[tuple[int, str, dt.datetime]]:
-    """Return the existing uniqueness windows of (link, visitor) keys."""
-    raw, postgres = _raw(session)
-    found: list[tuple[int, str, dt.datetime]] = []
-    cursor = raw.cursor()
-    try:
-        if postgres:
-            cursor.execute(
-                "SELECT link_id, visitor, window_start FROM click_visitors"
-                " WHERE (link_id, visitor) IN (SELECT * FROM unnest(%s::int[], %s::text[]))",
-                ([k[0] for k in keys], [k[1] for k in keys]),
-            )
-            return [(link_id, visitor, at.astimezone(dt.UTC)) for link_id, visitor, at in cursor.fetchall()]
-        for start in range(0, len(keys), _CHUNK):
-            chunk = keys[start : start + _CHUNK]
-            cursor.execute(
-                "SELECT link_id, visitor, window_start FROM click_visitors"  # noqa: S608 - placeholders only
-                " WHERE (link_id, visitor) IN (VALUES " + ", ".join(["(?, ?)"] * len(chunk)) + ")",
-                [value for key in chunk for value in key],
-            )
-            found.extend(
-                (link_id, visitor, dt.datetime.fromisoformat(at).replace(tzinfo=dt.UTC))
-                for link_id, visitor, at in cursor.fetchall()
-            )
-        return found
-    finally:
-        cursor.close()
 
 
 class ClickWriter:
@@ -262,12 +79,11 @@ class ClickWriter:
         self.refused = 0
         self._pending: dict[str, PendingClick] = {}
         self._inflight: dict[str, PendingClick] = {}
-        self._impressions: Counter[tuple[int, int, int, dt.date]] = Counter()
+        self._impressions: Impressions = Counter()
         #: Uniqueness windows this process has seen, so a flood needs no query: a window only ever
         #: moves forward, so a click inside a known one is certainly not unique.
         self._windows: dict[tuple[int, str], dt.datetime] = {}
         self._reset_process()
-        _register(self)
 
     def _reset_process(self) -> None:
         # Locks and threads do not survive fork (gunicorn --preload): make new ones per process.
@@ -365,8 +181,8 @@ class ClickWriter:
             try:
                 for i, click in enumerate(clicks.values(), 1):
                     self.enrich(click)
-                    if i % _YIELD_EVERY == 0:
-                        _let_requests_run()
+                    if i % YIELD_EVERY == 0:
+                        let_requests_run()
                 try:
                     self._write(list(clicks.values()), impressions)
                     done.update(clicks)
@@ -390,16 +206,15 @@ class ClickWriter:
                 self._inflight = {}
             return len(clicks) - refused
 
-    def _write(self, clicks: list[PendingClick], impressions: Counter[tuple[int, int, int, dt.date]]) -> None:
-        """Write clicks and impression counts in one transaction and commit it (or raise, writing nothing)."""
+    def _write(self, clicks: list[PendingClick], impressions: Impressions) -> None:
+        """Write clicks and impression counts in one transaction, the flush job's own (or raise, writing nothing)."""
         learned = {}
-        with self.database.session() as session:
+        with self.database.session_scope() as session:
             if clicks:
-                learned = self._decide_unique(session, clicks)
-                _insert_clicks(session, clicks)
+                learned = decide_unique(session, clicks, self._windows)
+                clicksql.insert_clicks(session, clicks)
             if impressions:
-                self._count_impressions(session, impressions)
-            session.commit()
+                clicksql.count_impressions(session, impressions)
         # Only what is committed may spare later queries.
         if len(self._windows) > 100_000:
             self._windows.clear()
@@ -408,7 +223,7 @@ class ClickWriter:
     def _isolate(
         self,
         clicks: list[PendingClick],
-        impressions: Counter[tuple[int, int, int, dt.date]],
+        impressions: Impressions,
         done: set[str],
         counted: set[tuple[int, int, int, dt.date]],
     ) -> int:
@@ -490,66 +305,6 @@ class ClickWriter:
         click.enriched = True
         return click
 
-    def _decide_unique(self, session: Session, clicks: list[PendingClick]) -> dict[tuple[int, str], dt.datetime]:
-        # Bots and fallback clicks are never unique (so never billable). Of the others, the first
-        # per visitor and link claims the window row; claiming is a conditional write, so two
-        # processes flushing at once cannot both count a visitor as new.
-        first: dict[tuple[int, str], PendingClick] = {}
-        windows = self._windows
-        for click in sorted(clicks, key=lambda c: c.created_at):
-            click.is_unique = False
-            if click.is_bot or click.fallback_reason is not None or click.visitor is None:
-                continue
-            key = (click.link_id, click.visitor)
-            known = windows.get(key)
-            if known is not None and known > click.created_at - UNIQUE_WINDOW:
-                continue
-            first.setdefault(key, click)
-        learned: dict[tuple[int, str], dt.datetime] = {}
-        if not first:
-            return learned
-        keys = list(first)
-        claimed = _claim_windows(session, [(k[0], k[1], first[k].created_at) for k in keys])
-        rest = [k for k in keys if k not in claimed]
-        if rest:
-            existing = _read_windows(session, rest)
-            for link_id, visitor, window_start in existing:
-                click = first[(link_id, visitor)]
-                if window_start > click.created_at - UNIQUE_WINDOW:
-                    learned[(link_id, visitor)] = window_start
-                    continue
-                moved = session.execute(
-                    update(ClickVisitor)
-                    .where(
-                        ClickVisitor.link_id == link_id,
-                        ClickVisitor.visitor == visitor,
-                        ClickVisitor.window_start == window_start,
-                    )
-                    .values(window_start=click.created_at)
-                    .execution_options(synchronize_session=False)
-                )
-                if moved.rowcount == 1:  # type: ignore[attr-defined]
-                    claimed.add((link_id, visitor))
-        for key in claimed:
-            first[key].is_unique = True
-            learned[key] = first[key].created_at
-        return learned
-
-    def _count_impressions(self, session: Session, impressions: Counter[tuple[int, int, int, dt.date]]) -> None:
-        items = sorted(impressions.items())
-        for start in range(0, len(items), _CHUNK):
-            chunk = items[start : start + _CHUNK]
-            stmt = insert_for(session.get_bind().dialect.name)(ImpressionCount).values(
-                [
-                    {"link_id": link, "offer_id": offer, "partner_id": partner, "day": day, "count": n}
-                    for (link, offer, partner, day), n in chunk
-                ]
-            )
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["link_id", "day"], set_={"count": ImpressionCount.count + stmt.excluded["count"]}
-            )
-            session.execute(stmt)
-
     def preview(self, session: Session, click: PendingClick) -> PendingClick:
         """Return a copy of a pending click with its flags as the next flush will most likely set them."""
         copy = dataclasses.replace(click)
@@ -571,48 +326,8 @@ class ClickWriter:
         return copy
 
 
-# ---- the process's writers -------------------------------------------------------------------------
-
-_live: weakref.WeakSet[ClickWriter] = weakref.WeakSet()
-_registry_lock = threading.Lock()
-
-
-def _register(writer: ClickWriter) -> None:
-    with _registry_lock:
-        if not writer.background:
-            # Tests build one app per test, each bound to a transaction that is then rolled back:
-            # only the newest such writer is live, so an older test's leftovers are never written.
-            for other in list(_live):
-                if not other.background:
-                    _live.discard(other)
-        _live.add(writer)
-
-
-def live_writers() -> Iterable[ClickWriter]:
-    """Return the writers of this process."""
-    with _registry_lock:
-        return list(_live)
-
-
 def buffered_click(session: Session, click_id: str) -> PendingClick | None:
-    """Return a click this process has not written yet, as its next flush will most likely write it."""
-    for writer in live_writers():
-        pending = writer.find(click_id)
-        if pending is not None:
-            return writer.preview(session, pending)
-    return None
+    """Return `network.tracking.service.buffered_click(session, click_id)` (kept for conversions' old import)."""
+    from network.tracking import service  # the service imports this module
 
-
-def flush_all() -> int:
-    """Write every buffered click of this process; return how many were written."""
-    return sum(writer.flush() for writer in live_writers())
-
-
-@atexit.register
-def _flush_at_exit() -> None:
-    for writer in live_writers():
-        if writer.background:
-            try:
-                writer.close()
-            except Exception:
-                log.exception("could not write buffered clicks at exit")
+    return service.buffered_click(session, click_id)

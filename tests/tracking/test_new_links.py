@@ -11,9 +11,10 @@ import pytest
 from sqlalchemy import event, select
 
 from network.app import create_app
+from network.cache import Cache
 from network.db import Database
 from network.tracking.models import Click
-from network.tracking.snapshot import Snapshot, SnapshotCache, UnknownCodes
+from network.tracking.snapshot import SNAPSHOT, Snapshot, SnapshotCache
 from tests.factories import Api, make_brand, make_key, make_offer, make_partner
 from tests.tracking.conftest import BROWSER
 
@@ -127,7 +128,7 @@ def test_a_flood_of_unknown_codes_costs_one_query_per_code_until_forgotten(db, s
             assert _click(other, code).status_code == 404
     assert statements == []
     # Forgotten after the ttl: asked once more (a code made meanwhile would be found).
-    clock.now += tracker.snapshots.unknown.ttl + 0.1
+    clock.now += tracker.snapshots.unknown.miss_age + 0.1
     with counted(db) as statements:
         for _ in range(3):
             assert _click(other, codes[0]).status_code == 404
@@ -140,20 +141,20 @@ def test_a_code_made_after_it_was_found_unknown_works_once_the_ttl_passed(db, se
     world.link(session).code = "latecode"
     session.flush()
     assert _click(other, "latecode").status_code == 404  # remembered as unknown: no query
-    clock.now += tracker.snapshots.unknown.ttl + 0.1
+    clock.now += tracker.snapshots.unknown.miss_age + 0.1
     assert _click(other, "latecode").status_code == 302
 
 
 def test_unknown_codes_are_bounded_oldest_forgotten_first(clock):
-    unknown = UnknownCodes(ttl=5.0, size=100, monotonic=clock)
+    unknown: Cache[str, None] = Cache(max_age=0, miss_age=5.0, size=100, monotonic=clock)
     for i in range(1000):
-        unknown.add(f"c{i}")
+        unknown.put(f"c{i}", None)
         assert len(unknown) <= 100
-    assert not unknown.seen("c0") and not unknown.seen("c899")
-    assert all(unknown.seen(f"c{i}") for i in range(900, 1000))
+    assert not unknown.has_fresh("c0") and not unknown.has_fresh("c899")
+    assert all(unknown.has_fresh(f"c{i}") for i in range(900, 1000))
     clock.now += 5.0
-    assert not unknown.seen("c999")
-    unknown.add("fresh")
+    assert not unknown.has_fresh("c999")
+    unknown.put("fresh", None)
     assert len(unknown) == 1  # expired ones are dropped as new ones come
 
 
@@ -174,7 +175,7 @@ def test_a_link_committed_after_a_later_one_was_loaded_is_found(db, session, oth
     # As if `later` had been committed and loaded first, and `late` committed after that.
     old = snapshots.get()
     links = {code: view for code, view in old.links.items() if code != late}
-    snapshots._snapshot = Snapshot(links, old.offers, old.active_partners, old.approved)
+    snapshots._cache.put(SNAPSHOT, Snapshot(links, old.offers, old.active_partners, old.approved))
     assert _click(other, late).status_code == 302
     assert late in snapshots.get().links and later in snapshots.get().links
 
@@ -191,4 +192,4 @@ def test_a_look_up_while_the_database_is_away_is_a_404_warned_once(other, tmp_pa
         away.dispose()
     warnings = [r for r in caplog.records if r.name == "network.tracking.snapshot"]
     assert len(warnings) == 1 and "404 meanwhile" in warnings[0].getMessage()
-    assert all(snapshots.unknown.seen(f"away{i}") for i in range(5))  # not asked again at once
+    assert all(snapshots.unknown.has_fresh(f"away{i}") for i in range(5))  # not asked again at once
