@@ -30,7 +30,7 @@ from network.errors import ValidationError
 from network.offers.rules import needs_amount
 from network.tracking.clickid import ClickIdCodec, ClickRef
 from network.tracking.models import Click
-from network.tracking.writer import buffered_click
+from network.tracking.service import buffered_click
 
 
 @functools.lru_cache(maxsize=8)

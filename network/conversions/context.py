@@ -11,7 +11,6 @@ again in the conversion's transaction, where room is taken (network/conversions/
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,13 +20,14 @@ from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from network.accounts.models import Brand
+from network.cache import Cache
 from network.offers import rules as offer_rules
 from network.offers.caps import CONVERSION_CAP
 from network.offers.models import AccessStatus, Cap, Offer, OfferAccess, OfferEvent, PartnerOverride
 from network.partners.models import Partner, PartnerStatus
 from network.tracking.models import Link
 
-#: Entries kept at most; past it the cache starts afresh (a bound, not an eviction policy).
+#: Entries kept at most; past it the one read longest ago is dropped (network.cache).
 MAX_ENTRIES = 20_000
 
 
@@ -166,47 +166,19 @@ def read_context(session: Session, link_id: int, event: str | None) -> LinkConte
 
 
 class ContextCache:
-    """Link contexts by (link, event), each reused for `max_age` seconds after it was read."""
+    """Link contexts by (link, event), each reused for `max_age` seconds after it was read.
+
+    Expiry is network.cache's one rule: while one request reads a stale entry again, the others keep
+    the one it replaces for at most another `max_age`, so a change takes effect within twice max_age.
+    """
 
     def __init__(self, *, max_age: float = 0.5, monotonic: Callable[[], float] = time.monotonic) -> None:
         #: Seconds an entry is reused; 0 reads every time (tests change offers between requests).
         self.max_age = max_age
-        self._monotonic = monotonic
-        self._entries: dict[tuple[int, str | None], tuple[float, LinkContext | None]] = {}
-        #: Entries one request is reading again now.
-        self._refreshing: set[tuple[int, str | None]] = set()
-        self._lock = threading.Lock()
+        self._cache: Cache[tuple[int, str | None], LinkContext | None] = Cache(
+            max_age=max_age, stale_for=max_age, size=MAX_ENTRIES, monotonic=monotonic
+        )
 
     def get(self, session: Session, link_id: int, event: str | None) -> LinkContext | None:
-        """Return a link's context for `event`, read again when older than max_age.
-
-        While one request reads a stale entry again, the others keep the one it replaces, rather
-        than all reading it at once (on a busy offer, every request that arrives during the read),
-        but only while it is younger than twice max_age: a change takes effect within that.
-        """
-        if self.max_age <= 0:
-            return read_context(session, link_id, event)
-        key = (link_id, event)
-        now = self._monotonic()
-        entry = self._entries.get(key)
-        if entry is not None:
-            if now - entry[0] < self.max_age:
-                return entry[1]
-            with self._lock:
-                if key in self._refreshing:
-                    if now - entry[0] < 2 * self.max_age:
-                        return entry[1]
-                    entry = None  # too old to keep meanwhile: read it too (the reader in flight clears the mark)
-                else:
-                    self._refreshing.add(key)
-        try:
-            context = read_context(session, link_id, event)
-        finally:
-            if entry is not None:
-                with self._lock:
-                    self._refreshing.discard(key)
-        with self._lock:
-            if len(self._entries) >= MAX_ENTRIES:
-                self._entries = {}
-            self._entries[key] = (now, context)
-        return context
+        """Return a link's context for `event`, read again when older than max_age."""
+        return self._cache.get((link_id, event), lambda _previous: read_context(session, link_id, event))

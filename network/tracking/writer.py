@@ -324,10 +324,3 @@ class ClickWriter:
         )
         copy.is_unique = not earlier and (window is None or window.window_start <= copy.created_at - UNIQUE_WINDOW)
         return copy
-
-
-def buffered_click(session: Session, click_id: str) -> PendingClick | None:
-    """Return `network.tracking.service.buffered_click(session, click_id)` (kept for conversions' old import)."""
-    from network.tracking import service  # the service imports this module
-
-    return service.buffered_click(session, click_id)
