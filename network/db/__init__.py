@@ -21,9 +21,11 @@ from network.db.queries import (
     for_update,
     insert_for,
     insert_new,
+    json_object,
     one_at_a_time,
     paged,
     upsert,
+    utc_day,
     where_given,
 )
 from network.db.sessions import Database
@@ -48,10 +50,12 @@ __all__ = [
     "for_update",
     "insert_for",
     "insert_new",
+    "json_object",
     "make_engine",
     "one_at_a_time",
     "paged",
     "pipelined",
     "upsert",
+    "utc_day",
     "where_given",
 ]

@@ -5,7 +5,17 @@ Why it exists: a postback batch runs a dozen statements per transaction, and thr
 processing each parameter by name) cost more than the database's own work. Here a statement is
 compiled once per dialect and run on the driver's cursor, its parameters converted by SQLAlchemy's
 own type processors, so what is stored is what SQLAlchemy would store (tests/test_db.py checks).
-FIGURE
+
+The figure: the client's CPU per INSERT of postback log rows (the widest row a batch writes) on the
+2-core machine, SQLAlchemy Core's `session.execute(insert(PostbackLog), rows)` against
+`InsertMany.run` in one process, best of 5 runs of 300 statements:
+
+    rows   SQLite: Core   driver     PostgreSQL: Core   driver
+    1             126 us    14 us                467 us    90 us
+    8             204 us    76 us                703 us   159 us
+
+A batch runs about nine such statements per transaction; on PostgreSQL they also travel in one
+round trip (`pipelined`).
 
 Only the postback path uses it (network/conversions/, network/offers/caps.py, network/payouts/ledger.py);
 everything else goes through SQLAlchemy.

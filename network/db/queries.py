@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Date, Select, String, cast, func, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 #: Page sizes of every list: the default, and the bound past which a request is refused
 #: (RELIABILITY.md case 18).
@@ -88,3 +89,21 @@ def one_at_a_time(session: Session, key: int) -> None:
     """
     if dialect_of(session) == "postgresql":
         session.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+def json_object(bind: Any, *pairs: tuple[str, Any]) -> ColumnElement[Any]:
+    """Return a SQL JSON object of (key, column) pairs (json_build_object on PostgreSQL, json_object on SQLite)."""
+    build = func.json_build_object if dialect_of(bind) == "postgresql" else func.json_object
+    return build(*(part for key, value in pairs for part in (key, value)))
+
+
+def utc_day(bind: Any, column: Any) -> ColumnElement[Any]:
+    """Return the UTC day of a UTCDateTime column, comparable across both databases.
+
+    PostgreSQL holds an aware timestamp; SQLite the naive UTC text that UTCDateTime writes, whose
+    date() is the day.
+    """
+    if dialect_of(bind) == "postgresql":
+        # A literal, not a bound parameter: the same expression may be grouped by.
+        return cast(func.timezone(literal_column("'UTC'", String), column), Date)
+    return func.date(column)

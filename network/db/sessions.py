@@ -34,6 +34,15 @@ class Database:
         """Return the dialect name: 'sqlite' or 'postgresql'."""
         return self.engine.dialect.name
 
+    @property
+    def one_writer(self) -> bool:
+        """Return whether a writing transaction holds the database's only write lock from BEGIN on (SQLite).
+
+        There a request that may wait (for a client's body, a partner's server) reads on
+        `read_session` and writes late; PostgreSQL locks rows, not the database.
+        """
+        return self.dialect == "sqlite"
+
     def session(self) -> Session:
         """Return a new session."""
         return self.sessionmaker()
