@@ -35,7 +35,7 @@ from typing import Any
 import psycopg
 from psycopg import waiting
 
-from network.db import engines, line
+from network.db import engines, line, sessions
 
 #: As psycopg's asyncio wait: how long a greenlet may keep the hub from the others when it never blocks.
 MAX_BUSY_TIME = 0.005
@@ -84,6 +84,9 @@ def enable() -> None:
     waiting.wait = wait
     engines.wait_for_write_lock_with(begin_immediate)
     line.wait_in_line_with(wait_in_line)
+    # Pools made before gevent patched (forked from gunicorn's master under --preload) wait on real
+    # locks, which stop the hub: made again now, they wait as greenlets.
+    sessions.renew_pools()
     _enabled = True
 
 

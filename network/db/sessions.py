@@ -6,6 +6,8 @@ transaction; services flush.
 
 from __future__ import annotations
 
+import os
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
@@ -28,6 +30,7 @@ class Database:
         path = self.engine.url.database if self.dialect == "sqlite" else None
         #: SQLite files only: an in-memory database is one connection, PostgreSQL needs no line.
         self._line = WritersLine(path) if path and path != ":memory:" else None
+        _databases.add(self)
 
     @property
     def dialect(self) -> str:
@@ -98,8 +101,32 @@ class Database:
         finally:
             session.close()
 
+    def renew_pools(self) -> None:
+        """Give this process pools of its own, leaving the connections a parent opened to the parent.
+
+        SQLAlchemy's way after a fork (`dispose(close=False)`): a connection shared by two processes
+        mixes their conversations, and the new pools' locks are made by this process (gevent's
+        once it has patched).
+        """
+        self.engine.dispose(close=False)
+        if self._writer is not None and self._writer.kw["bind"] is not self.engine:
+            self._writer.kw["bind"].dispose(close=False)
+
     def dispose(self) -> None:
         """Close all pooled connections."""
         self.engine.dispose()
         if self._writer is not None and self._writer.kw["bind"] is not self.engine:
             self._writer.kw["bind"].dispose()
+
+
+#: Every Database of this process, to renew their pools after a fork (`renew_pools`).
+_databases: weakref.WeakSet[Database] = weakref.WeakSet()
+
+
+def renew_pools() -> None:
+    """Give every Database of this process pools of its own (after a fork; again once gevent has patched)."""
+    for database in list(_databases):
+        database.renew_pools()
+
+
+os.register_at_fork(after_in_child=renew_pools)
