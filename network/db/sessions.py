@@ -13,6 +13,7 @@ from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
 
 from network.db.engines import READ_ONLY, make_engine
 from network.db.line import WritersLine
@@ -108,6 +109,8 @@ class Database:
         mixes their conversations, and the new pools' locks are made by this process (gevent's
         once it has patched).
         """
+        if isinstance(self.engine.pool, StaticPool):
+            return  # an in-memory SQLite database: its one connection is the process's memory, copied by fork
         self.engine.dispose(close=False)
         if self._writer is not None and self._writer.kw["bind"] is not self.engine:
             self._writer.kw["bind"].dispose(close=False)
