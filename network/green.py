@@ -1,4 +1,8 @@
-"""psycopg's waits under gevent: ask the kernel first, go through gevent's hub only when a wait is real.
+"""What gevent's workers need done differently, enabled once when the worker starts (`enable`).
+
+- SQLite's write lock and the writers' line are waited for without stopping the worker's other
+  greenlets (`begin_immediate`, `wait_in_line`).
+- psycopg's waits ask the kernel first and go through gevent's hub only when a wait is real:
 
 psycopg runs every operation as a generator that yields when it would block, and a wait function
 that resumes it once the socket is ready. Under gevent's monkey-patching psycopg picks its
@@ -17,8 +21,12 @@ greenlet whose socket is always ready still gives the others a turn every MAX_BU
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
 import select
+import sqlite3
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from time import monotonic
@@ -26,6 +34,8 @@ from typing import Any
 
 import psycopg
 from psycopg import waiting
+
+from network.db import engines, line, sessions
 
 #: As psycopg's asyncio wait: how long a greenlet may keep the hub from the others when it never blocks.
 MAX_BUSY_TIME = 0.005
@@ -54,16 +64,75 @@ def patched() -> bool:
     return monkey is not None and bool(monkey.is_module_patched("select"))
 
 
-def install() -> bool:
-    """Make psycopg wait with `wait` when gevent has patched this process; return whether it does.
+#: Whether `enable` has run in this process (a gevent worker).
+_enabled = False
 
-    psycopg's connections call `psycopg.waiting.wait` for every wait, the function it chose at import
-    by the same test; outside gevent (psycopg's C wait) nothing changes.
+
+def enabled() -> bool:
+    """Return whether this process waits as a gevent worker (chosen once at start, network/serving.py)."""
+    return _enabled
+
+
+def enable() -> None:
+    """Make this process's waits for the database let the other greenlets run; once, in a patched worker.
+
+    psycopg's connections call `psycopg.waiting.wait` for every wait, the function psycopg chose at
+    its import: psycopg's C wait when imported before gevent patched (gunicorn's --preload), which
+    would stop the hub. SQLite's waits are chosen in network/db/engines.py and network/db/line.py.
     """
-    if not patched():
-        return False
+    global _enabled
     waiting.wait = wait
-    return True
+    engines.wait_for_write_lock_with(begin_immediate)
+    line.wait_in_line_with(wait_in_line)
+    # Pools made before gevent patched (forked from gunicorn's master under --preload) wait on real
+    # locks, which stop the hub: made again now, they wait as greenlets.
+    sessions.renew_pools()
+    _enabled = True
+
+
+def install() -> bool:
+    """Enable the greenlets' waits when gevent has patched this process; return whether it has."""
+    if patched():
+        enable()
+    return _enabled
+
+
+#: The first and the longest of the sleeps between tries for SQLite's write lock (seconds).
+BUSY_SLEEPS = (0.0005, 0.02)
+
+
+def begin_immediate(driver: Any) -> None:
+    """BEGIN IMMEDIATE on a SQLite driver connection, waiting for the write lock as a greenlet.
+
+    SQLite waits for its write lock inside the driver's call (the busy timeout), which under gevent
+    stops every greenlet of the process: when the lock's holder is one of them, waiting for an
+    answer of its own (a partner's server, Stripe), it could never finish, and the wait would end
+    only at the timeout, in "database is locked". So here BEGIN IMMEDIATE is tried without SQLite's
+    wait, and between tries the greenlet sleeps through gevent's hub, up to the same timeout.
+    Python's sqlite3 offers no busy handler to do this in SQLite's own wait.
+    """
+    deadline = time.monotonic() + engines.BUSY_TIMEOUT_MS / 1000
+    pause, longest = BUSY_SLEEPS
+    # Tried without SQLite's own wait (3.5 us more per transaction on the 2-core machine).
+    driver.execute("PRAGMA busy_timeout=0")
+    try:
+        while True:
+            try:
+                driver.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as error:
+                # Any kind of busy (the extended codes too: a WAL being recovered), as SQLite's own wait.
+                if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                    raise
+            sleep(pause)
+            pause = min(pause * 2, longest)
+    finally:
+        driver.execute(f"PRAGMA busy_timeout={engines.BUSY_TIMEOUT_MS}")
+
+
+def wait_in_line(path: str) -> int:
+    """Wait for the writers' line (network/db/line.py) on a thread of gevent's pool; return the holding descriptor."""
+    return int(off_hub(functools.partial(line.wait_for_line, path), undo=os.close))
 
 
 def give_way() -> None:
@@ -91,6 +160,17 @@ def off_hub(call: Callable[[], Any], *, undo: Callable[[Any], None] | None = Non
         if undo is not None:
             done.rawlink(lambda result: undo(result.value) if result.successful() else None)
         raise
+
+
+def blocking(call: Callable[[], Any]) -> Any:
+    """Run a blocking call (argon2's hashing): off the hub in a gevent worker, so its other requests go on."""
+    return off_hub(call) if _enabled else call()
+
+
+def gather() -> None:
+    """Let the requests a gevent worker has received reach the queue first (a batch's leader); elsewhere nothing."""
+    if _enabled:
+        give_way()
 
 
 def _ready(events: list[tuple[int, int]]) -> int:

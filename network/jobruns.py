@@ -27,7 +27,7 @@ from sqlalchemy import Table, delete, select, update
 from network import outage
 from network.clock import as_utc, now_utc
 from network.config import Settings
-from network.db import Database, insert_for
+from network.db import Database, insert_new
 from network.payouts import jobstatus
 
 if TYPE_CHECKING:
@@ -57,9 +57,8 @@ def claim(database: Database, job_id: str, period_key: str, *, now: dt.datetime,
     me = f"{socket.gethostname()}:{os.getpid()}"[:128]
     with database.session_scope() as session:
         claim_id = session.execute(
-            insert_for(database.dialect)(table)
+            insert_new(database.dialect, table, keys=["job_id", "period_key"])
             .values(job_id=job_id, period_key=period_key, claimed_by=me, claimed_at=now)
-            .on_conflict_do_nothing(index_elements=["job_id", "period_key"])
             .returning(table.c.id)
         ).scalar_one_or_none()
         if claim_id is not None or not retry:

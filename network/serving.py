@@ -1,11 +1,22 @@
-"""gunicorn's server hooks for the network's web workers: `gunicorn -c python:network.serving wsgi:app`.
+"""The web server's side: what depends on the worker class is chosen here, once, when a worker starts.
+
+wsgi.py calls `start()` when it makes the app, so that gevent's workers are recognised with or
+without `--preload`:
+
+- Imported in the worker after gevent patched it (the default): `start` enables the greenlets'
+  waits at once (network/green.py).
+- Imported before (`--preload`: the app is made in gunicorn's master, then forked): `start` asks
+  gevent to tell it when it patches (gevent's own event, `GeventDidPatchAllEvent`), which a gevent
+  worker does first thing after the fork; sync and thread workers never patch, and keep the
+  database drivers' own waits.
 
 On gevent workers a connection's greenlet serves its next request straight away when the client has
 sent it by the time the last answer is done, without a turn of the hub: under load a few busy
 keep-alive connections were served over and over while the worker's others waited. On the 2-core
 machine, 2 workers and 16 connections of wrk (bench/clicks' load), a click's p99 was 300 ms and the
 bare 302's 46 ms; giving way after every request made them 15 ms and 13 ms, at the cost of one
-greenlet switch per request. Thread workers are left as they are.
+greenlet switch per request: `gunicorn -c python:network.serving wsgi:app` adds that hook
+(`post_request`). Thread workers are left as they are.
 """
 
 from __future__ import annotations
@@ -15,7 +26,24 @@ from typing import Any
 from network import green
 
 
+def start() -> None:
+    """Choose this process's waits: a gevent worker's now or when gevent patches it, else the drivers' own."""
+    if green.install():
+        return
+    from gevent import events
+
+    if _on_patch not in events.subscribers:
+        events.subscribers.append(_on_patch)
+
+
+def _on_patch(event: Any) -> None:
+    from gevent import events
+
+    if isinstance(event, events.GeventDidPatchAllEvent):
+        green.install()
+
+
 def post_request(_worker: Any, _req: Any, _environ: Any, _resp: Any) -> None:
-    """After each request, under gevent, let the worker's other connections have their turn first."""
-    if green.patched():
+    """After each request, in a gevent worker, let the worker's other connections have their turn first."""
+    if green.enabled():
         green.give_way()

@@ -144,6 +144,18 @@ def session() -> Session:
     return state["session"]
 
 
+def commit_before_calling_out() -> None:
+    """Commit the request's work so far, before a slow call out (a partner's server, Stripe, a mail).
+
+    No transaction stays open across the call: on SQLite it would hold the database's only write
+    lock, and every other writer would wait (RELIABILITY.md 15). What the request does afterwards
+    runs in a new transaction, committed once the view succeeds, as always.
+    """
+    db_session = _state().get("session")
+    if db_session is not None:
+        db_session.commit()
+
+
 def principal() -> Principal:
     """Return who the request's API key acts as (401 when missing or unknown)."""
     state = _state()
@@ -154,7 +166,7 @@ def principal() -> Principal:
 
 def _authenticate(authorization: str | None) -> Principal:
     db = database()
-    if db.dialect != "sqlite":
+    if not db.one_writer:
         return accounts.authenticate(session(), authorization)
     # The request's session would take SQLite's write lock (BEGIN IMMEDIATE) and hold it while the
     # body is read, before the view: a slow client would keep every other writer waiting.

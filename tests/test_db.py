@@ -231,3 +231,25 @@ def test_a_pipelines_driver_is_used_only_in_the_transaction_it_was_taken_in(comm
         assert Raw._driver(session)[0] is kept
         session.info[_PIPELINE_DRIVER] = (object(), kept, connection.dialect)  # an ended transaction's
         assert Raw._driver(session)[0] is connection.connection.driver_connection
+
+
+def test_a_forked_child_gets_pools_of_its_own_and_leaves_the_parents_connections_alone(tmp_path):
+    # gunicorn --preload forks its workers from the master that made the app (network/db/sessions.py).
+    database = Database(f"sqlite:///{tmp_path}/fork.db")
+    with database.engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1")  # a connection now waits in the parent's pool
+    parent_pool = database.engine.pool
+    pid = os.fork()
+    if pid == 0:  # the child: its own pool, and its own connection works
+        try:
+            with database.engine.connect() as conn:
+                answered = conn.exec_driver_sql("SELECT 2").scalar() == 2
+            os._exit(0 if answered and database.engine.pool is not parent_pool else 1)
+        finally:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert database.engine.pool is parent_pool
+    with database.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT 3").scalar() == 3
+    database.dispose()

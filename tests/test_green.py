@@ -248,6 +248,8 @@ from network.app import create_app
 import os
 os.environ.update(DATABASE_URL="sqlite:///" + sys.argv[2] + "/network.db", SECRET_KEY="s" * 32)
 gather = create_app().extensions["network.conversions.recorder"]._gather
+from network import serving
+serving.start()  # as wsgi.py does
 print(before.__name__, psycopg.waiting.wait is green.wait, gather is green.give_way)
 """
 
@@ -267,6 +269,8 @@ if sys.argv[1] == "patched":
     monkey.patch_all()
 import gevent
 from network import serving
+if sys.argv[1] == "patched":
+    serving.start()  # as wsgi.py does in a gevent worker
 order = []
 
 

@@ -29,7 +29,7 @@ _COMMON = (
 import fcntl, json, os, sqlite3, subprocess, sys, time
 import gevent
 from sqlalchemy import text
-from network import db, green
+from network import db, green, serving
 
 folder = sys.argv[1]
 ticks = []
@@ -50,7 +50,8 @@ gevent.spawn(ticker)
 )
 
 _ENGINE = """
-db.BUSY_TIMEOUT_MS = int(sys.argv[2])
+serving.start()  # as wsgi.py does when it makes the app
+db.engines.BUSY_TIMEOUT_MS = int(sys.argv[2])
 engine = db.make_engine(f"sqlite:///{folder}/network.db")
 """
 
@@ -100,9 +101,9 @@ print(json.dumps(times))
 )
 
 
-#: As under gunicorn --preload: the app and its engine are made before the worker patches.
+#: As under gunicorn --preload: the app and its engine are made (and wsgi.py's start) before the worker patches.
 _PRELOADED = (
-    "import sys\nfrom sqlalchemy import text\nfrom network import db\nfolder = sys.argv[1]\n"
+    "import sys\nfrom sqlalchemy import text\nfrom network import db, serving\nfolder = sys.argv[1]\n"
     + _ENGINE
     + _COMMON
     + _WRITE_LOCK.removeprefix(_COMMON + _ENGINE)
@@ -142,6 +143,7 @@ def test_the_wait_for_the_write_lock_still_ends_at_the_busy_timeout(tmp_path):
 _LINE = (
     _COMMON
     + """
+serving.start()
 database = db.Database(f"sqlite:///{folder}/network.db")
 # Another process's batch holds the writers' line for `hold` seconds.
 holder = subprocess.Popen(
