@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import http.client
 import json
-import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlencode, urlsplit
@@ -80,11 +79,6 @@ def _clicks(base: str, codes: list[str], client: int) -> list[int]:
     return [_get(base, f"/c/{codes[n % len(codes)] if n % 3 else f'unknown{client}x{n}'}")[0] for n in range(40)]
 
 
-@pytest.mark.xfail(
-    condition=bool(os.environ.get("TEST_POSTGRES_URL")),
-    reason="network/tracking/snapshot.py makes its lock in the master: a gevent worker then blocks on it (see report)",
-    strict=False,
-)
 def test_a_preloaded_app_serves_concurrent_first_clicks_without_a_worker_stopping(committed_db, database_url):
     with committed_db.session_scope() as session:
         brand = make_brand(session)

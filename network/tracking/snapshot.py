@@ -202,6 +202,7 @@ class SnapshotCache:
         self.trust_fingerprint = trust_fingerprint
         self._monotonic = monotonic
         self._lock = threading.Lock()
+        self._lock_pid = os.getpid()
         self._cache: Cache[str, Snapshot] = Cache(max_age=max_age, size=1, monotonic=monotonic)
         self.max_age = max_age
         self._fingerprint: tuple[Any, ...] | None = None
@@ -237,7 +238,7 @@ class SnapshotCache:
         return snapshot
 
     def _read(self, _previous: Snapshot | None) -> Snapshot:
-        with self._lock:
+        with self._held():
             # Only one caller reloads (network.cache); the first load is waited for by all.
             if not self._cache.has_fresh(SNAPSHOT):
                 self.reload()
@@ -246,8 +247,18 @@ class SnapshotCache:
             self._start()
         return snapshot
 
+    def _held(self) -> threading.Lock:
+        """Return this process's reload lock, made anew after a fork.
+
+        Under gunicorn --preload the cache is built in the master: its lock would be an OS lock in a
+        gevent worker, and a greenlet that switches while reloading would block the whole worker.
+        """
+        if self._lock_pid != os.getpid():
+            self._lock, self._lock_pid = threading.Lock(), os.getpid()
+        return self._lock
+
     def _start(self) -> None:
-        with self._lock:
+        with self._held():
             if self._pid == os.getpid() and self._thread is not None:
                 return
             self._pid = os.getpid()
@@ -258,7 +269,7 @@ class SnapshotCache:
         while True:
             time.sleep(max(self.max_age - self._cache.age(SNAPSHOT), 0.05))
             try:
-                with self._lock:
+                with self._held():
                     self.reload()
             except Exception as error:  # noqa: BLE001 - logged by outage.log_failure
                 outage.log_failure(
@@ -277,7 +288,7 @@ class SnapshotCache:
             row = self.unknown.get(code, lambda _previous: self._look_up(code))
             if row is None:
                 return None
-            with self._lock:
+            with self._held():
                 if code not in self._current().links:
                     # The link's offer, partner and access may be as new as the link itself.
                     self.reload()
