@@ -82,10 +82,12 @@ class StripeOnboarding(MethodView):
         base = settings.public_base_url.rstrip("/")
         gateway = jobs.make_gateway(settings)
         try:
+            start = service.start_onboarding(web.session(), web.principal(), partner_id)
+            web.commit_before_calling_out()
             return service.stripe_onboarding(
                 web.session(),
                 web.principal(),
-                partner_id,
+                start,
                 gateway=gateway,
                 refresh_url=f"{base}/stripe/onboarding/refresh",
                 return_url=f"{base}/stripe/onboarding/return",

@@ -5,6 +5,7 @@ Stripe's webhooks in stripe_webhooks.py."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
@@ -105,26 +106,42 @@ def decide(session: Session, principal: Principal, payout_id: int, action: str, 
     return payout
 
 
+@dataclass(frozen=True, slots=True)
+class Onboarding:
+    """What Stripe onboarding needs to know of a partner, read before Stripe is called."""
+
+    partner_id: int
+    known: str | None
+    email: str | None
+    payouts_enabled: bool
+
+
+def start_onboarding(session: Session, principal: Principal, partner_id: int) -> Onboarding:
+    """Read what onboarding needs; the caller then ends its transaction before Stripe is called.
+
+    No transaction may stay open over Stripe's calls (each up to the gateway's timeout): on SQLite
+    the request's, open since its API key was read, holds the database's only write lock, and every
+    other writer would wait. The views call `web.commit_before_calling_out()` between the two steps.
+    """
+    partner = partner_service.get_partner(session, principal, partner_id)
+    require(principal, Role.PARTNER, Role.ADMIN)
+    return Onboarding(partner_id, partner.stripe_account_id, partner.email, partner.stripe_payouts_enabled)
+
+
 def stripe_onboarding(
     session: Session,
     principal: Principal,
-    partner_id: int,
+    start: Onboarding,
     *,
     gateway: PayoutGateway,
     refresh_url: str,
     return_url: str,
 ) -> dict[str, Any]:
-    """Create the partner's Express account when it has none and return a one-time onboarding link."""
-    partner = partner_service.get_partner(session, principal, partner_id)
-    require(principal, Role.PARTNER, Role.ADMIN)
-    known, email, payouts_enabled = partner.stripe_account_id, partner.email, partner.stripe_payouts_enabled
-    # No transaction stays open over Stripe's calls (each up to the gateway's timeout): on SQLite
-    # every transaction begins IMMEDIATE (network/db.py), so the request's, open since its API key
-    # was read, holds the database's only write lock and every other writer would wait. Only reads
-    # were made: ending the transaction undoes nothing. The account is stored after both calls.
-    # (The one service that ends a transaction: it goes when the request layer can run an outside
-    # call between transactions; tests/payouts/test_settlement_stripe.py holds it to that.)
-    session.rollback()
+    """Create the partner's Express account when it has none and return a one-time onboarding link.
+
+    The account is stored after both calls, in a new transaction (see `start_onboarding`).
+    """
+    partner_id, known, email, payouts_enabled = start.partner_id, start.known, start.email, start.payouts_enabled
     try:
         # Idempotent at Stripe (keyed by partner): a retry after a failed call gets the same account.
         account_id = known or gateway.create_account(partner_id=str(partner_id), email=email)

@@ -114,7 +114,7 @@ def send_after_commit(*, to: str, subject: str, body: str) -> None:
     A failed send is logged, not shown: the page answers the same whether or not an address has an
     account, so it cannot say that a mail could not be sent.
     """
-    web.session().commit()
+    web.commit_before_calling_out()
     message: EmailMessage = mail.compose(sender=settings().mail_from, to=to, subject=subject, body=body)
     try:
         current_app.extensions["network.mailer"].send(message)

@@ -215,10 +215,12 @@ def connect_stripe() -> Any:
     back = settings().public_base_url.rstrip("/") + url_for(".money_page")
     gateway = jobs.make_gateway(settings())
     try:
+        start = payouts.start_onboarding(session, me, _partner_id(me))
+        web.commit_before_calling_out()
         started = payouts.stripe_onboarding(
             session,
             me,
-            _partner_id(me),
+            start,
             gateway=gateway,
             refresh_url=back,
             return_url=back,

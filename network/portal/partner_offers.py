@@ -239,8 +239,7 @@ def test_postback() -> Any:
         plan = deliveries.plan_test(session, me, current_user.partner_id)
     except DomainError as exc:
         return _postbacks_page(PostbackForm(formdata=None), {"refused": exc.message, "code": exc.code})
-    # As the API's test: end the read transaction before calling out (RELIABILITY.md 15).
-    session.commit()
+    web.commit_before_calling_out()  # no transaction stays open while the partner answers (RELIABILITY.md 15)
     result = deliveries.fire_test(plan, sender.Transport.from_settings(settings()))
     result = deliveries.after_test(session, plan, result)
     return _postbacks_page(PostbackForm(formdata=None), asdict(result) | {"refused": None})
