@@ -62,9 +62,9 @@ def _new_nonce() -> str:
 
 
 def _argon2(call: Callable[[], Any]) -> Any:
-    """Run an argon2 call (tens of milliseconds of CPU, without the GIL) off gevent's hub when patched,
-    so that a sign-in does not hold up the clicks its gevent worker serves meanwhile."""
-    return green.off_hub(call) if green.patched() else call()
+    """Run an argon2 call (tens of milliseconds of CPU, without the GIL) off gevent's hub in a gevent
+    worker, so that a sign-in does not hold up the clicks its worker serves meanwhile."""
+    return green.blocking(call)
 
 
 def _hash(password: str) -> str:

@@ -381,10 +381,11 @@ def register(app: flask.Flask, api: Any) -> None:
         gate=database.writers_queue,
         # Only where there is a line to shorten (SQLite): on PostgreSQL the read is one round trip
         # either way, and inside the batch it costs no connection of its own.
-        ahead=functools.partial(groupcommit.read_ahead, database) if database.dialect == "sqlite" else None,
+        ahead=functools.partial(groupcommit.read_ahead, database) if database.one_writer else None,
         # Under gevent (the README's workers) a leader lets the requests its worker has
         # already received reach the queue first: on the 2-core machine batches grew from about
         # 9.5 to 12.5 postbacks and the worker's CPU per postback fell 7-9 % (bench/postbacks).
+        # (Under --preload the app is made before gevent patches: its leaders then do not give way.)
         gather=green.give_way if green.patched() else None,
     )
     # Log lines of postbacks refused while the database was unavailable, until it is back.

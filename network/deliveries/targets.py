@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from network import netguard
 from network.auth import Principal, Role, require
 from network.clock import now_utc
-from network.db import DEFAULT_PAGE, insert_for, paged
+from network.db import DEFAULT_PAGE, insert_new, paged
 from network.deliveries.models import GLOBAL, OfferPostback, PostbackDisable
 from network.errors import Conflict, NotFound, ValidationError
 from network.offers import service as offers
@@ -65,7 +65,7 @@ def disable_url(
     # not turn this one's unique violation into a rollback of its attempt record.
     redacted = netguard.redact_url(template)
     insert = (
-        insert_for(session.get_bind().dialect.name)(PostbackDisable)
+        insert_new(session, PostbackDisable, keys=["partner_id", "target", "url_hash"])
         .values(
             partner_id=partner_id,
             target=target,
@@ -75,7 +75,6 @@ def disable_url(
             delivery_id=delivery_id,
             disabled_at=now_utc(),
         )
-        .on_conflict_do_nothing(index_elements=["partner_id", "target", "url_hash"])
         .returning(PostbackDisable.id)
     )
     for _attempt in range(3):

@@ -27,7 +27,7 @@ from sqlalchemy import bindparam, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from network.clock import period_start
-from network.db import Raw, insert_for
+from network.db import Raw, insert_new
 from network.offers.models import Cap as CapRow
 from network.offers.models import CapCounter
 
@@ -70,9 +70,7 @@ _USED = select(CapCounter.used).where(_KEY)
 
 
 def _create(session: Session) -> Any:
-    return insert_for(session.get_bind().dialect.name)(CapCounter).on_conflict_do_nothing(
-        index_elements=["cap_id", "period_start", "partner_key"]
-    )
+    return insert_new(session, CapCounter, keys=["cap_id", "period_start", "partner_key"])
 
 
 def partner_key(cap: Cap, partner_id: int) -> int:

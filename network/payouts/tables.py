@@ -11,7 +11,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
-from network.db import insert_for
+from network.db import insert_new
 from network.offers.models import Offer
 from network.partners.models import Partner
 from network.payouts.models import (
@@ -42,11 +42,7 @@ def insert_ignoring_duplicates(session: Session, table: Table, rows: list[dict[s
     """INSERT rows, skipping those whose unique `key` exists (ON CONFLICT DO NOTHING); return how many went in."""
     if not rows:
         return 0
-    stmt = (
-        insert_for(session.get_bind().dialect.name)(table)
-        .on_conflict_do_nothing(index_elements=[key])
-        .returning(table.c[key])
-    )
+    stmt = insert_new(session, table, keys=[key]).returning(table.c[key])
     return len(session.execute(stmt, rows).all())
 
 

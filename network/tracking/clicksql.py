@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from network.db import insert_for
+from network.db import upsert
 from network.tracking.models import ClickVisitor, ImpressionCount
 from network.tracking.pending import CLICK_COLUMNS, ROW, PendingClick
 
@@ -181,13 +181,15 @@ def count_impressions(session: Session, impressions: Impressions) -> None:
     items = sorted(impressions.items())
     for start in range(0, len(items), _CHUNK):
         chunk = items[start : start + _CHUNK]
-        stmt = insert_for(session.get_bind().dialect.name)(ImpressionCount).values(
-            [
-                {"link_id": link, "offer_id": offer, "partner_id": partner, "day": day, "count": n}
-                for (link, offer, partner, day), n in chunk
-            ]
+        rows = [
+            {"link_id": link, "offer_id": offer, "partner_id": partner, "day": day, "count": n}
+            for (link, offer, partner, day), n in chunk
+        ]
+        added = upsert(
+            session,
+            ImpressionCount,
+            rows,
+            keys=["link_id", "day"],
+            update=lambda new: {"count": ImpressionCount.count + new["count"]},
         )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["link_id", "day"], set_={"count": ImpressionCount.count + stmt.excluded["count"]}
-        )
-        session.execute(stmt)
+        session.execute(added)

@@ -20,7 +20,10 @@ monkey.patch_all()
 
 import json, time
 import gevent
+from network import serving
 from network.accounts import users
+
+serving.start()  # as wsgi.py does in a gevent worker
 
 stored = users.HASHER.hash("a password to check")
 ticks = []
