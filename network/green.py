@@ -91,8 +91,8 @@ def enable() -> None:
 
 
 def install() -> bool:
-    """Enable the greenlets' waits when gevent has patched this process; return whether it has."""
-    if patched():
+    """Enable the greenlets' waits when gevent has patched this process (once); return whether it has."""
+    if patched() and not _enabled:
         enable()
     return _enabled
 

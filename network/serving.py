@@ -1,7 +1,7 @@
 """The web server's side: what depends on the worker class is chosen here, once, when a worker starts.
 
-wsgi.py calls `start()` when it makes the app, so that gevent's workers are recognised with or
-without `--preload`:
+wsgi.py calls `start()` when it makes the app, and gunicorn's `post_worker_init` hook below calls it
+in every worker, so that gevent's workers are recognised with or without `--preload`:
 
 - Imported in the worker after gevent patched it (the default): `start` enables the greenlets'
   waits at once (network/green.py).
@@ -41,6 +41,16 @@ def _on_patch(event: Any) -> None:
 
     if isinstance(event, events.GeventDidPatchAllEvent):
         green.install()
+
+
+def post_worker_init(_worker: Any) -> None:
+    """gunicorn's hook in each worker once it is set up (gevent's workers have patched by then).
+
+    So every app served with `--config python:network.serving` gets the same waits and turns, the
+    bench's bare 302 as much as wsgi:app (which also calls `start` itself, for servers without
+    this config); `start` chooses once per process.
+    """
+    start()
 
 
 def post_request(_worker: Any, _req: Any, _environ: Any, _resp: Any) -> None:
