@@ -41,7 +41,7 @@ def dialect_of(bind: Any) -> str:
     """Return the dialect name of a session, connection or engine ('sqlite', 'postgresql'); a name as is."""
     if isinstance(bind, str):
         return bind
-    if isinstance(bind, Session) or hasattr(bind, "get_bind"):  # a session, or a stand-in for one
+    if hasattr(bind, "get_bind"):  # a session, or a stand-in for one (the postback request's)
         bind = bind.get_bind()
     return str(bind.dialect.name)
 
