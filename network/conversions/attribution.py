@@ -139,6 +139,8 @@ def clicks(session: Session, plans: Sequence[Plan]) -> dict[str, Any]:
         return {}
     found: dict[str, Any] = dict(click_rows(session, ids))
     for click_id in ids:
+        if click_id in found:
+            continue
         # As tracking.service.get_click: a click this process has not written yet is in its buffer.
         pending = buffered_click(session, click_id)
         if pending is not None:
