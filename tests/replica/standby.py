@@ -4,6 +4,11 @@ The standby streams the primary's WAL (`-R -X stream`: a standby.signal and the 
 it holds every database of the primary's cluster, the run's own included. The primary must allow
 replication from 127.0.0.1 (.ci/run adds the pg_hba.conf line). As root, the server's commands run
 as the postgres user, which owns the data directory (mode 0700), as PostgreSQL demands.
+
+A replication slot of the standby's own keeps the primary's WAL until the standby has it: a busy
+primary (each test run creates a database, which writes it whole to the WAL) otherwise recycles
+WAL the standby still needs, and the standby never catches up. The slot is dropped with the
+standby; one left by a run that was killed (its process is gone) is dropped by the next.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ AT_LEAST_THE_PRIMARY = (
     "max_prepared_transactions",
     "max_locks_per_transaction",
 )
+#: Replication slots of standbys made here: the prefix, then the making process's id.
+SLOT_PREFIX = "network_standby_"
 #: How long starting, pausing or catching up may take before the standby is called broken.
 PATIENCE = 120.0
 
@@ -57,6 +64,7 @@ class Standby:
         if self._as:
             shutil.chown(self.base, "postgres", "postgres")
         self.data = self.base / "data"
+        self.slot = f"{SLOT_PREFIX}{os.getpid()}_{self.port}"
 
     def url(self, database_url: str) -> str:
         """Return `database_url` (a database of the primary) as read on the standby."""
@@ -79,10 +87,12 @@ class Standby:
     def start(self) -> None:
         """Copy the primary (an immediate checkpoint, WAL streamed alongside) and start it as a hot standby."""
         primary = self.primary
+        self._drop_slots(orphans_only=True)
         self._run(
             "pg_basebackup",
             *("-h", primary.host or "127.0.0.1", "-p", str(primary.port or 5432), "-U", primary.username or "postgres"),
             *("-D", str(self.data), "-R", "-X", "stream", "--checkpoint=fast", "--no-sync"),
+            *("--create-slot", "--slot", self.slot),
         )
         # A Debian cluster keeps its configuration in /etc: the copy has none, so it gets its own.
         lines = [f"{name} = {value}" for name, value in self._primary_settings().items()]
@@ -98,22 +108,34 @@ class Standby:
         self._write("pg_hba.conf", "local all all trust\nhost all all 127.0.0.1/32 trust\n")
         self._write("pg_ident.conf", "")
         self.data.chmod(0o700)
+        self.run()
+
+    def run(self) -> None:
+        """Start the server (again, after `stop`) and wait until it answers as a standby."""
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.base / "server.log"), "-w", "start")
         with self.engine() as engine, engine.connect() as conn:
             if not conn.execute(text("SELECT pg_is_in_recovery()")).scalar_one():
                 raise NoStandby("the copy started as a primary, not as a standby")
 
+    def stop(self) -> None:
+        """Stop the server as an operator would (fast: open connections are ended)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
     def _primary_settings(self) -> dict[str, str]:
-        engine = create_engine(self.primary)
-        try:
-            with engine.connect() as conn:
-                rows = conn.execute(
-                    text("SELECT name, setting FROM pg_settings WHERE name = ANY(:names)"),
-                    {"names": list(AT_LEAST_THE_PRIMARY)},
-                )
-                return {name: setting for name, setting in rows}
-        finally:
-            engine.dispose()
+        with _Disposing(create_engine(self.primary)) as engine, engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT name, setting FROM pg_settings WHERE name = ANY(:names)"),
+                {"names": list(AT_LEAST_THE_PRIMARY)},
+            )
+            return {name: setting for name, setting in rows}
+
+    def _drop_slots(self, *, orphans_only: bool) -> None:
+        """Drop this standby's slot on the primary, or (`orphans_only`) those whose making process is gone."""
+        query = text("SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE :prefix AND NOT active")
+        with _Disposing(create_engine(self.primary, isolation_level="AUTOCOMMIT")) as engine, engine.connect() as conn:
+            for (name,) in conn.execute(query, {"prefix": SLOT_PREFIX + "%"}).all():
+                if _orphan(name) if orphans_only else name == self.slot:
+                    conn.execute(text("SELECT pg_drop_replication_slot(:name)"), {"name": name})
 
     def engine(self) -> _Disposing:
         """Return an engine on the standby's postgres database (a context that disposes it)."""
@@ -153,6 +175,18 @@ class Standby:
                 cwd=self.base,
             )
         shutil.rmtree(self.base, ignore_errors=True)
+        self._drop_slots(orphans_only=False)
+
+
+def _orphan(slot: str) -> bool:
+    """Return whether the process that made a standby's slot is gone (its id follows SLOT_PREFIX)."""
+    try:
+        os.kill(int(slot.removeprefix(SLOT_PREFIX).split("_")[0]), 0)
+    except ProcessLookupError:
+        return True
+    except (ValueError, PermissionError):
+        return False  # not one of ours, or another user's process: leave it
+    return False
 
 
 class _Disposing:

@@ -142,3 +142,18 @@ def test_a_revoked_key_is_refused_at_once_although_the_replica_still_has_it(
         session.execute(text("UPDATE api_keys SET revoked_at = now()"))
 
     assert world.partner.get("/api/v1/reports", query_string=PERIOD).status_code == 401
+
+
+def test_a_replica_away_fails_reports_alone_while_money_answers(
+    replica_db: Database, standby: Standby, world: World
+) -> None:
+    standby.stop()
+    try:
+        response = world.partner.get("/api/v1/reports", query_string=PERIOD)
+        assert response.status_code == 503, response.get_json()
+        assert response.get_json()["code"] == "database_unavailable" and response.headers["Retry-After"]
+        balance = world.partner.get(f"/api/v1/partners/{world.partner_id}/balance")
+        assert balance.status_code == 200, balance.get_json()
+    finally:
+        standby.run()
+    assert _report(world.partner) == (0, "0.00")  # the pool replaces its dead connections
