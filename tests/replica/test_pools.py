@@ -1,8 +1,11 @@
-"""The replica's pool is the process's own after a fork, like the primary's (no server needed: pools are lazy)."""
+"""The replica's pools after a fork, and what the standby fixture does where it cannot make one (no server needed)."""
 
 from __future__ import annotations
 
+import pytest
+
 from network.db import Database, sessions
+from tests.replica.conftest import _cannot
 
 
 def test_a_forked_process_gets_a_replica_pool_of_its_own() -> None:
@@ -17,3 +20,12 @@ def test_a_forked_process_gets_a_replica_pool_of_its_own() -> None:
     assert replica.url.database == "replica" and database.engine.url.database == "primary"
     assert replica.get_execution_options()["postgresql_readonly"] is True
     database.dispose()
+
+
+def test_no_standby_skips_outside_ci_and_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must test reads from a replica"):
+        _cannot("pg_basebackup failed")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="pg_basebackup failed"):
+        _cannot("pg_basebackup failed")
