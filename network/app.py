@@ -55,7 +55,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         MAX_CONTENT_LENGTH=1024 * 1024,
     )
     app.extensions["network.settings"] = settings
-    app.extensions["network.db"] = database or Database(settings.database_url, pool_size=settings.database_pool_size)
+    app.extensions["network.db"] = database or Database(
+        settings.database_url, replica_url=settings.database_replica_url, pool_size=settings.database_pool_size
+    )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
 

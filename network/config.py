@@ -36,6 +36,9 @@ class Settings:
     #: load each connection past it is opened and closed again for one request (a new PostgreSQL
     #: backend every time).
     database_pool_size: int = 16
+    #: A PostgreSQL hot standby of DATABASE_URL that reports and some lists read (a little behind is
+    #: harmless there; see `Database.replica_session`). Unset: everything reads DATABASE_URL.
+    database_replica_url: str | None = None
     #: Keys click ids, visitor hashes and other HMACs. Must be stable across processes.
     secret_key: str = ""
     public_base_url: str = "http://127.0.0.1:5000"
@@ -115,6 +118,9 @@ def from_env(environ: dict[str, str] | None = None) -> Settings:
     if not settings.secret_key:
         settings = replace(settings, secret_key=_instance_secret())
     money.parse_amount(settings.payout_min_amount, "USD")
+    replica = settings.database_replica_url
+    if replica and not (replica.startswith("postgresql") and settings.database_url.startswith("postgresql")):
+        raise ValueError("DATABASE_REPLICA_URL must be a PostgreSQL hot standby of a PostgreSQL DATABASE_URL")
     return settings
 
 

@@ -144,6 +144,29 @@ def session() -> Session:
     return state["session"]
 
 
+def replica_session() -> Session:
+    """Return this request's read-only session on the replica, rolled back at the end; without one, `session()`.
+
+    Only for answers that may be a little behind: `Database.replica_session` states the rule.
+    """
+    db = database()
+    if not db.has_replica:
+        return session()  # as before there were replicas
+    state = _state()
+    if "replica" not in state:
+        state["replica"] = db.replica_session()
+    return state["replica"]
+
+
+def _end_replica() -> None:
+    reader = _state().pop("replica", None)
+    if reader is not None:
+        try:
+            _rollback(reader)
+        finally:
+            reader.close()
+
+
 def commit_before_calling_out() -> None:
     """Commit the request's work so far, before a slow call out (a partner's server, Stripe, a mail).
 
@@ -184,6 +207,7 @@ def authenticate() -> None:
 
 def _finish(response: Response) -> Response:
     """Commit the request's session when the view succeeded; a failed commit answers its error instead."""
+    _end_replica()
     db_session = _state().pop("session", None)
     if db_session is None:
         return response
@@ -211,6 +235,7 @@ def _rollback(db_session: Session) -> None:
 
 def _discard(_exc: BaseException | None) -> None:
     """Roll back a session no answer finished (the request ended by an exception Flask did not handle)."""
+    _end_replica()
     db_session = _state().pop("session", None)
     if db_session is not None:
         try:

@@ -329,7 +329,7 @@ class Conversions(MethodView):
     @blp.response(200, ConversionListSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List conversions: a brand its offers' (never payout), a partner its own (never revenue)."""
-        items = service.list_conversions(web.session(), web.principal(), **args)
+        items = service.list_conversions(web.replica_session(), web.principal(), **args)  # may be a little behind
         return page(_dump_many(items), args["limit"])
 
 
@@ -364,7 +364,7 @@ class PostbackLogList(MethodView):
     @blp.response(200, PostbackLogListSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List postbacks and pixels received, with their outcome (a brand its own, admin all)."""
-        lines = service.list_postback_log(web.session(), web.principal(), **args)
+        lines = service.list_postback_log(web.replica_session(), web.principal(), **args)  # may be a little behind
         return page([dump_log(line) for line in lines], args["limit"])
 
 

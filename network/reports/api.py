@@ -47,7 +47,7 @@ class Reports(MethodView):
         always split by currency. A brand sees its cost (revenue), never partners' payout; a partner
         its own rows and payout. `Accept: text/csv` (or `format=csv`) answers CSV with a header row.
         """
-        session, principal = web.session(), web.principal()
+        session, principal = web.replica_session(), web.principal()  # a report may be a little behind
         csv_out = _wants_csv(args)
         group_by = args["group_by"].split(",")
         start, end = service.period(args.get("from_"), args.get("to"))

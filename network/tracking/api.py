@@ -37,7 +37,7 @@ class Links(MethodView):
     @blp.response(200, LinkListSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List links: a partner's own, a brand's offers', all for admin and finance."""
-        links = service.list_links(web.session(), web.principal(), **args)
+        links = service.list_links(web.replica_session(), web.principal(), **args)  # may be a little behind
         base = web.settings().public_base_url
         return page([dump_link(link, base) for link in links], args["limit"])
 
