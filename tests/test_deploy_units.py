@@ -174,3 +174,29 @@ def test_systemd_reads_the_units_without_a_warning(tmp_path: Path) -> None:
         ["systemd-analyze", "verify", "--man=no", *units], capture_output=True, text=True, timeout=120, cwd=tmp_path
     )
     assert done.returncode == 0 and not done.stderr.strip() and not done.stdout.strip(), done.stderr + done.stdout
+
+
+GUIDES = (ROOT / "docs" / "PRODUCTION.md", DEPLOY / "README.md")
+
+
+def test_every_bench_the_guide_cites_exists() -> None:
+    cited = set(re.findall(r"\bbench/([a-z][a-z_]*)\b", (ROOT / "docs" / "PRODUCTION.md").read_text()))
+    assert cited, "the guide cites no bench"
+    missing = sorted(name for name in cited if not (ROOT / "bench" / name).is_file())
+    assert not missing, f"docs/PRODUCTION.md cites bench scripts that do not exist: {missing}"
+
+
+def test_every_flask_command_the_guides_give_exists(app) -> None:  # type: ignore[no-untyped-def]
+    from network import scheduler
+
+    commands = set()
+    for guide in GUIDES:
+        for match in re.finditer(r"flask --app wsgi ((?:[a-z][a-z_-]* ?)+)", guide.read_text()):
+            commands.add(tuple(match.group(1).split()))
+    assert ("db", "upgrade") in commands and ("scheduler", "run") in commands
+    for words in commands:
+        # A group and its command; a third word is an argument (a job id for run-now).
+        result = app.test_cli_runner().invoke(args=[*words[:2], "--help"])
+        assert result.exit_code == 0, f"`flask {' '.join(words)}` is not a command:\n{result.output}"
+        if words[:2] == ("scheduler", "run-now"):
+            assert words[2] in {job.id for job in scheduler.JOBS}, f"no job {words[2]}"
