@@ -32,14 +32,16 @@ class DecisionForm(FlaskForm):
 
 
 class InviteForm(FlaskForm):
-    offer_id = SelectField("Offer", coerce=int, validate_choice=True)
-    partner_id = IntegerField("Partner id", _ID, description="The partner's number, as it gave it to you.")
+    invite_offer = SelectField("Offer to invite to", coerce=int, validate_choice=True)
+    invite_partner = IntegerField(
+        "Partner id to invite", _ID, description="The partner's number, as it gave it to you."
+    )
     submit = SubmitField("Invite")
 
 
 class OverrideForm(FlaskForm):
     target = SelectField("Offer and event", validate_choice=True)
-    partner_id = IntegerField("Partner id", _ID)
+    override_partner = IntegerField("Partner id for the payout", _ID)
     payout = StringField(
         "Payout, flat", [Optional()], description="For CPA, CPL, CPI and hybrid events: what this partner earns."
     )
@@ -61,9 +63,9 @@ def _offers(session: Any, me: Any, offer_id: int | None) -> list[Offer]:
 
 def _forms(found: list[Offer]) -> tuple[InviteForm, OverrideForm]:
     open_offers = [o for o in found if o.status != "archived"]
-    invite = InviteForm(prefix="invite")
-    invite.offer_id.choices = choices((o.id, f"{o.name} (#{o.id})") for o in open_offers)
-    override = OverrideForm(prefix="override")
+    invite = InviteForm()
+    invite.invite_offer.choices = choices((o.id, f"{o.name} (#{o.id})") for o in open_offers)
+    override = OverrideForm()
     override.target.choices = choices(
         (f"{o.id}:{e.key}", f"{o.name} (#{o.id}): {e.key}, {e.model}") for o in open_offers for e in o.events
     )
@@ -123,9 +125,11 @@ def invite() -> Any:
     if not invite_form.validate():
         return _page(invite_form, override, found, None, 422)
     try:
-        access = offers.invite(web.session(), principal(), invite_form.offer_id.data, invite_form.partner_id.data)
+        access = offers.invite(
+            web.session(), principal(), invite_form.invite_offer.data, invite_form.invite_partner.data
+        )
     except ValidationError as exc:
-        invite_form.partner_id.errors = [exc.message]
+        invite_form.invite_partner.errors = [exc.message]
         return _page(invite_form, override, found, None, 422)
     flash(f"Partner #{access.partner_id} is invited to offer #{access.offer_id}.")
     return redirect(url_for("portal.brand.partners"))
@@ -140,17 +144,18 @@ def set_override() -> Any:
     if not form.validate():
         return _page(invite_form, form, found, None, 422)
     offer_id, _, event = (form.target.data or "").partition(":")
-    data: dict[str, Any] = {"partner_id": form.partner_id.data, "event": event}
+    data: dict[str, Any] = {"partner_id": form.override_partner.data, "event": event}
     for name in ("payout", "payout_percent"):
         if (form[name].data or "").strip():
             data[name] = form[name].data.strip()
     try:
         offers.set_override(web.session(), principal(), int(offer_id), data)
     except ValidationError as exc:
-        field = form._fields.get(exc.field or "") or form.target
+        names = {"partner_id": "override_partner", "payout": "payout", "payout_percent": "payout_percent"}
+        field = form._fields.get(names.get(exc.field or "", "target")) or form.target
         field.errors = [*field.errors, exc.message]
         return _page(invite_form, form, found, None, 422)
-    flash(f"Partner #{form.partner_id.data} now earns its own payout on {event}.")
+    flash(f"Partner #{form.override_partner.data} now earns its own payout on {event}.")
     return redirect(url_for("portal.brand.partners"))
 
 
