@@ -153,7 +153,7 @@ def _change(ids: list[int], status: str, reason: str | None) -> tuple[list[int],
 
 def _ids() -> list[int]:
     values = request.form.getlist("ids")
-    if not values or len(values) > PAGE or not all(v.isascii() and v.isdigit() for v in values):
+    if not values or len(values) > PAGE or not all(v.isascii() and v.isdigit() and len(v) <= 9 for v in values):
         return []
     return sorted({int(v) for v in values})
 

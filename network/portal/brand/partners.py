@@ -11,7 +11,7 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, SelectField, StringField, SubmitField
-from wtforms.validators import DataRequired, NumberRange, Optional
+from wtforms.validators import DataRequired, NumberRange, Optional, Regexp
 
 from network import web
 from network.auth import Role
@@ -22,6 +22,7 @@ from network.offers.models import Offer
 from network.offers.schemas import dump_override
 from network.portal.brand.common import blp, choices
 from network.portal.common import principal, role_required
+from network.portal.partner_forms import int_or_none
 
 _ID = [DataRequired("give the partner's id"), NumberRange(min=1, max=2**31 - 1)]
 
@@ -32,7 +33,10 @@ class DecisionForm(FlaskForm):
 
 
 class InviteForm(FlaskForm):
-    invite_offer = SelectField("Offer to invite to", coerce=int, validate_choice=True)
+    # Not validated against the choices: the service says whether the offer is the brand's (404 if not).
+    invite_offer = SelectField(
+        "Offer to invite to", [DataRequired("choose an offer")], coerce=int_or_none, validate_choice=False
+    )
     invite_partner = IntegerField(
         "Partner id to invite", _ID, description="The partner's number, as it gave it to you."
     )
@@ -40,7 +44,9 @@ class InviteForm(FlaskForm):
 
 
 class OverrideForm(FlaskForm):
-    target = SelectField("Offer and event", validate_choice=True)
+    target = SelectField(
+        "Offer and event", [Regexp(r"^\d{1,9}:", message="choose an offer and event")], validate_choice=False
+    )
     override_partner = IntegerField("Partner id for the payout", _ID)
     payout = StringField(
         "Payout, flat", [Optional()], description="For CPA, CPL, CPI and hybrid events: what this partner earns."

@@ -49,13 +49,16 @@ def test_invite_a_partner(world, session):
     assert (access.kind, access.status) == ("invitation", "approved")
     r = post(world.me, "/brand/partners/invite", {"invite_offer": str(world.gated.id), "invite_partner": "999999"})
     assert r.status_code == 422 and "unknown partner" in text(r)
-    # Another brand's offer is not among the choices.
+    # Another brand's offer is not found, as through the API.
     r = post(
         world.me,
         "/brand/partners/invite",
         {"invite_offer": str(world.foreign.id), "invite_partner": str(world.partner.id)},
     )
-    assert r.status_code == 422 and "Not a valid choice" in text(r)
+    assert r.status_code == 404
+    assert session.scalars(select(OfferAccess).where(OfferAccess.offer_id == world.foreign.id)).all() == [
+        world.foreign_application
+    ]
 
 
 def test_set_and_remove_a_partners_payout(world, session):
