@@ -76,7 +76,8 @@ class ConversionFilters(Form):
 
 
 class StatusForm(FlaskForm):
-    status = SelectField("New status", choices=_CHANGES)
+    # Not "status": the filters beside it have one, and two fields would share an id.
+    new_status = SelectField("New status", choices=_CHANGES)
     reason = StringField(
         "Reason",
         [Length(max=column_length(Conversion.reason))],
@@ -85,7 +86,7 @@ class StatusForm(FlaskForm):
     submit = SubmitField("Change the status")
 
     def validate_reason(self, field: Any) -> None:
-        if self.status.data in ("rejected", "reversed") and not (field.data or "").strip():
+        if self.new_status.data in ("rejected", "reversed") and not (field.data or "").strip():
             raise ValidationError("say why you reject or reverse")
 
 
@@ -168,8 +169,8 @@ def change_many() -> Any:
         form.form_errors.append(f"tick between 1 and {PAGE} conversions")
     if not form.validate() or not ids:
         return _list_page(ConversionFilters(request.args), form, 422)
-    changed, refused = _change(ids, form.status.data or "", (form.reason.data or "").strip() or None)
-    flash(f"{len(changed)} conversion{'s' * (len(changed) != 1)} {form.status.data}.")
+    changed, refused = _change(ids, form.new_status.data or "", (form.reason.data or "").strip() or None)
+    flash(f"{len(changed)} conversion{'s' * (len(changed) != 1)} {form.new_status.data}.")
     for line in refused:
         flash(f"Not changed: {line}")
     kept: dict[str, Any] = {k: v for k, v in request.args.items() if v}
@@ -184,8 +185,10 @@ def conversion(conversion_id: int) -> Any:
     found = conversions.get_conversion(session, me, conversion_id)
     form = StatusForm() if request.method == "POST" else StatusForm(formdata=None)
     if request.method == "POST" and form.validate():
-        changed, refused = _change([conversion_id], form.status.data or "", (form.reason.data or "").strip() or None)
-        flash(f"#{conversion_id}: {form.status.data}." if changed else f"Not changed: {refused[0]}")
+        changed, refused = _change(
+            [conversion_id], form.new_status.data or "", (form.reason.data or "").strip() or None
+        )
+        flash(f"#{conversion_id}: {form.new_status.data}." if changed else f"Not changed: {refused[0]}")
         return redirect(url_for(".conversion", conversion_id=conversion_id))
     history = conversions.history(session, me, conversion_id)
     (shown,) = _shown(session, me, [found])

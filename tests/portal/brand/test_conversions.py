@@ -47,7 +47,7 @@ def test_the_list_shows_spend_never_payout_and_explains_flags(world):
 def test_reverse_many_with_a_reason(world, session):
     pending_too = world.pending
     r = post(world.me, "/brand/conversions/status", {"ids": [str(world.approved.id), str(pending_too.id)],
-                                                    "status": "reversed", "reason": "refunded"})  # fmt: skip
+                                                    "new_status": "reversed", "reason": "refunded"})  # fmt: skip
     assert r.status_code == 302
     session.refresh(world.approved)
     session.refresh(pending_too)
@@ -62,12 +62,16 @@ def test_reverse_many_with_a_reason(world, session):
 
 
 def test_approve_one_and_reject_without_a_reason_is_refused(world, session):
-    r = post(world.me, "/brand/conversions/status", {"ids": str(world.pending.id), "status": "rejected", "reason": ""})
+    r = post(
+        world.me, "/brand/conversions/status", {"ids": str(world.pending.id), "new_status": "rejected", "reason": ""}
+    )
     assert r.status_code == 422 and "say why you reject or reverse" in text(r)
-    r = post(world.me, "/brand/conversions/status", {"status": "approved"})
+    r = post(world.me, "/brand/conversions/status", {"new_status": "approved"})
     assert r.status_code == 422 and "tick between 1 and 100 conversions" in text(r)
     assert (
-        post(world.me, "/brand/conversions/status", {"ids": str(world.pending.id), "status": "approved"}).status_code
+        post(
+            world.me, "/brand/conversions/status", {"ids": str(world.pending.id), "new_status": "approved"}
+        ).status_code
         == 302
     )
     session.refresh(world.pending)
@@ -76,7 +80,7 @@ def test_approve_one_and_reject_without_a_reason_is_refused(world, session):
 
 def test_a_bulk_change_naming_another_brands_conversion_is_404_and_changes_nothing(world, session):
     r = post(world.me, "/brand/conversions/status", {"ids": [str(world.approved.id), str(world.foreign_conversion.id)],
-                                                    "status": "reversed", "reason": "x"})  # fmt: skip
+                                                    "new_status": "reversed", "reason": "x"})  # fmt: skip
     assert r.status_code == 404
     session.refresh(world.approved)
     session.refresh(world.foreign_conversion)
@@ -86,7 +90,7 @@ def test_a_bulk_change_naming_another_brands_conversion_is_404_and_changes_nothi
 def test_one_conversion_with_its_history_and_a_status_change(world, session):
     html = page(world.me, f"/brand/conversions/{world.pending.id}")
     assert "<code>bot</code>: The click came from a browser" in html and "No change yet." in html
-    r = world.me.post(f"/brand/conversions/{world.pending.id}", data={"status": "rejected", "reason": "fake lead",
+    r = world.me.post(f"/brand/conversions/{world.pending.id}", data={"new_status": "rejected", "reason": "fake lead",
                                                                       "csrf_token": token_of(world.me)})  # fmt: skip
     assert r.status_code == 302
     html = page(world.me, f"/brand/conversions/{world.pending.id}")

@@ -37,8 +37,8 @@ def _requests(w: Any, override_id: int) -> list[tuple[str, str, dict[str, Any]]]
         ("POST", f"/brand/offers/{offer}/archive", {}),
         ("POST", f"/brand/offers/{gated}/applications/{w.application.id}", {"approve": "Approve"}),
         ("POST", f"/brand/offers/{offer}/overrides/{override_id}/remove", {}),
-        ("POST", f"/brand/conversions/{conversion}", {"status": "reversed", "reason": "mine now"}),
-        ("POST", "/brand/conversions/status", {"ids": str(conversion), "status": "reversed", "reason": "mine now"}),
+        ("POST", f"/brand/conversions/{conversion}", {"new_status": "reversed", "reason": "mine now"}),
+        ("POST", "/brand/conversions/status", {"ids": str(conversion), "new_status": "reversed", "reason": "mine now"}),
         ("POST", "/brand/partners/invite", {"invite_offer": str(gated), "invite_partner": str(w.other_partner.id)}),
         (
             "POST",
