@@ -133,8 +133,20 @@ def test_a_brand_does_its_main_job_in_the_browser(live_app, new_page):
     page.get_by_role("button", name="Change the ticked conversions").click()
     expect(page.get_by_role("status", name="Messages")).to_contain_text("1 conversion reversed.")
     expect(page.get_by_role("row", name=re.compile(r"B-1"))).to_contain_text("reversed")
+    page.get_by_role("row", name=re.compile(r"B-1")).get_by_role("link").click()
+    expect(page.get_by_role("cell", name="refunded")).to_be_visible()
+    check_page(page, "brand-6-conversion")
 
     # 7. Its reports show the day's spend (the reversal left out).
     page.get_by_role("link", name="Reports", exact=True).click()
     expect(page.get_by_role("link", name="Download as CSV")).to_be_visible()
     check_page(page, "brand-7-reports")
+
+    # 8. The offers list and the token's rotation page pass the same checks.
+    page.get_by_role("link", name="Offers", exact=True).click()
+    expect(page.get_by_role("link", name="Pause Spring sale")).to_be_visible()
+    check_page(page, "brand-8-offers")
+    page.get_by_role("link", name="Integration", exact=True).click()
+    page.get_by_role("link", name="Make a new token…").click()
+    expect(page.get_by_role("heading", name="Make a new postback token?")).to_be_visible()
+    check_page(page, "brand-8-rotate")
