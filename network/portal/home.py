@@ -1,5 +1,5 @@
 """Each role's home page (placeholders naming the user until the consoles come; the partner's is in
-network.portal.partner), and `/`."""
+network.portal.partner, the brand's in network.portal.brand), and `/`."""
 
 from __future__ import annotations
 
@@ -8,17 +8,15 @@ from typing import Any
 from flask import Blueprint, redirect, render_template, url_for
 from flask_login import current_user
 
-from network import web
-from network.accounts import service as accounts
 from network.auth import Role
-from network.portal.common import principal, role_required
+from network.portal.common import role_required
 
 blp = Blueprint("home", __name__)
 
 HOMES = {
     Role.ADMIN: "portal.home.admin",
     Role.FINANCE: "portal.home.finance",
-    Role.BRAND: "portal.home.brand",
+    Role.BRAND: "portal.brand.home",
     Role.PARTNER: "portal.partner.home",
 }
 
@@ -29,14 +27,6 @@ def index() -> Any:
     if not current_user.is_authenticated:
         return redirect(url_for("portal.account.sign_in"))
     return redirect(url_for(HOMES[Role(current_user.role)]))
-
-
-@blp.get("/brand/")
-@role_required(Role.BRAND)
-def brand() -> Any:
-    """The brand's home (its console comes in a later issue)."""
-    me = accounts.get_brand(web.session(), principal(), current_user.brand_id)
-    return render_template("home/brand.html", brand=me)
 
 
 @blp.get("/finance/")
