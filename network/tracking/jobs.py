@@ -52,27 +52,41 @@ def keep_click_partitions(database: Database, *, now: dt.datetime, retention_mon
     with _changing(database) as connection:
         # Months the default partition took clicks of (the job had not made them yet) are made too,
         # and its rows move in; a month far ahead (a clock far off) waits there until it is due.
-        strays = [m for m in partitions.default_months(connection) if cutoff <= partitions.bounds(m)[0]]
+        strays = [
+            m for m in partitions.default_months(connection) if cutoff <= partitions.bounds(m)[0] and m <= wanted[-1]
+        ]
         deleted = partitions.drop_default_before(connection, cutoff)
+    created, moved = _make_months(database, sorted({*wanted, *strays}))
+    dropped = _drop_expired(database, now, retention_months)
+    return {"created": created, "moved": moved, "dropped": dropped, "deleted": deleted}
+
+
+def _make_months(database: Database, months: list[dt.date]) -> tuple[list[str], int]:
+    """Make the partitions of `months` that do not exist; return their names and the rows moved in."""
     created, moved = [], 0
-    for month in sorted({*wanted, *(m for m in strays if m <= wanted[-1])}):
+    for month in months:
         with _changing(database) as connection:
             if partitions.name_of(month) not in partitions.existing(connection):
                 moved += partitions.create_month(connection, month)
                 created.append(partitions.name_of(month))
-    dropped = []
+    return created, moved
+
+
+def _drop_expired(database: Database, now: dt.datetime, retention_months: int) -> list[str]:
+    """Detach and drop the month partitions wholly older than the retention; return their names."""
     with database.session_scope() as session:
         old = [
             name
             for name, month in partitions.existing(session.connection()).items()
             if month is not None and partitions.expired(month, now, retention_months)
         ]
+    dropped = []
     for name in sorted(old):
         with _changing(database) as connection:
             if name in partitions.existing(connection):
                 partitions.drop_month(connection, name)
                 dropped.append(name)
-    return {"created": created, "moved": moved, "dropped": dropped, "deleted": deleted}
+    return dropped
 
 
 @contextmanager
