@@ -162,7 +162,12 @@ def create_month(connection: Connection, month: dt.date) -> int:
 
 
 def drop_month(connection: Connection, name: str) -> None:
-    """Detach a month's partition from clicks and drop it."""
+    """Detach a month's partition from clicks and drop it.
+
+    Once a month. DETACH locks the table against writes for a moment (CONCURRENTLY is refused
+    where a default partition exists); a click flush waiting meanwhile stays buffered, and the
+    lock timeout keeps the wait short.
+    """
     connection.execute(text(f"ALTER TABLE {TABLE} DETACH PARTITION {SCHEMA}.{name}"))
     connection.execute(text(f"DROP TABLE {SCHEMA}.{name}"))
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from network import migrate
 from network.app import create_app
 from network.clock import UTC, now_utc
+from network.config import Settings, from_env
 from network.conversions import reads
 from network.conversions.models import Conversion
 from network.db import Database
@@ -109,6 +110,13 @@ def test_the_range_of_click_times_holds_each_ids_time():
     low, high = partitions.around([last, first])
     assert low < first and last < high
     assert month_of(low) == dt.date(2026, 2, 1)  # the slack reaches the month before: both are read
+
+
+def test_click_retention_months_is_a_whole_number_of_at_least_one():
+    assert Settings().click_retention_months == 13
+    assert from_env({"CLICK_RETENTION_MONTHS": "24", "SECRET_KEY": "k"}).click_retention_months == 24
+    with pytest.raises(ValueError, match="CLICK_RETENTION_MONTHS"):
+        from_env({"CLICK_RETENTION_MONTHS": "0", "SECRET_KEY": "k"})
 
 
 def test_on_sqlite_old_clicks_are_deleted_a_day_at_a_time(db, session, dialect):
