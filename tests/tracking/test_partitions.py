@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from network import migrate
+from network import migrate, scheduler
 from network.app import create_app
 from network.clock import UTC, now_utc
 from network.config import Settings, from_env
@@ -154,7 +154,7 @@ def pg(pg_url: str) -> Iterator[Database]:
     database = Database(pg_url)
     yield database
     with database.engine.begin() as conn:
-        conn.execute(text("TRUNCATE clicks, links, offers, partners, brands RESTART IDENTITY CASCADE"))
+        conn.execute(text("TRUNCATE clicks, links, offers, partners, brands, job_claims, job_status RESTART IDENTITY CASCADE"))
         for name, month in partitions.existing(conn).items():
             if month is not None:
                 partitions.drop_month(conn, name)
@@ -242,6 +242,15 @@ def test_the_job_makes_months_ahead_once(pg):
         "deleted": 0,
     }
     assert {name_of(m) for m in months_wanted(later)} <= _names(pg)
+
+
+def test_the_scheduler_runs_the_job_with_the_retention_setting_once_a_day(pg, pg_url):
+    settings = make_settings(pg_url, click_retention_months=2)
+    later = now_utc() + dt.timedelta(days=31 * 4)
+    run = scheduler.run_job(pg, settings, "keep_click_partitions", now=later)
+    assert run["ran"] and name_of(month_of(now_utc())) in run["result"]["dropped"]
+    assert {name_of(m) for m in months_wanted(later)} <= _names(pg)
+    assert scheduler.run_job(pg, settings, "keep_click_partitions", now=later)["ran"] is False  # claimed
 
 
 def test_clicks_land_in_their_months_partition(pg):
