@@ -154,7 +154,9 @@ def pg(pg_url: str) -> Iterator[Database]:
     database = Database(pg_url)
     yield database
     with database.engine.begin() as conn:
-        conn.execute(text("TRUNCATE clicks, links, offers, partners, brands, job_claims, job_status RESTART IDENTITY CASCADE"))
+        conn.execute(
+            text("TRUNCATE clicks, links, offers, partners, brands, job_claims, job_status RESTART IDENTITY CASCADE")
+        )
         for name, month in partitions.existing(conn).items():
             if month is not None:
                 partitions.drop_month(conn, name)
@@ -228,7 +230,17 @@ def test_the_migration_makes_the_default_partition_and_the_coming_months(pg):
     assert _names(pg) == {"clicks_default", *(name_of(m) for m in months_wanted(now_utc()))}
     with pg.engine.connect() as conn:
         kind = conn.execute(text("SELECT relkind FROM pg_class WHERE oid = 'clicks'::regclass")).scalar_one()
+        options = conn.execute(
+            text(
+                "SELECT c.relname, c.reloptions FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                " WHERE i.inhparent = 'clicks'::regclass"
+            )
+        ).all()
     assert kind == "p"
+    # Each partition vacuums after 1 % of it changed: a partitioned table's settings are not inherited.
+    assert {name: "autovacuum_vacuum_insert_scale_factor=0.01" in (opts or []) for name, opts in options} == {
+        name: True for name in _names(pg)
+    }
 
 
 def test_the_job_makes_months_ahead_once(pg):
