@@ -50,6 +50,8 @@ class Settings:
     trusted_country_header: str | None = None
     geoip_db: str | None = None
     click_ip_retention_days: int = 30
+    #: Raw clicks are kept this many whole months, then dropped with their month's partition (rollups stay).
+    click_retention_months: int = 13
     postback_allow_http: bool = False
     postback_allowed_networks: tuple[Any, ...] = ()
     #: SMTP server for e-mail (smtp://user:password@host:587?starttls=1, or smtps://...); without it,
@@ -92,7 +94,14 @@ def _bool(text: str) -> bool:
 
 
 _POSITIVE_INTS = frozenset(
-    {"database_pool_size", "session_idle_minutes", "session_absolute_hours", "reset_link_minutes", "invite_link_hours"}
+    {
+        "database_pool_size",
+        "session_idle_minutes",
+        "session_absolute_hours",
+        "reset_link_minutes",
+        "invite_link_hours",
+        "click_retention_months",
+    }
 )
 
 

@@ -109,6 +109,12 @@ def _purge_click_ips(ctx: JobContext) -> Any:
     return {"purged": purged}
 
 
+def _keep_click_partitions(ctx: JobContext) -> Any:
+    from network.tracking import jobs
+
+    return jobs.keep_click_partitions(ctx.database, now=ctx.now, retention_months=ctx.settings.click_retention_months)
+
+
 def _deliver_postbacks(ctx: JobContext) -> Any:
     # SLOT: partner postback delivery, owned by the deliveries domain (network/deliveries/jobs.py).
     if importlib.util.find_spec("network.deliveries.jobs") is None:
@@ -148,6 +154,12 @@ JOBS: tuple[Job, ...] = (
         {"hour": "3", "minute": "15"},
         _purge_click_ips,
         catch_up=True,
+    ),
+    Job(
+        "keep_click_partitions",
+        "Make the click partitions of the coming months; drop clicks older than CLICK_RETENTION_MONTHS",
+        {"hour": "2", "minute": "45"},
+        _keep_click_partitions,
     ),
     Job("deliver_postbacks", "Send due partner postbacks", {"second": "*/5"}, _deliver_postbacks),
 )

@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 
 import network.db
+from network.clock import now_utc
+from network.tracking import partitions
 
 revision = "0002"
 down_revision = "0001"
@@ -61,11 +63,33 @@ def upgrade() -> None:
         sa.Column("is_bot", sa.Boolean(), nullable=False),
         sa.Column("fallback_reason", sa.String(length=32), nullable=True),
         sa.ForeignKeyConstraint(["link_id"], ["links.id"], name=op.f("fk_clicks_link_id_links")),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_clicks")),
+        sa.PrimaryKeyConstraint("id", "created_at", name=op.f("pk_clicks")),
+        postgresql_partition_by="RANGE (created_at)",
     )
     op.create_index(op.f("ix_clicks_link_id"), "clicks", ["link_id"], unique=False)
-    op.create_index("ix_clicks_offer_created", "clicks", ["offer_id", "created_at"], unique=False)
-    op.create_index("ix_clicks_partner_created", "clicks", ["partner_id", "created_at"], unique=False)
+    op.create_index(
+        "ix_clicks_created_at",
+        "clicks",
+        ["created_at"],
+        unique=False,
+        postgresql_using="brin",
+        postgresql_with={"autosummarize": "on"},
+    )
+    op.create_index(
+        "ix_clicks_ip_held",
+        "clicks",
+        ["created_at"],
+        unique=False,
+        postgresql_where=sa.text("ip IS NOT NULL"),
+        sqlite_where=sa.text("ip IS NOT NULL"),
+    )
+    if op.get_bind().dialect.name == "postgresql":
+        # The partitions (network/tracking/partitions.py): the default one, so no click is ever
+        # refused, and this month's and the next ones'; the daily job keeps making them.
+        bind = op.get_bind()
+        partitions.create_default(bind)
+        for month in partitions.months_wanted(now_utc()):
+            partitions.create_month(bind, month)
     op.create_table(
         "click_visitors",
         sa.Column("link_id", sa.Integer(), nullable=False),
@@ -96,10 +120,13 @@ def downgrade() -> None:
     op.drop_table("impression_counts")
     op.drop_index(op.f("ix_click_visitors_window_start"), table_name="click_visitors")
     op.drop_table("click_visitors")
-    op.drop_index("ix_clicks_partner_created", table_name="clicks")
-    op.drop_index("ix_clicks_offer_created", table_name="clicks")
+    op.drop_index("ix_clicks_ip_held", table_name="clicks")
+    op.drop_index("ix_clicks_created_at", table_name="clicks")
     op.drop_index(op.f("ix_clicks_link_id"), table_name="clicks")
     op.drop_table("clicks")
+    if op.get_bind().dialect.name == "postgresql":
+        # The partitions went with the table; a partition detached and not yet dropped goes here.
+        op.execute(f"DROP SCHEMA IF EXISTS {partitions.SCHEMA} CASCADE")
     op.drop_index(op.f("ix_links_partner_id"), table_name="links")
     op.drop_index(op.f("ix_links_offer_id"), table_name="links")
     op.drop_table("links")

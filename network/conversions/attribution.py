@@ -3,7 +3,9 @@
 A click id carries its link and time under an HMAC (network/tracking/clickid.py): a forged or
 foreign id leads nowhere. The link's context (offer, brand, partner, event, caps) comes from the
 per-process cache (context.py). The click's own row gives its country and fraud flags; a click this
-process has not written yet is still in the tracking writer's buffer, and is read there.
+process has not written yet is still in the tracking writer's buffer, and is read there. A click
+whose row is gone (dropped with its month's partition, past CLICK_RETENTION_MONTHS) still
+attributes from its id: its link's context, without the row's country, flags and sub ids.
 
 API: `Attribution` and `attribute` (what a click id leads to), `Plan` and `plan` (an attributed,
 well-formed postback ready to be recorded), `ClickRow`, `click_rows` and `clicks` (the plans'
@@ -25,11 +27,12 @@ from network.config import Settings
 from network.conversions import rules
 from network.conversions.context import ContextCache, LinkContext, read_context
 from network.conversions.intake import Params, Trace, parse_amount
-from network.db import ByCount
+from network.db import ByCount, UTCDateTime
 from network.errors import ValidationError
 from network.offers.rules import needs_amount
 from network.tracking.clickid import ClickIdCodec, ClickRef
 from network.tracking.models import Click
+from network.tracking.partitions import around
 from network.tracking.service import buffered_click
 
 
@@ -113,10 +116,13 @@ class ClickRow:
 
 _CLICK_COLUMNS = (Click.id, Click.country, Click.is_bot, Click.is_unique)
 #: The plans' clicks, by how many: `WHERE id IN ($1, ... $n)` (an array parameter costs psycopg more
-#: to send, and SQLite would need a statement per click).
+#: to send, and SQLite would need a statement per click), in the range of times their ids carry, so
+#: PostgreSQL reads only the partitions of those months (network/tracking/partitions.py).
 _CLICKS = ByCount(
     lambda count, _dialect: select(*_CLICK_COLUMNS).where(
-        Click.id.in_([bindparam(f"id_{n}", type_=String) for n in range(count)])
+        Click.id.in_([bindparam(f"id_{n}", type_=String) for n in range(count)]),
+        Click.created_at >= bindparam("low", type_=UTCDateTime()),
+        Click.created_at < bindparam("high", type_=UTCDateTime()),
     )
 )
 
@@ -125,19 +131,28 @@ def _bool(value: Any) -> bool | None:
     return None if value is None else bool(value)
 
 
-def click_rows(session: Session, ids: Sequence[str]) -> dict[str, ClickRow]:
-    """Return the rows of the clicks written among `ids`, by id."""
-    found = _CLICKS(len(ids)).all(session, {f"id_{n}": click_id for n, click_id in enumerate(ids)})
+def click_rows(session: Session, plans: Sequence[Plan]) -> dict[str, ClickRow]:
+    """Return the rows of the plans' clicks that are written, by click id.
+
+    A click whose row is gone (its month dropped past the retention) or not written yet is absent:
+    the plan is judged on its id alone (its link and time), as `rules.judge` does without a row.
+    """
+    times = {plan.click_id: plan.ref.clicked_at for plan in plans}
+    ids = sorted(times)
+    low, high = around(times.values())
+    params: dict[str, Any] = {f"id_{n}": click_id for n, click_id in enumerate(ids)}
+    found = _CLICKS(len(ids)).all(session, {**params, "low": low, "high": high})
     # Driver values: SQLite's booleans are 0 and 1.
     return {row[0]: ClickRow(row[1], _bool(row[2]), _bool(row[3])) for row in found}
 
 
 def clicks(session: Session, plans: Sequence[Plan]) -> dict[str, Any]:
     """Return the clicks of the plans not judged yet: their rows, or their records still in this process's buffer."""
-    ids = sorted({p.click_id for p in plans if p.judged is None})
-    if not ids:
+    todo = [p for p in plans if p.judged is None]
+    if not todo:
         return {}
-    found: dict[str, Any] = dict(click_rows(session, ids))
+    ids = sorted({p.click_id for p in todo})
+    found: dict[str, Any] = dict(click_rows(session, todo))
     for click_id in ids:
         if click_id in found:
             continue

@@ -281,7 +281,7 @@ def read_ahead(database: Database, plans: list[Plan]) -> None:
         return
     session = database.read_session()  # on SQLite a read takes no write lock
     try:
-        rows = click_rows(session, sorted({plan.click_id for plan in todo}))
+        rows = click_rows(session, todo)
     finally:
         session.close()
     for plan in todo:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from network.clock import now_utc
@@ -32,20 +32,39 @@ class Link(Base):
 
 
 class Click(Base):
-    """One click on a link; written in batches off the request path."""
+    """One click on a link; written in batches off the request path.
+
+    On PostgreSQL the table is partitioned by month of `created_at` (network/tracking/partitions.py),
+    so its key is (id, created_at); the click's identity, for the ORM too, is its id alone.
+    """
 
     __tablename__ = "clicks"
     __table_args__ = (
-        Index("ix_clicks_offer_created", "offer_id", "created_at"),
-        Index("ix_clicks_partner_created", "partner_id", "created_at"),
+        # Each index costs every click write; these serve the queries that read clicks, and no other:
+        # the key: a click by its id (attribution, a partner postback's sub ids), its time too where known.
+        # link_id: the links' click counts (the partner's offers page) and the foreign key.
+        # created_at (BRIN on PostgreSQL: a few pages per partition, as rows come in time order): the
+        #   hours the rollups sum and the raw tail reports read after them.
+        # ip held: the clicks still holding their raw IP, the IP purge's worklist; only the last
+        #   CLICK_IP_RETENTION_DAYS of clicks are in it.
+        Index("ix_clicks_created_at", "created_at", postgresql_using="brin", postgresql_with={"autosummarize": "on"}),
+        Index(
+            "ix_clicks_ip_held",
+            "created_at",
+            postgresql_where=text("ip IS NOT NULL"),
+            sqlite_where=text("ip IS NOT NULL"),
+        ),
+        {"postgresql_partition_by": "RANGE (created_at)"},
     )
+    __mapper_args__ = {"primary_key": ["id"]}
 
     #: The click id itself (network.tracking.clickid): it carries link and time under an HMAC.
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     link_id: Mapped[int] = mapped_column(ForeignKey("links.id"), index=True)
     offer_id: Mapped[int] = mapped_column(Integer)
     partner_id: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    #: The click's time, the id's to the millisecond; the partition key on PostgreSQL.
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, primary_key=True)
     sub1: Mapped[str | None] = mapped_column(Text)
     sub2: Mapped[str | None] = mapped_column(Text)
     sub3: Mapped[str | None] = mapped_column(Text)

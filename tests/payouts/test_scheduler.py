@@ -28,6 +28,7 @@ JOB_IDS = {
     "recover_payouts",
     "accrue_traffic",
     "purge_click_ips",
+    "keep_click_partitions",
     "deliver_postbacks",
 }
 
