@@ -65,6 +65,8 @@ class Settings:
     #: How long a password-reset link, and an invitation link, stay valid.
     reset_link_minutes: int = 30
     invite_link_hours: int = 72
+    #: How often the rollup job rolls up the hours that have ended (seconds, 1 to 59).
+    rollup_every_seconds: int = 5
     #: Run the scheduler inside the web process (one-machine use only).
     scheduler_in_process: bool = False
     testing: bool = False
@@ -90,7 +92,7 @@ def _bool(text: str) -> bool:
 
 _POSITIVE_INTS = frozenset(
     {"database_pool_size", "session_idle_minutes", "session_absolute_hours", "reset_link_minutes", "invite_link_hours"}
-)
+) | {"rollup_every_seconds"}
 
 
 def from_env(environ: dict[str, str] | None = None) -> Settings:

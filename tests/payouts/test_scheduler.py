@@ -29,6 +29,7 @@ JOB_IDS = {
     "accrue_traffic",
     "purge_click_ips",
     "deliver_postbacks",
+    "roll_up",
 }
 
 
