@@ -100,7 +100,7 @@ def check_rollups(session: Session) -> None:
 
 def mark_counts(session: Session) -> Counter[tuple[dt.datetime, int]]:
     """Return the marks waiting, by hour and source."""
-    return Counter(session.execute(select(RollupMark.hour, RollupMark.source)).tuples())
+    return Counter((hour, source) for hour, source in session.execute(select(RollupMark.hour, RollupMark.source)))
 
 
 __all__ = ["check_rollups", "close_hours", "mark_counts", "raw_details"]
