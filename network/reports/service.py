@@ -141,9 +141,7 @@ def _sources(
     (all raw when `now` is None)."""
     by_country = country is not None
     hours, edges = rollup_rules.split(start, end, now=now) if now is not None else (None, [(start, end)])
-    parts = [sources.Times(edges=edges)] if edges else []
-    if hours is not None:
-        parts.append(sources.Times(marked=hours))
+    parts = [sources.Times(edges=edges, marked=hours)]
     selects = [sources.clicks(dims, times, wanted, where) for times in parts]
     selects += [sources.conversions(dims, times, wanted, where, by_country=by_country) for times in parts]
     if hours is not None:

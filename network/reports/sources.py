@@ -24,9 +24,12 @@ from sqlalchemy import (
     case,
     cast,
     func,
+    literal,
     literal_column,
     or_,
     select,
+    true,
+    union_all,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -117,23 +120,39 @@ class Scope:
 
 @dataclass(frozen=True)
 class Times:
-    """The raw times a source reads: `edges` ([start, end) pairs), or the marked hours of [lo, hi)."""
+    """The raw times a source reads: `edges` ([start, end) pairs), and the marked hours of [lo, hi)."""
 
     edges: Sequence[tuple[dt.datetime, dt.datetime]] = ()
     marked: tuple[dt.datetime, dt.datetime] | None = None
 
-    def within(self, query: Select[Any], column: Any) -> Select[Any]:
-        """Return `query` narrowed to rows whose `column` is in these times."""
-        if self.marked is None:
-            return query.where(or_(*(and_(column >= a, column < b) for a, b in self.edges)))
-        lo, hi = self.marked
-        hours = (
-            select(RollupMark.hour.label("lo"), hour_end(RollupMark.hour).label("hi"))
-            .where(RollupMark.hour >= lo, RollupMark.hour < hi)
-            .distinct()
-            .subquery("marked_hours")
+    def within(self, query: Select[Any], offer: Any, column: Any) -> Select[Any]:
+        """Return `query` narrowed to rows whose `column` is in these times.
+
+        The rows are joined to each offer's ranges (offers x ranges, kept apart by OFFSET 0 so the
+        planner sees one small relation): each offer's rows of a range are then a range of the
+        (offer_id, created_at) index, where a range of created_at alone has no index to walk.
+        """
+        ranges: list[Any] = [
+            select(literal(a, UTCDateTime()).label("lo"), literal(b, UTCDateTime()).label("hi")) for a, b in self.edges
+        ]
+        if self.marked is not None:
+            lo, hi = self.marked
+            ranges.append(
+                select(RollupMark.hour.label("lo"), hour_end(RollupMark.hour).label("hi"))
+                .where(RollupMark.hour >= lo, RollupMark.hour < hi)
+                .distinct()
+            )
+        times = union_all(*ranges).subquery("times") if len(ranges) > 1 else ranges[0].subquery("times")
+        per_offer = (
+            select(Offer.id.label("offer_id"), times.c.lo, times.c.hi)
+            .select_from(Offer)
+            .join(times, true())
+            .offset(0)
+            .subquery("offer_times")
         )
-        return query.join(hours, and_(column >= hours.c.lo, column < hours.c.hi))
+        return query.join(
+            per_offer, and_(offer == per_offer.c.offer_id, column >= per_offer.c.lo, column < per_offer.c.hi)
+        )
 
 
 class _Source:
@@ -180,7 +199,7 @@ def clicks(dims: Sequence[str], times: Times, wanted: Sequence[str], where: Scop
     }
     query = _Source(exprs, Offer.currency).select(sums, wanted)
     query = query.select_from(Click).join(Offer, Offer.id == Click.offer_id)
-    query = times.within(query, Click.created_at)
+    query = times.within(query, Click.offer_id, Click.created_at)
     return where(query, Click.offer_id, Click.partner_id, Offer.brand_id, Click.country)
 
 
@@ -226,7 +245,7 @@ def conversions(
         query = query.outerjoin(Click, Click.id == Conversion.click_id)
     if needs_link:
         query = query.join(Link, Link.id == Conversion.link_id)
-    query = times.within(query, Conversion.created_at).where(Conversion.status.in_(COUNTED))
+    query = times.within(query, Conversion.offer_id, Conversion.created_at).where(Conversion.status.in_(COUNTED))
     return where(query, Conversion.offer_id, Conversion.partner_id, Conversion.brand_id, Click.country)
 
 
