@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 import threading
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from network.auth import Principal, Role
@@ -127,3 +129,13 @@ def test_a_run_killed_before_its_commit_leaves_its_marks_and_the_next_run_is_exa
     monkeypatch.undo()
     assert rollup.catch_up(committed_db, now=NOW) > 0
     _assert_exact(committed_db)
+
+
+def test_the_catch_up_command_rolls_up_every_ended_hour(app: Any, session: Session, world: Any) -> None:
+    link = make_link(session, offer=world.offer, partner=world.partner)
+    add_click(session, link, when=FIRST + dt.timedelta(hours=1))
+    session.execute(delete(RollupMark))  # as a bulk load around the writers leaves it
+    result = app.test_cli_runner().invoke(args=["rollups", "catch-up", "--mark-all"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {"marked": 1, "hours": 1, "seconds": ANY}
+    check_rollups(session)
