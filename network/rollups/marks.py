@@ -38,9 +38,9 @@ def mark(session: Any, source: int, times: Iterable[dt.datetime]) -> None:
 
 def mark_clicks(session: Any, times: Iterable[dt.datetime], *, now: dt.datetime) -> None:
     """Mark the hours of clicks just written, and the conversions of every hour since (see rules.hours_since)."""
-    times = list(times)
-    rows = [{"hour": hour, "source": CLICKS} for hour in rules.hours_of(times)]
-    rows += [{"hour": hour, "source": CONVERSIONS} for hour in rules.hours_since(times, now)]
+    hours = rules.hours_of(times)
+    rows = [{"hour": hour, "source": CLICKS} for hour in hours]
+    rows += [{"hour": hour, "source": CONVERSIONS} for hour in rules.hours_since(hours, now)]
     _MARKS.run(session, rows)
 
 
