@@ -70,6 +70,8 @@ class Settings:
     #: How long a password-reset link, and an invitation link, stay valid.
     reset_link_minutes: int = 30
     invite_link_hours: int = 72
+    #: How often the rollup job rolls up the hours that have ended (seconds, 1 to 59).
+    rollup_every_seconds: int = 5
     #: Run the scheduler inside the web process (one-machine use only).
     scheduler_in_process: bool = False
     testing: bool = False
@@ -101,6 +103,7 @@ _POSITIVE_INTS = frozenset(
         "reset_link_minutes",
         "invite_link_hours",
         "click_retention_months",
+        "rollup_every_seconds",
     }
 )
 

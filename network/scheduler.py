@@ -44,8 +44,8 @@ class Job:
 
     id: str
     description: str
-    #: CronTrigger fields ({"minute": "*/5"}), or a function of the settings returning a crontab line.
-    when: dict[str, str] | Callable[[Settings], str]
+    #: CronTrigger fields ({"minute": "*/5"}), or a function of the settings returning a crontab line (or fields).
+    when: dict[str, str] | Callable[[Settings], str | dict[str, str]]
     run: Callable[[JobContext], Any]
     #: Run the latest period at the next start when no scheduler ran it (jobs of hours or days;
     #: a frequent job's next run does the same work within minutes anyway).
@@ -53,9 +53,10 @@ class Job:
 
     def trigger(self, settings: Settings) -> CronTrigger:
         """Return the job's trigger for these settings."""
-        if callable(self.when):
-            return CronTrigger.from_crontab(self.when(settings), timezone=UTC)
-        return CronTrigger(timezone=UTC, **self.when)
+        when = self.when(settings) if callable(self.when) else self.when
+        if isinstance(when, str):
+            return CronTrigger.from_crontab(when, timezone=UTC)
+        return CronTrigger(timezone=UTC, **when)
 
 
 # ---- runners: import their domain lazily, so a domain that is not there yet costs nothing ----------
@@ -124,6 +125,12 @@ def _deliver_postbacks(ctx: JobContext) -> Any:
     return {"sent": jobs.deliver_due(ctx.database, ctx.settings)}
 
 
+def _roll_up(ctx: JobContext) -> Any:
+    from network.reports import rollup
+
+    return {"hours": rollup.roll_up(ctx.database, now=ctx.now)}
+
+
 #: Every scheduled job. Ids are stable: job_claims rows and `scheduler run-now` name them.
 JOBS: tuple[Job, ...] = (
     Job("mature_holds", "Approve pending conversions whose hold has passed", {"minute": "*/10"}, _mature_holds),
@@ -162,6 +169,12 @@ JOBS: tuple[Job, ...] = (
         _keep_click_partitions,
     ),
     Job("deliver_postbacks", "Send due partner postbacks", {"second": "*/5"}, _deliver_postbacks),
+    Job(
+        "roll_up",
+        "Roll up the marked hours that have ended (ROLLUP_EVERY_SECONDS, default 5)",
+        lambda settings: {"second": f"*/{settings.rollup_every_seconds}"},
+        _roll_up,
+    ),
 )
 
 

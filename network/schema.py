@@ -8,6 +8,7 @@ from network.deliveries import models as deliveries_models
 from network.offers import models as offers_models
 from network.partners import models as partners_models
 from network.payouts import models as payouts_models
+from network.rollups import models as rollups_models
 from network.tracking import models as tracking_models
 
 metadata = Base.metadata
@@ -21,5 +22,6 @@ __all__ = [
     "offers_models",
     "partners_models",
     "payouts_models",
+    "rollups_models",
     "tracking_models",
 ]

@@ -67,14 +67,7 @@ def upgrade() -> None:
         postgresql_partition_by="RANGE (created_at)",
     )
     op.create_index(op.f("ix_clicks_link_id"), "clicks", ["link_id"], unique=False)
-    op.create_index(
-        "ix_clicks_created_at",
-        "clicks",
-        ["created_at"],
-        unique=False,
-        postgresql_using="brin",
-        postgresql_with={"autosummarize": "on"},
-    )
+    op.create_index("ix_clicks_offer_created", "clicks", ["offer_id", "created_at"], unique=False)
     op.create_index(
         "ix_clicks_ip_held",
         "clicks",
@@ -121,7 +114,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_click_visitors_window_start"), table_name="click_visitors")
     op.drop_table("click_visitors")
     op.drop_index("ix_clicks_ip_held", table_name="clicks")
-    op.drop_index("ix_clicks_created_at", table_name="clicks")
+    op.drop_index("ix_clicks_offer_created", table_name="clicks")
     op.drop_index(op.f("ix_clicks_link_id"), table_name="clicks")
     op.drop_table("clicks")
     if op.get_bind().dialect.name == "postgresql":

@@ -36,6 +36,8 @@ from network.conversions.statuses import HISTORY_LINES, history_row
 from network.db import InsertMany, Raw
 from network.errors import Conflict
 from network.offers import caps as cap_counters
+from network.rollups import marks
+from network.rollups.models import CONVERSIONS
 
 #: A plan's outcome: its answer, or the 409 of a txn_id sent again with another amount.
 Outcome = Answer | Conflict
@@ -166,6 +168,8 @@ def record(session: Session, plans: Sequence[Plan]) -> list[tuple[Outcome, dict[
     judged = [plan.judged or rules.judge(plan, found.get(plan.click_id)) for plan in plans]
     keys = [dedupe_key(values) for _facts, values in judged]
     conversions = _insert(session, [values for _facts, values in judged], keys)
+    if conversions:
+        marks.mark(session, CONVERSIONS, [conversion.created_at for conversion in conversions.values()])
     _take_room(session, plans, conversions)
     return _finish(session, plans, [values for _facts, values in judged], keys, conversions)
 

@@ -29,6 +29,8 @@ from network.conversions.signals import status_changed
 from network.db import InsertMany, where_given
 from network.errors import Conflict, ValidationError
 from network.offers.models import OfferEvent
+from network.rollups import marks
+from network.rollups.models import CONVERSIONS
 
 #: History lines, one or a batch's, as `history_row` makes them.
 HISTORY_LINES = InsertMany(
@@ -46,8 +48,9 @@ def record_change(
     actor: str,
     at: dt.datetime,
 ) -> None:
-    """Write the history line and tell the ledger and the outbox, in this transaction."""
+    """Write the history line, mark the conversion's hour for the rollups, and tell the ledger and the outbox."""
     HISTORY_LINES.run(session, [history_row(conversion.id, old, new, reason, actor=actor, at=at)])
+    marks.mark(session, CONVERSIONS, [conversion.created_at])
     status_changed.send(session=session, conversion=conversion, old_status=old, new_status=new, at=at, reason=reason)
 
 

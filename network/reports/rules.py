@@ -17,6 +17,11 @@ Definitions (what every number in a report row means):
   with two more decimals than the currency has.
 - `roas` = sale_amount / revenue: what the brand sold per unit it paid the network, 2 decimals.
 
+Every figure is the raw rows' sum: whole hours are read from the hourly rollups (network/rollups,
+rolled up again whenever a row of the hour changes) and the rest from the raw rows, with the same
+answer. CPC/CPM accruals are booked per day, offer and partner into the ledger
+(network/payouts/accrual.py), not per hour and sub id: reports leave them out rather than split them.
+
 Ratios are decimal strings rounded half-up, null when their denominator is 0. Money columns are
 decimal strings in major units beside the row's `currency`: rows are always split by currency.
 """

@@ -1,45 +1,30 @@
 """Reports: clicks, impressions and conversions aggregated in SQL, scoped to the caller.
 
-One query per report: each source (clicks, impression counts, conversions) is grouped by the
-asked dimensions and the currency, the three are put together with UNION ALL, and an outer
-GROUP BY adds them up. Nothing is cached: a row is in the next report once it is written.
-Metric definitions: network.reports.rules.
+One query per report: each source (hourly rollups of whole hours, raw clicks, impression counts
+and raw conversions of the rest: network/reports/sources.py) is grouped by the asked dimensions
+and the currency, the sources are put together with UNION ALL, and an outer GROUP BY adds them
+up. The answer is the raw rows' (tests/rollups checks both on random data): a row is in the next
+report once it is written, and a status change once it is committed. Metric definitions:
+network.reports.rules; rollups: network.rollups.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    Date,
-    Select,
-    String,
-    case,
-    cast,
-    func,
-    literal_column,
-    select,
-    union_all,
-)
-from sqlalchemy.ext.compiler import compiles
+from sqlalchemy import Select, func, select, union_all
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
 
 from network.auth import Principal, Role
 from network.clock import as_utc, now_utc
-from network.conversions.models import Conversion, ConversionStatus
-from network.db import where_given
 from network.errors import Forbidden, NotFound, ValidationError
 from network.offers import service as offers
-from network.offers.models import Offer
 from network.partners import service as partners
-from network.reports import rules
-from network.tracking.models import Click, ImpressionCount, Link
+from network.reports import rules, sources
+from network.rollups import rules as rollup_rules
+from network.tracking.models import Link
 
 #: The period when none is given: the last 7 days.
 DEFAULT_PERIOD = dt.timedelta(days=7)
@@ -49,8 +34,6 @@ MAX_PERIOD = dt.timedelta(days=366)
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000
 
-#: Conversions that count in reports (rejected and reversed ones do not).
-_COUNTED = (ConversionStatus.PENDING.value, ConversionStatus.APPROVED.value)
 #: The additive columns every source yields, in order (see rules.Sums).
 _SUMS = (
     "clicks",
@@ -69,11 +52,6 @@ _UNSELECTED: dict[Role, frozenset[str]] = {
     Role.BRAND: frozenset({"payout_minor"}),
     Role.PARTNER: frozenset({"sale_minor", "revenue_minor"}),
 }
-#: Constants inline in the SQL, not bound: PostgreSQL must see the same expression in SELECT and
-#: GROUP BY, and a typed literal keeps the UNION's column types alike.
-_ZERO = literal_column("0", BigInteger)
-_ONE = literal_column("1", BigInteger)
-_UTC = literal_column("'UTC'", String)
 
 
 def period(
@@ -123,151 +101,6 @@ def _check_filters(session: Session, principal: Principal, offer_id: int | None,
         # A brand filtering by a partner that never ran its offers simply gets no rows.
 
 
-class _Source:
-    """One grouped SELECT feeding the union: its dimension expressions and its sums."""
-
-    def __init__(self, dims: Mapping[str, Any], currency: Any) -> None:
-        self.dims = dims
-        self.currency = currency
-
-    def select(self, sums: Mapping[str, Any], wanted: Sequence[str]) -> Select[Any]:
-        """Return the SELECT with every union column, zero for sums this source has none of."""
-        labelled = [expr.label(name) for name, expr in self.dims.items()]
-        values = [sums.get(name, _ZERO).label(name) for name in wanted]
-        return select(*labelled, self.currency.label("currency"), *values).group_by(*self.dims.values(), self.currency)
-
-
-class _utc_day(FunctionElement[dt.date]):  # noqa: N801 - a SQL function, named like one
-    """The UTC day of a datetime column (or a date column as is), comparable across sources.
-
-    Compiled per database by SQLAlchemy (`compiles`), so the queries below are the same on both.
-    """
-
-    inherit_cache = True
-
-
-@compiles(_utc_day)
-def _utc_day_sqlite(element: _utc_day, compiler: SQLCompiler, **kw: Any) -> str:
-    # SQLite holds naive UTC text; date() of a date string is the string itself.
-    return compiler.process(func.date(*element.clauses), **kw)
-
-
-@compiles(_utc_day, "postgresql")
-def _utc_day_postgresql(element: _utc_day, compiler: SQLCompiler, **kw: Any) -> str:
-    [column] = element.clauses
-    if isinstance(column.type, Date):
-        return compiler.process(column, **kw)
-    return compiler.process(cast(func.timezone(_UTC, column), Date), **kw)
-
-
-def _dimensions(
-    dims: Sequence[str], day: Any, offer: Any, partner: Any, column: Callable[[str], Any]
-) -> dict[str, Any]:
-    """Return one source's expression of each asked dimension: its day, offer and partner, `column(dim)` as text
-    for the others (sub ids, country, device)."""
-    fixed = {"day": day, "offer": offer, "partner": partner}
-    return {dim: fixed[dim] if dim in fixed else cast(column(dim), String) for dim in dims}
-
-
-def _conversion_column(dim: str) -> Any:
-    """Return a conversion's sub id, country or device: its click's."""
-    if dim in rules.SUBS:
-        # The click's sub ids (its own or its link's defaults); the link's when the click row
-        # is not written yet (click rows are batched) or was never kept.
-        return func.coalesce(getattr(Click, dim), getattr(Link, dim))
-    return getattr(Click, dim)
-
-
-def _click_source(
-    dims: Sequence[str], start: dt.datetime, end: dt.datetime, wanted: Sequence[str], where: Any
-) -> Select[Any]:
-    # sub1..sub5, country, device: columns of the click row.
-    exprs = _dimensions(
-        dims, _utc_day(Click.created_at), Click.offer_id, Click.partner_id, lambda dim: getattr(Click, dim)
-    )
-    sums = {
-        "clicks": func.count(),
-        "unique_clicks": func.coalesce(func.sum(case((Click.is_unique.is_(True), _ONE), else_=_ZERO)), 0),
-    }
-    query = _Source(exprs, Offer.currency).select(sums, wanted)
-    query = query.select_from(Click).join(Offer, Offer.id == Click.offer_id)
-    query = query.where(Click.created_at >= start, Click.created_at < end)
-    return where(query, Click.offer_id, Click.partner_id, Offer.brand_id, Click.country)
-
-
-def _impression_source(
-    dims: Sequence[str], start: dt.datetime, end: dt.datetime, wanted: Sequence[str], where: Any
-) -> Select[Any]:
-    # sub1..sub5: an impression carries its link's sub ids.
-    exprs = _dimensions(
-        dims, _utc_day(ImpressionCount.day), ImpressionCount.offer_id, ImpressionCount.partner_id,
-        lambda dim: getattr(Link, dim),
-    )  # fmt: skip
-    sums = {"impressions": func.coalesce(func.sum(ImpressionCount.count), 0)}
-    query = _Source(exprs, Offer.currency).select(sums, wanted)
-    query = query.select_from(ImpressionCount).join(Offer, Offer.id == ImpressionCount.offer_id)
-    if any(d in rules.SUBS for d in dims):
-        query = query.join(Link, Link.id == ImpressionCount.link_id)
-    # Counted per UTC day: every day the period touches.
-    first_day = start.date()
-    last_day = (end - dt.timedelta(microseconds=1)).date()
-    query = query.where(ImpressionCount.day >= first_day, ImpressionCount.day <= last_day)
-    return where(query, ImpressionCount.offer_id, ImpressionCount.partner_id, Offer.brand_id, None)
-
-
-def _conversion_source(
-    dims: Sequence[str],
-    start: dt.datetime,
-    end: dt.datetime,
-    wanted: Sequence[str],
-    where: Any,
-    *,
-    by_country: bool,
-) -> Select[Any]:
-    needs_click = by_country or any(d in rules.SUBS or d in rules.CLICK_ONLY_DIMENSIONS for d in dims)
-    needs_link = any(d in rules.SUBS for d in dims)
-    exprs = _dimensions(
-        dims, _utc_day(Conversion.created_at), Conversion.offer_id, Conversion.partner_id, _conversion_column
-    )
-    approved = ConversionStatus.APPROVED.value
-    sums = {
-        "conversions": func.count(),
-        "approved": func.coalesce(func.sum(case((Conversion.status == approved, _ONE), else_=_ZERO)), 0),
-        "sale_minor": func.coalesce(func.sum(Conversion.amount_minor), 0),
-        "revenue_minor": func.coalesce(func.sum(Conversion.revenue_minor), 0),
-        "payout_minor": func.coalesce(func.sum(Conversion.payout_minor), 0),
-    }
-    query = _Source(exprs, Conversion.currency).select(sums, wanted).select_from(Conversion)
-    if needs_click:
-        query = query.outerjoin(Click, Click.id == Conversion.click_id)
-    if needs_link:
-        query = query.join(Link, Link.id == Conversion.link_id)
-    query = query.where(Conversion.created_at >= start, Conversion.created_at < end, Conversion.status.in_(_COUNTED))
-    return where(query, Conversion.offer_id, Conversion.partner_id, Conversion.brand_id, Click.country)
-
-
-@dataclass(frozen=True)
-class _Scope:
-    """What every source's rows are narrowed to: the principal's tenant, then the asked filters."""
-
-    brand_id: int | None
-    partner_id: int | None
-    offer_filter: int | None
-    partner_filter: int | None
-    country: str | None
-
-    def __call__(self, query: Select[Any], offer_col: Any, partner_col: Any, brand_col: Any, country_col: Any) -> Any:
-        """Return `query` narrowed to the scope (the tenant comes from the principal; filters only narrow it)."""
-        return where_given(
-            query,
-            (brand_col, self.brand_id),
-            (partner_col, self.partner_id),
-            (offer_col, self.offer_filter),
-            (partner_col, self.partner_filter),
-            (country_col, self.country),
-        )
-
-
 def _check_page(limit: int, offset: int) -> None:
     """400 naming the field for a page size out of bounds or a negative offset."""
     if not 1 <= limit <= MAX_LIMIT:
@@ -300,6 +133,25 @@ def _row(
     return row
 
 
+def _sources(
+    dims: Sequence[str], start: dt.datetime, end: dt.datetime, wanted: Sequence[str], where: sources.Scope,
+    *, country: str | None, now: dt.datetime | None,
+) -> list[Select[Any]]:  # fmt: skip
+    """Return the SELECTs whose rows add up to the report: rollups of whole hours, raw rows of the rest
+    (all raw when `now` is None)."""
+    by_country = country is not None
+    hours, edges = rollup_rules.split(start, end, now=now) if now is not None else (None, [(start, end)])
+    parts = [sources.Times(edges=edges, marked=hours)]
+    selects = [sources.clicks(dims, times, wanted, where) for times in parts]
+    selects += [sources.conversions(dims, times, wanted, where, by_country=by_country) for times in parts]
+    if hours is not None:
+        selects.append(sources.rolled(dims, hours, wanted, where, by_country=by_country))
+    # Impressions have no country or device: leave them out rather than put them in a null row.
+    if not by_country and not any(d in rules.CLICK_ONLY_DIMENSIONS for d in dims):
+        selects.append(sources.impressions(dims, start, end, wanted, where))
+    return selects
+
+
 def report(
     session: Session,
     principal: Principal,
@@ -312,25 +164,25 @@ def report(
     country: str | None = None,
     limit: int = DEFAULT_LIMIT,
     offset: int = 0,
+    now: dt.datetime | None = None,
+    raw: bool = False,
 ) -> list[dict[str, Any]]:
-    """Return one page of report rows the principal may see, grouped by `group_by` and currency."""
+    """Return one page of report rows the principal may see, grouped by `group_by` and currency.
+
+    `raw`: read every row raw, not whole hours from the rollups (the answer is the same; tests compare).
+    """
     dims = rules.parse_group_by(group_by)
     start, end = period(start, end)
     _check_page(limit, offset)
     country = _country(country)
     brand_scope, partner_scope = _tenant(principal)
     _check_filters(session, principal, offer_id, partner_id)
-    where = _Scope(brand_scope, partner_scope, offer_id, partner_id, country)
+    where = sources.Scope(brand_scope, partner_scope, offer_id, partner_id, country)
 
     wanted = [name for name in _SUMS if name not in _UNSELECTED[principal.role]]
-    # Impressions have no country or device: leave them out rather than put them in a null row.
     with_impressions = country is None and not any(d in rules.CLICK_ONLY_DIMENSIONS for d in dims)
-    sources = [_click_source(dims, start, end, wanted, where)]
-    if with_impressions:
-        sources.append(_impression_source(dims, start, end, wanted, where))
-    sources.append(_conversion_source(dims, start, end, wanted, where, by_country=country is not None))
-
-    union = union_all(*sources).subquery("report_sources")
+    selects = _sources(dims, start, end, wanted, where, country=country, now=None if raw else now or now_utc())
+    union = union_all(*selects).subquery("report_sources")
     keys = [union.c[d] for d in dims] + [union.c.currency]
     query = (
         select(*keys, *[func.sum(union.c[name]).label(name) for name in wanted])

@@ -43,11 +43,11 @@ class Click(Base):
         # Each index costs every click write; these serve the queries that read clicks, and no other:
         # the key: a click by its id (attribution, a partner postback's sub ids), its time too where known.
         # link_id: the links' click counts (the partner's offers page) and the foreign key.
-        # created_at (BRIN on PostgreSQL: a few pages per partition, as rows come in time order): the
-        #   hours the rollups sum and the raw tail reports read after them.
+        # offer_id, created_at: an offer's clicks of a time range, which is how the rollup job sums an
+        #   hour and how reports read the raw rows after the rollups (reports.sources.Times.within).
         # ip held: the clicks still holding their raw IP, the IP purge's worklist; only the last
         #   CLICK_IP_RETENTION_DAYS of clicks are in it.
-        Index("ix_clicks_created_at", "created_at", postgresql_using="brin", postgresql_with={"autosummarize": "on"}),
+        Index("ix_clicks_offer_created", "offer_id", "created_at"),
         Index(
             "ix_clicks_ip_held",
             "created_at",

@@ -35,8 +35,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from network import outage
+from network.clock import now_utc
 from network.db import Database
 from network.deadletters import isolate
+from network.rollups import marks
 from network.tracking import clicksql
 from network.tracking.clicksql import YIELD_EVERY, Impressions, let_requests_run
 from network.tracking.models import ClickVisitor
@@ -213,6 +215,7 @@ class ClickWriter:
             if clicks:
                 learned = decide_unique(session, clicks, self._windows)
                 clicksql.insert_clicks(session, clicks)
+                marks.mark_clicks(session, [click.created_at for click in clicks], now=now_utc())
             if impressions:
                 clicksql.count_impressions(session, impressions)
         # Only what is committed may spare later queries.

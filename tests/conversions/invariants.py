@@ -17,6 +17,7 @@ from network.offers.models import Cap, CapCounter, Offer, OfferEvent, PartnerOve
 from network.offers.rules import Figures
 from network.tracking.clickid import ClickIdCodec
 from network.tracking.models import Link
+from tests.rollups.support import check_rollups
 
 
 def _accepted_at_creation(session: Session) -> dict[int, bool]:
@@ -28,7 +29,8 @@ def _accepted_at_creation(session: Session) -> dict[int, bool]:
 
 
 def check_invariants(session: Session, secret: str) -> None:
-    """Assert: attributable clicks credited once, caps never exceeded, commissions by the rule, history matches status."""
+    """Assert: attributable clicks credited once, caps never exceeded, commissions by the rule, history matches
+    status, rollups equal the raw rows."""
     session.expire_all()
     codec = ClickIdCodec(secret)
     all_conversions = list(session.scalars(select(Conversion).order_by(Conversion.id)))
@@ -103,3 +105,6 @@ def check_invariants(session: Session, secret: str) -> None:
             assert value <= cap.limit, f"cap {cap.id} ({cap.metric}/{cap.period}) exceeded in {key}: {value}"
             assert counters.get(key, 0) == value, f"cap {cap.id} counter {counters.get(key)} != accepted {value}"
         assert {k: v for k, v in counters.items() if v} == {k: v for k, v in used.items() if v}
+
+    # Rollups equal the raw rows they summarise, for every closed hour.
+    check_rollups(session)

@@ -29,6 +29,7 @@ from network.payouts import ledger, settlement
 from network.payouts.gateway import StripeGateway
 from network.tracking.models import Link
 from tests.factories import cpa_event, make_brand, make_offer, make_partner
+from tests.rollups.support import check_rollups
 from tests.stripe_fake import FakeStripe
 
 #: A Monday noon: payout builds run on Mondays.
@@ -155,8 +156,9 @@ def _total(session: Session, sql: str, partner_id: int, currency: str) -> int:
 
 
 def check_invariants(session: Session, fake: FakeStripe | None = None) -> None:
-    """Assert RELIABILITY.md's money invariants on the database (and the fake's transfers)."""
+    """Assert RELIABILITY.md's money invariants on the database (and the fake's transfers), and the rollups'."""
     session.flush()
+    check_rollups(session)
     # Each entry is in at most one live payout (the primary key of payout_items says so too).
     assert _rows(session, "SELECT entry_id FROM payout_items GROUP BY entry_id HAVING COUNT(*) > 1") == []
     # Failed and canceled payouts released their entries (kept as a record); live ones hold theirs.

@@ -30,6 +30,7 @@ JOB_IDS = {
     "purge_click_ips",
     "keep_click_partitions",
     "deliver_postbacks",
+    "roll_up",
 }
 
 

@@ -17,6 +17,7 @@ from network.tracking import service
 from network.tracking.models import Click, Link
 from network.tracking.redirect import Tracker
 from tests.factories import Api, make_brand, make_key, make_offer, make_partner
+from tests.rollups.support import check_rollups
 
 BROWSER = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
 IPHONE = (
@@ -69,3 +70,6 @@ def clicks(session: Session) -> Iterator[Any]:
         return list(session.scalars(select(Click).order_by(Click.created_at, Click.id)))
 
     yield rows
+    # Every scenario that writes clicks leaves the rollups equal to them.
+    service.flush_clicks()
+    check_rollups(session)

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from bench.harness import Server
 from network.tracking.models import Click, Link
 from tests.factories import make_brand, make_offer, make_partner
+from tests.rollups.support import check_rollups
 
 CLIENTS = 6
 PER_CLIENT = 60
@@ -73,6 +74,7 @@ def test_clicks_from_three_workers_are_all_written_after_a_clean_shutdown(commit
         assert {r.id for r in rows} == click_ids  # every click written, none twice
         # One unique click per visitor, although each visitor's clicks met three processes.
         assert sum(r.is_unique for r in rows) == CLIENTS == len({r.visitor for r in rows})
+        check_rollups(session)  # three processes' flushes marked every hour they wrote
         to_offer = sum(1 for _, location in capped_answers if urlsplit(location).path == "/landing")
         assert to_offer == 50 and len(capped_answers) == CLIENTS * 20
         capped_rows = session.scalar(

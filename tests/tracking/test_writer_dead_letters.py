@@ -26,6 +26,7 @@ from network.tracking.writer import ClickWriter, PendingClick
 from tests.conftest import PG_ADMIN_URL
 from tests.deadletters.support import Proxy, letters
 from tests.factories import make_brand, make_offer, make_partner
+from tests.rollups.support import check_rollups
 from tests.tracking.conftest import BROWSER
 
 NOW = dt.datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -109,6 +110,8 @@ def test_one_refused_click_among_500_is_kept_and_the_499_are_written_at_once(com
     assert writer.flush() == 10
     assert _clicks(committed_db) == 509
     assert writer.refused == 1
+    with committed_db.session_scope() as session:
+        check_rollups(session)
 
 
 def test_one_refused_impression_count_among_500_is_kept_and_the_rest_counted(committed_db, link):
@@ -204,6 +207,8 @@ def test_a_database_outage_during_flushes_loses_no_click_once_it_is_back(outage,
         _wait_for(lambda: _clicks(committed_db) == 700)
         assert writer.pending_count() == 0
         assert letters(committed_db, "clicks") == []  # an outage is no refusal
+        with committed_db.session_scope() as session:
+            check_rollups(session)
     finally:
         restore()
         writer.close()

@@ -1,0 +1,85 @@
+"""Hourly rollups of clicks and conversions, and the marks of hours whose raw rows changed since."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import BigInteger, Index, Integer, SmallInteger, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from network.db import Base, UTCDateTime
+
+#: Which raw rows a mark or a detail row is about.
+CLICKS = 1
+CONVERSIONS = 2
+
+
+class RollupMark(Base):
+    """An hour whose raw rows changed and are not rolled up since: written in the writer's transaction.
+
+    Append-only: every writer transaction inserts its own (never ON CONFLICT), and the rollup job
+    deletes the marks it rolls up, in the transaction that rolls them up.
+    """
+
+    __tablename__ = "rollup_marks"
+    __table_args__ = (Index("ix_rollup_marks_hour", "hour"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: Start of the UTC hour.
+    hour: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    #: CLICKS or CONVERSIONS: which rows of the hour to roll up again.
+    source: Mapped[int] = mapped_column(SmallInteger)
+
+
+class _Sums:
+    """The additive figures of a rollup row (money in minor units of its currency)."""
+
+    clicks: Mapped[int] = mapped_column(BigInteger, default=0)
+    unique_clicks: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: Conversions created in the hour, by their status now.
+    pending: Mapped[int] = mapped_column(BigInteger, default=0)
+    approved: Mapped[int] = mapped_column(BigInteger, default=0)
+    rejected: Mapped[int] = mapped_column(BigInteger, default=0)
+    reversed: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: Sums over the conversions that count (pending and approved).
+    sale_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    revenue_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    payout_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class RollupDetail(_Sums, Base):
+    """Clicks or conversions of one hour, by every dimension reports group or filter by."""
+
+    __tablename__ = "rollup_details"
+    __table_args__ = (Index("ix_rollup_details_hour", "hour", "source"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hour: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    source: Mapped[int] = mapped_column(SmallInteger)
+    offer_id: Mapped[int] = mapped_column(Integer)
+    partner_id: Mapped[int] = mapped_column(Integer)
+    brand_id: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    sub1: Mapped[str | None] = mapped_column(Text)
+    sub2: Mapped[str | None] = mapped_column(Text)
+    sub3: Mapped[str | None] = mapped_column(Text)
+    sub4: Mapped[str | None] = mapped_column(Text)
+    sub5: Mapped[str | None] = mapped_column(Text)
+    #: The click's (a conversion's click's); None when unknown.
+    country: Mapped[str | None] = mapped_column(String(2))
+    device: Mapped[str | None] = mapped_column(String(16))
+
+
+class RollupHour(_Sums, Base):
+    """Clicks and conversions of one hour by offer and partner: the details summed, for reports that
+    group by nothing finer."""
+
+    __tablename__ = "rollup_hours"
+    __table_args__ = (Index("ix_rollup_hours_hour", "hour"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hour: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    offer_id: Mapped[int] = mapped_column(Integer)
+    partner_id: Mapped[int] = mapped_column(Integer)
+    brand_id: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))

@@ -1,0 +1,3 @@
+"""Rollup fixtures: the report fixtures' builders and world."""
+
+from tests.reports.conftest import world  # noqa: F401
