@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import traceback
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, text
@@ -91,11 +92,19 @@ def invariants(session: Session, state: dict[str, Any], failures: list[str]) -> 
         try:
             check()
             outcome[name] = "held"
-        except AssertionError:
-            outcome[name] = "BROKEN: " + traceback.format_exc(limit=3)[-1500:]
-            failures.append(f"invariant ({name}) broken:\n{outcome[name]}")
+        except AssertionError as exc:
+            outcome[name] = "BROKEN at " + _where(exc)
+            failures.append(f"invariant ({name}) broken at {_where(exc)}")
         session.rollback()
     return outcome
+
+
+def _where(exc: AssertionError) -> str:
+    """Return the failed assertion's place in the test suite's checks, its source and its message."""
+    frame = [f for f in traceback.extract_tb(exc.__traceback__) if "/tests/" in f.filename][-1]
+    lines = Path(frame.filename).read_text().splitlines()[max(0, frame.lineno - 3) : frame.lineno + 6]
+    source = "\n".join(f"    {line}" for line in lines)
+    return f"{frame.filename}:{frame.lineno} {str(exc)[:500]!r}\n{source}"
 
 
 def clicks(
