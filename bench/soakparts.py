@@ -277,7 +277,7 @@ class Client:
         """Return (status, headers, body), or None when the connection was cut before an answer."""
         if self.conn is None or self.used >= 25:  # new connections now and then: they spread over workers
             self.close()
-            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
             self.used = 0
             self.owner = None
         self.used += 1
