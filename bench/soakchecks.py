@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from bench.soakparts import Ledger, growth
+from bench.soakparts import growth
+from bench.soaktraffic import Ledger
 
 #: bench/soak's bounds, passed in its state: loss_before, slack, memory_growth.
 Rules = dict[str, float]
