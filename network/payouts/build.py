@@ -132,8 +132,9 @@ def build_payouts(
         attached = attachment.attach(session, run.id)
     if attached != expected:
         # Entries committed (or released) between the sum and the attaching joined the payouts:
-        # make each amount its entries again, and drop a payout that fell below its threshold.
-        _reconcile(session, run.id, thresholds)
+        # make each amount its entries again, and drop a payout that fell below its threshold. The
+        # payouts are stamped again too: one is never older than an entry it holds.
+        _reconcile(session, run.id, thresholds, max(now, now_utc()))
     ids = list(session.scalars(select(payouts.c.id).where(payouts.c.run_id == run.id).order_by(payouts.c.id)))
     run.built = len(ids)
     ledger.audit(
@@ -214,8 +215,8 @@ def _insert_on_their_own(session: Session, thresholds: Thresholds, constants: di
             session.execute(insert(payouts), rows)
 
 
-def _reconcile(session: Session, run_id: int, thresholds: Thresholds) -> None:
-    """Make each payout of the run the sum of its entries again; drop one that fell below its threshold."""
+def _reconcile(session: Session, run_id: int, thresholds: Thresholds, stamp: dt.datetime) -> None:
+    """Make each payout of the run the sum of its entries again, created at `stamp`; drop one below its threshold."""
     held = payouts.join(
         entries, and_(entries.c.partner_id == payouts.c.partner_id, entries.c.currency == payouts.c.currency)
     ).join(items, and_(items.c.entry_id == entries.c.id, items.c.payout_id == payouts.c.id))
@@ -237,6 +238,6 @@ def _reconcile(session: Session, run_id: int, thresholds: Thresholds) -> None:
         session.execute(
             update(payouts)
             .where(payouts.c.id == bindparam("b_id"))
-            .values(amount_minor=bindparam("b_amount"), entry_count=bindparam("b_count")),
+            .values(amount_minor=bindparam("b_amount"), entry_count=bindparam("b_count"), created_at=stamp),
             kept,
         )
