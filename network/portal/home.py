@@ -17,7 +17,7 @@ blp = Blueprint("home", __name__)
 
 HOMES = {
     Role.ADMIN: "portal.home.admin",
-    Role.FINANCE: "portal.home.finance",
+    Role.FINANCE: "portal.finance.payout_list",
     Role.BRAND: "portal.home.brand",
     Role.PARTNER: "portal.partner.home",
 }
@@ -37,13 +37,6 @@ def brand() -> Any:
     """The brand's home (its console comes in a later issue)."""
     me = accounts.get_brand(web.session(), principal(), current_user.brand_id)
     return render_template("home/brand.html", brand=me)
-
-
-@blp.get("/finance/")
-@role_required(Role.FINANCE)
-def finance() -> Any:
-    """The finance home (its console comes in a later issue)."""
-    return render_template("home/finance.html")
 
 
 @blp.get("/admin/")
