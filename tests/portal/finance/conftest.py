@@ -4,6 +4,7 @@ user and a partner user who must never see any of it."""
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +28,11 @@ _CELL = re.compile(r"<t[hd][^>]*>(.*?)</t[hd]>", re.S)
 _TAG = re.compile(r"<[^>]+>")
 
 
-def rows(html: str) -> list[list[str]]:
+def rows(page: str) -> list[list[str]]:
     """The body rows of every table of the page, as lists of cell texts."""
     found = []
-    for row in _ROW.findall(html):
-        cells = [" ".join(_TAG.sub("", c).split()) for c in _CELL.findall(row)]
+    for row in _ROW.findall(page):
+        cells = [html.unescape(" ".join(_TAG.sub("", c).split())) for c in _CELL.findall(row)]
         if cells and '<th scope="col"' not in row:
             found.append(cells)
     return found
