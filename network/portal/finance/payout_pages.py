@@ -126,9 +126,11 @@ def bulk() -> Any:
     """First answer a confirmation stating the count and sum; once confirmed, decide each payout."""
     form = BulkForm()
     if not form.validate_on_submit():
-        for errors in form.errors.values():
-            for error in errors:
-                flash(f"Nothing was changed: {error}.")
+        refusals = [f"Nothing was changed: {error}." for errors in form.errors.values() for error in errors]
+        if is_htmx():  # said in place: a redirect would swap the whole page into the confirmation's place
+            return render_block("finance/confirm.html", "confirmation", refusals=refusals, back_url=_back())
+        for refusal in refusals:
+            flash(refusal)
         return redirect(_back())
     action, note = form.action.data or "", form.note.data or None
     movable, stuck = _selected(form.payout_id.data or [], action)

@@ -140,6 +140,14 @@ def test_htmx_gets_the_confirmation_as_a_fragment(finance, money):
     assert "/account/assets/vendor/htmx.min.js" in listing
 
 
+def test_htmx_gets_a_refusal_in_place_of_the_confirmation(finance, money, session):
+    r = _bulk(finance, [], "approve", headers=HTMX)
+    html = text(r)
+    assert r.status_code == 200 and "<html" not in html and 'role="alert"' in html
+    assert "Nothing was changed: tick at least one payout." in html
+    assert set(_statuses(session, money).values()) == {"pending_approval"}
+
+
 def test_tick_all_ticks_every_payout_of_the_page(finance, money):
     assert page(finance, "/finance/").count(" checked>") == 0
     assert page(finance, "/finance/", tick="all").count(" checked>") == 3
