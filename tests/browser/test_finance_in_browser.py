@@ -96,6 +96,23 @@ def test_finance_runs_approves_pays_and_downloads_the_export(live_app, new_page,
     expect(page.get_by_role("cell", name="payout.paid")).to_have_count(2)
     expect(page.get_by_role("cell", name=FINANCE).first).to_be_visible()
     check_page(page, "finance-audit")
+
+    # The other pages pass the accessibility check too: a payout, the failed ones, a ledger with an adjustment.
+    page.get_by_role("link", name="payout #1").first.click()
+    expect(page.get_by_role("heading", name="Entries")).to_be_visible()
+    expect(page.get_by_role("cell", name="payout.paid")).to_be_visible()
+    check_page(page, "finance-payout")
+    page.get_by_role("link", name="Failed").click()
+    expect(page.get_by_role("heading", name="Outcome unknown")).to_be_visible()
+    check_page(page, "finance-problems")
+    page.get_by_role("link", name="Ledgers").click()
+    page.get_by_role("link", name="Deal Blog").click()
+    page.get_by_label("Amount").fill("-5.00")
+    page.get_by_label("Memo").fill("returned goods")
+    page.get_by_role("button", name="Book the adjustment").click()
+    expect(page.get_by_role("status")).to_contain_text("booked: -5.00 USD.")
+    expect(page.get_by_role("cell", name="returned goods", exact=True)).to_be_visible()
+    check_page(page, "finance-ledger")
     assert not [m for m in refused if "Content Security Policy" in m], refused
 
 

@@ -68,6 +68,9 @@ def _ledger_page(partner_id: int, adjustment: AdjustmentForm, status: int = 200)
         }
         for r in ledger.balances(session, me, partner_id)
     ]
+    if not adjustment.is_submitted():
+        # The partner's own currency first: an adjustment in a currency it does not earn in is a slip.
+        adjustment.currency.data = balances[0]["currency"] if balances else "USD"
     history = reads.history(session, me, "partner", partner_id)
     return render_template(
         "finance/ledger.html",

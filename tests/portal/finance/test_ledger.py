@@ -47,6 +47,8 @@ def test_a_ledger_shows_balances_and_entries_and_filters_them(finance, money):
     only_eur = [r for r in rows(page(finance, path, currency="EUR")) if len(r) == 7]
     assert [r[3] for r in only_eur] == ["60.00 EUR"]
     assert "Coupon Club" not in html and "30.00" not in html
+    # The adjustment's currency starts on the partner's own (by code: EUR), not the list's first (AED).
+    assert '<option selected value="EUR">EUR</option>' in html
     assert finance.get(path, query_string={"kind": "bogus"}).status_code == 400
     assert finance.get("/finance/partners/999999").status_code == 404
 
