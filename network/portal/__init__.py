@@ -17,7 +17,7 @@ from wtforms.validators import ValidationError as WTFormsError
 from network import mail
 from network.clock import now_utc
 from network.errors import DomainError
-from network.portal import account, admin, brand, home, partner, partner_offers, throttle
+from network.portal import account, admin, brand, finance, home, partner, partner_offers, throttle
 from network.portal.common import CONTENT_SECURITY_POLICY, blp, load_user
 from network.portal.common import settings as common_settings
 from network.portal.forms import SignOutForm
@@ -26,7 +26,7 @@ from network.portal.sessions import WebSessions
 __all__ = ["register"]
 
 # Once, at import: a blueprint's children cannot change after its first registration on an app.
-for _area in (account, admin, brand, home, partner, partner_offers):
+for _area in (account, admin, brand, finance, home, partner, partner_offers):
     blp.register_blueprint(_area.blp)
 
 

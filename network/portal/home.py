@@ -1,5 +1,5 @@
-"""Each role's home page (placeholders naming the user until the consoles come; the partner's is in
-network.portal.partner, the brand's in network.portal.brand), and `/`."""
+"""`/`, which sends each role to its home, and the admin's home (the partner's is in
+network.portal.partner, the brand's in network.portal.brand, finance's in network.portal.finance)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ blp = Blueprint("home", __name__)
 
 HOMES = {
     Role.ADMIN: "portal.home.admin",
-    Role.FINANCE: "portal.home.finance",
+    Role.FINANCE: "portal.finance.payout_list",
     Role.BRAND: "portal.brand.home",
     Role.PARTNER: "portal.partner.home",
 }
@@ -27,13 +27,6 @@ def index() -> Any:
     if not current_user.is_authenticated:
         return redirect(url_for("portal.account.sign_in"))
     return redirect(url_for(HOMES[Role(current_user.role)]))
-
-
-@blp.get("/finance/")
-@role_required(Role.FINANCE)
-def finance() -> Any:
-    """The finance home (its console comes in a later issue)."""
-    return render_template("home/finance.html")
 
 
 @blp.get("/admin/")
