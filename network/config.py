@@ -65,6 +65,12 @@ class Settings:
     #: How long a password-reset link, and an invitation link, stay valid.
     reset_link_minutes: int = 30
     invite_link_hours: int = 72
+    #: Bearer token that /metrics requires; unset, /metrics is not served (404).
+    metrics_token: str | None = None
+    #: Log lines as JSON objects (json) or plain text (text); see network/ops/logs.py.
+    log_format: str = "json"
+    #: /readyz fails when no scheduled job ran in this many minutes; 0: the scheduler is not required.
+    ready_scheduler_minutes: int = 0
     #: Run the scheduler inside the web process (one-machine use only).
     scheduler_in_process: bool = False
     testing: bool = False
@@ -101,7 +107,7 @@ def from_env(environ: dict[str, str] | None = None) -> Settings:
         raw = env.get(f.name.upper())
         if raw is None or raw == "":
             continue
-        if f.name == "click_ip_retention_days":
+        if f.name in {"click_ip_retention_days", "ready_scheduler_minutes"}:
             values[f.name] = int(raw)
         elif f.name in _POSITIVE_INTS:
             values[f.name] = _positive(f.name, raw)

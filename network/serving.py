@@ -21,6 +21,7 @@ greenlet switch per request: `gunicorn -c python:network.serving wsgi:app` adds 
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from network import green
@@ -57,3 +58,28 @@ def post_request(_worker: Any, _req: Any, _environ: Any, _resp: Any) -> None:
     """After each request, in a gevent worker, let the worker's other connections have their turn first."""
     if green.enabled():
         green.give_way()
+
+
+def on_starting(server: Any) -> None:
+    """gunicorn's hook in the master as the server starts: empty PROMETHEUS_MULTIPROC_DIR (network/metrics.py).
+
+    The workers' metric files of an earlier run would be added to this run's; without the setting
+    each worker counts for itself, and /metrics answers the one that serves the scrape.
+    """
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder:
+        if server.cfg.workers > 1:
+            server.log.warning("PROMETHEUS_MULTIPROC_DIR is not set: /metrics counts only the worker that answers it")
+        return
+    os.makedirs(folder, exist_ok=True)
+    for name in os.listdir(folder):
+        if name.endswith(".db"):
+            os.remove(os.path.join(folder, name))
+
+
+def child_exit(_server: Any, worker: Any) -> None:
+    """gunicorn's hook in the master when a worker has exited: its live gauges no longer count."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

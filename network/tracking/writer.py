@@ -34,7 +34,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from network import outage
+from network import metrics, outage
 from network.db import Database
 from network.deadletters import isolate
 from network.tracking import clicksql
@@ -103,6 +103,7 @@ class ClickWriter:
         with self._lock:
             if len(self._pending) >= self.max_pending:
                 self.dropped += 1
+                metrics.CLICKS_DROPPED.inc()
                 if self.dropped % 1000 == 1:
                     log.error("click buffer full (database unreachable?): %d clicks dropped", self.dropped)
                 return
@@ -161,6 +162,7 @@ class ClickWriter:
                 )
                 delay = min(delay * 2, 5.0)
 
+    @metrics.counts_flushes
     def flush(self) -> int:
         """Write every buffered click and impression now; return how many clicks were written.
 

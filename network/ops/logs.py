@@ -1,0 +1,145 @@
+"""The process's log lines, JSON (python-json-logger) or text, each with the request id of its request.
+
+`configure` gives the root logger one handler to stderr in the format LOG_FORMAT names (`json`, the
+default, or `text`). `install` gives every request an id: the client's X-Request-ID when it is sane
+(1 to 128 letters, digits and `._:@-`), else a new one; the id is echoed in the answer's
+X-Request-ID, added to every log line written while the request runs, to every JSON error answer
+(network/errors.py) and to the postback log row. Each request leaves one access line
+(logger `network.access`): method, path, status, latency, the principal as `role:id` (never its key),
+and never a query string (a postback's token is in it); a path's secret (a reset link's token) is
+logged as its route.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+import uuid
+from typing import Any
+
+from flask import Flask, Response, g, has_request_context, request
+from pythonjsonlogger.json import JsonFormatter
+
+from network.errors import REQUEST_ID
+
+FORMATS = ("json", "text")
+#: What a client's X-Request-ID may be; anything else is replaced by a new id.
+_SANE_ID = re.compile(r"[A-Za-z0-9._:@-]{1,128}\Z")
+#: Path arguments that are secrets: the path is then logged as its route (`/account/reset/<token>`).
+_SECRET_ARGUMENTS = frozenset({"token"})
+#: Probes answered often and without news: their successes leave no access line.
+_QUIET = frozenset({"/healthz", "/readyz", "/metrics"})
+_STARTED = "network.started"
+_TEXT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+
+access = logging.getLogger("network.access")
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler that writes to whatever sys.stderr is when a line is written (tests replace it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds `request_id` to each record: the id of the request being served, or None outside one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Set the record's request id; keep the record."""
+        if not hasattr(record, "request_id"):
+            record.request_id = request.environ.get(REQUEST_ID) if has_request_context() else None
+        return True
+
+
+def formatter(log_format: str) -> logging.Formatter:
+    """Return the formatter of `log_format` ("json" or "text")."""
+    if log_format not in FORMATS:
+        raise ValueError(f"LOG_FORMAT must be json or text, not {log_format!r}")
+    if log_format == "text":
+        return logging.Formatter(_TEXT)
+    return JsonFormatter(
+        "%(levelname)s %(name)s %(message)s", rename_fields={"levelname": "level", "name": "logger"}, timestamp=True
+    )
+
+
+def configure(log_format: str) -> logging.Handler:
+    """Give the root logger its one stderr handler in `log_format`, at INFO; return the handler."""
+    root = logging.getLogger()
+    handler = next((h for h in root.handlers if isinstance(h, _Stderr)), None)
+    if handler is None:
+        handler = _Stderr()
+        handler.addFilter(RequestIdFilter())
+        root.addHandler(handler)
+    handler.setFormatter(formatter(log_format))
+    root.setLevel(logging.INFO)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    return handler
+
+
+def request_id(given: str | None) -> str:
+    """Return the client's id when it is sane, else a new one."""
+    if given and _SANE_ID.match(given):
+        return given
+    return uuid.uuid4().hex
+
+
+def _begin() -> None:
+    environ = request.environ
+    environ[_STARTED] = time.perf_counter()
+    environ[REQUEST_ID] = request_id(environ.get("HTTP_X_REQUEST_ID"))
+
+
+def _principal(environ: dict[str, Any]) -> str | None:
+    """Return who the request acted as (`role:key id`, `role:user:id`), when it was authenticated."""
+    found = environ.get("network.state", {}).get("principal")
+    if found is None:
+        user = g.get("_login_user")  # the portal's signed-in user, when a view loaded it
+        found = getattr(user, "principal", None) if getattr(user, "is_authenticated", False) else None
+    return found.label if found is not None else None
+
+
+def _path() -> str:
+    rule, arguments = request.url_rule, request.view_args or {}
+    if rule is not None and _SECRET_ARGUMENTS.intersection(arguments):
+        return rule.rule
+    return request.path
+
+
+def _end(response: Response) -> Response:
+    environ = request.environ
+    rid = environ.get(REQUEST_ID)
+    if rid is None:  # a request that failed before the first hook
+        return response
+    response.headers["X-Request-ID"] = rid
+    status = response.status_code
+    if status < 400 and request.path in _QUIET:
+        return response
+    started, path = environ.get(_STARTED), _path()
+    access.info(
+        "%s %s %s",
+        request.method,
+        path,
+        status,
+        extra={
+            "method": request.method,
+            "path": path,
+            "status": status,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
+            "principal": _principal(environ),
+        },
+    )
+    return response
+
+
+def install(app: Flask) -> None:
+    """Give each request of `app` its id and its access line (register before other hooks: first in, last out)."""
+    app.before_request_funcs.setdefault(None, []).insert(0, _begin)
+    app.after_request(_end)
