@@ -56,7 +56,9 @@ def _scheduler(connection: Any, minutes: int, now: dt.datetime) -> str:
 def checks(database: Database, settings: Settings) -> dict[str, str]:
     """Return each readiness check's word: database, migrations, scheduler."""
     try:
-        with database.engine.connect() as connection:
+        # A reading session: on SQLite it takes no write lock.
+        with database.reading() as session:
+            connection = session.connection()
             connection.execute(text("SELECT 1"))
             found = {"database": OK, "migrations": _migrations(connection, database.url)}
             try:
