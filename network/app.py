@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     # JSON (or text) log lines, each with its request's id; the request id and access line hooks
     # go first, so that they see each request from its start to its final answer.
     logs.configure(settings.log_format)
-    logs.install(app)
+    logs.install(app, access_lines=settings.access_log)
 
     api = Api(app, spec_kwargs=openapi.spec_kwargs())
     errors.register(app)

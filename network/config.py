@@ -69,6 +69,8 @@ class Settings:
     metrics_token: str | None = None
     #: Log lines as JSON objects (json) or plain text (text); see network/ops/logs.py.
     log_format: str = "json"
+    #: One access line per request (network.access); off, requests keep their ids and error lines.
+    access_log: bool = True
     #: /readyz fails when no scheduled job ran in this many minutes; 0: the scheduler is not required.
     ready_scheduler_minutes: int = 0
     #: Run the scheduler inside the web process (one-machine use only).
@@ -111,7 +113,7 @@ def from_env(environ: dict[str, str] | None = None) -> Settings:
             values[f.name] = int(raw)
         elif f.name in _POSITIVE_INTS:
             values[f.name] = _positive(f.name, raw)
-        elif f.name in {"postback_allow_http", "scheduler_in_process", "testing"}:
+        elif f.name in {"postback_allow_http", "scheduler_in_process", "testing", "access_log"}:
             values[f.name] = _bool(raw)
         elif f.name == "postback_allowed_networks":
             values[f.name] = _networks(raw)

@@ -20,9 +20,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
 from network.errors import DomainError
+
+# A `_created` series beside each counter doubles the answer and says only when a process started.
+disable_created_metrics()
 
 #: Set: values live in files of this folder, shared by the server's processes.
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))

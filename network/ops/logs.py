@@ -122,24 +122,38 @@ def _end(response: Response) -> Response:
     status = response.status_code
     if status < 400 and request.path in _QUIET:
         return response
-    started, path = environ.get(_STARTED), _path()
-    access.info(
-        "%s %s %s",
-        request.method,
-        path,
-        status,
-        extra={
-            "method": request.method,
-            "path": path,
-            "status": status,
-            "latency_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
-            "principal": _principal(environ),
-        },
+    if not access.isEnabledFor(logging.INFO):
+        return response
+    started, path, method = environ.get(_STARTED), _path(), request.method
+    fields = {
+        "method": method,
+        "path": path,
+        "status": status,
+        "latency_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
+        "principal": _principal(environ),
+        "request_id": rid,
+    }
+    # Made and handled directly: a line per request need not walk the stack for its caller (logger.info would).
+    access.handle(
+        access.makeRecord(
+            access.name, logging.INFO, __file__, 0, "%s %s %s", (method, path, status), None, extra=fields
+        )
     )
     return response
 
 
-def install(app: Flask) -> None:
-    """Give each request of `app` its id and its access line (register before other hooks: first in, last out)."""
+def _end_quietly(response: Response) -> Response:
+    rid = request.environ.get(REQUEST_ID)
+    if rid is not None:
+        response.headers["X-Request-ID"] = rid
+    return response
+
+
+def install(app: Flask, *, access_lines: bool = True) -> None:
+    """Give each request of `app` its id and (unless told not to) its access line.
+
+    Call it before any other hook is registered: the id is made first, and the access line written
+    last, once the answer is final (a failed commit changes it).
+    """
     app.before_request_funcs.setdefault(None, []).insert(0, _begin)
-    app.after_request(_end)
+    app.after_request(_end if access_lines else _end_quietly)

@@ -108,3 +108,10 @@ def test_text_logs_carry_the_request_id_too(settings, db, capsys):
 def test_an_unknown_log_format_is_refused(settings, db):
     with pytest.raises(ValueError, match="LOG_FORMAT must be json or text"):
         create_app(dataclasses.replace(settings, log_format="xml"), database=db)
+
+
+def test_access_lines_can_be_turned_off_and_requests_keep_their_ids(settings, db, capsys):
+    client = create_app(dataclasses.replace(settings, access_log=False), database=db).test_client()
+    r = client.get("/api/v1/nothing-here", headers={"X-Request-ID": "quiet-1"})
+    assert r.headers["X-Request-ID"] == "quiet-1" and r.json["request_id"] == "quiet-1"
+    assert _access(_lines(capsys)) == []
