@@ -17,6 +17,9 @@ machine, 2 workers and 16 connections of wrk (bench/clicks' load), a click's p99
 bare 302's 46 ms; giving way after every request made them 15 ms and 13 ms, at the cost of one
 greenlet switch per request: `gunicorn -c python:network.serving wsgi:app` adds that hook
 (`post_request`). Thread workers are left as they are.
+
+With PROMETHEUS_MULTIPROC_DIR set, `on_starting` empties that folder in the master and `child_exit`
+drops an exited worker's live gauges, so /metrics adds up the workers of this run (network/metrics.py).
 """
 
 from __future__ import annotations
