@@ -29,6 +29,8 @@ disable_created_metrics()
 
 #: Set: values live in files of this folder, shared by the server's processes.
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+if MULTIPROCESS:  # a process started before gunicorn made it (the CLI) must not fail making its metrics
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 #: Sizes of batches (clicks a flush writes, postbacks a group commit records at once).
 _SIZES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 #: Seconds a background write takes.

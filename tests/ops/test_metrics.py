@@ -141,3 +141,12 @@ def test_counting_a_click_asks_the_database_nothing(client, session, app):
         event.remove(engine, "before_cursor_execute", seen)
     read_at_scrape = ("dead_letters", "postback_deliveries", "job_status", "payouts", "alembic_version")
     assert statements and not [s for s in statements if any(table in s for table in read_at_scrape)]
+
+
+def test_payout_outcomes_are_counted_and_the_invoice_counter_exists(client):
+    from network import metrics
+
+    before = _value("network_payout_outcomes_total", outcome="paid")
+    metrics.payout_outcomes({"paid": [1, 2], "failed": [], "unknown": []})
+    assert _value("network_payout_outcomes_total", outcome="paid") == before + 2
+    assert "network_invoice_outcomes" in _scrape(client)
