@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 from typing import Any
 
 from flask import Flask
@@ -41,6 +42,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     """Build the WSGI app for `settings` (default: from the environment)."""
     settings = settings or from_env()
     app = Flask(__name__)
+    # JSON (or text) log lines, each with its request's id (basicConfig below then adds nothing); the
+    # request id and access line hooks go first, to see each request from its start to its final answer.
+    logs.configure(settings.log_format)
+    logs.install(app, access_lines=settings.access_log)
     app.config.update(
         SECRET_KEY=settings.secret_key,
         TESTING=settings.testing,
@@ -57,10 +62,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     )
     app.extensions["network.settings"] = settings
     app.extensions["network.db"] = database or Database(settings.database_url, pool_size=settings.database_pool_size)
-    # JSON (or text) log lines, each with its request's id; the request id and access line hooks
-    # go first, so that they see each request from its start to its final answer.
-    logs.configure(settings.log_format)
-    logs.install(app, access_lines=settings.access_log)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
     api = Api(app, spec_kwargs=openapi.spec_kwargs())
     errors.register(app)
