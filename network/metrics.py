@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
+from network import outage
 from network.errors import DomainError
 
 # A `_created` series beside each counter doubles the answer and says only when a process started.
@@ -130,8 +131,6 @@ def counts_postbacks(handle: _F) -> _F:
 
 
 def _failure(error: Exception) -> str:
-    from network import outage
-
     return "database_unavailable" if outage.is_unavailable(error) else "error"
 
 

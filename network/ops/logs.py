@@ -5,7 +5,7 @@ default, or `text`). `install` gives every request an id: the client's X-Request
 (1 to 128 letters, digits and `._:@-`), else a new one; the id is echoed in the answer's
 X-Request-ID, added to every log line written while the request runs, to every JSON error answer
 (network/errors.py) and to the postback log row. Each request leaves one access line
-(logger `network.access`): method, path, status, latency, the principal as `role:id` (never its key),
+(logger `network.access`; none with ACCESS_LOG=false): method, path, status, latency, the principal as `role:id` (never its key),
 and never a query string (a postback's token is in it); a path's secret (a reset link's token) is
 logged as its route.
 """
