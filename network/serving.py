@@ -27,6 +27,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
+# Imported now, not in child_exit: that runs in a signal handler, and a second worker's SIGCHLD
+# arriving during the first one's import broke it (a partly initialised module).
+from prometheus_client import multiprocess
+
 from network import green
 
 
@@ -81,8 +85,6 @@ def on_starting(server: Any) -> None:
 
 
 def child_exit(_server: Any, worker: Any) -> None:
-    """gunicorn's hook in the master when a worker has exited: its live gauges no longer count."""
+    """gunicorn's hook in the master when it has reaped a worker: its live gauges no longer count."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
         multiprocess.mark_process_dead(worker.pid)
