@@ -54,6 +54,14 @@ CLICK_QUEUE = Gauge(
     "network_click_queue_depth", "Clicks buffered, not yet written (after the last flush)", multiprocess_mode="livesum"
 )
 
+# ---- requests ------------------------------------------------------------------------------------
+
+_LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+REQUESTS = Histogram(
+    "network_request_duration_seconds", "Time the app took to answer a request, by route (its rule, e.g. /c/<code>)",
+    ["route"], buckets=_LATENCY,
+)  # fmt: skip
+
 # ---- postbacks -----------------------------------------------------------------------------------
 
 POSTBACKS = Counter(

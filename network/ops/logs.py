@@ -22,6 +22,7 @@ from typing import Any
 from flask import Flask, Response, g, has_request_context, request
 from pythonjsonlogger.json import JsonFormatter
 
+from network import metrics
 from network.errors import REQUEST_ID
 
 FORMATS = ("json", "text")
@@ -113,23 +114,32 @@ def _path() -> str:
     return request.path
 
 
+def _observed(environ: dict[str, Any]) -> float:
+    """Count the request's time in its route's histogram; return it in seconds."""
+    seconds = time.perf_counter() - environ[_STARTED]
+    rule = request.url_rule
+    metrics.REQUESTS.labels(rule.rule if rule is not None else "unmatched").observe(seconds)
+    return seconds
+
+
 def _end(response: Response) -> Response:
     environ = request.environ
     rid = environ.get(REQUEST_ID)
     if rid is None:  # a request that failed before the first hook
         return response
     response.headers["X-Request-ID"] = rid
+    seconds = _observed(environ)
     status = response.status_code
     if status < 400 and request.path in _QUIET:
         return response
     if not access.isEnabledFor(logging.INFO):
         return response
-    started, path, method = environ.get(_STARTED), _path(), request.method
+    path, method = _path(), request.method
     fields = {
         "method": method,
         "path": path,
         "status": status,
-        "latency_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
+        "latency_ms": round(seconds * 1000, 2),
         "principal": _principal(environ),
         "request_id": rid,
     }
@@ -146,6 +156,7 @@ def _end_quietly(response: Response) -> Response:
     rid = request.environ.get(REQUEST_ID)
     if rid is not None:
         response.headers["X-Request-ID"] = rid
+        _observed(request.environ)
     return response
 
 
