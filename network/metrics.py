@@ -90,6 +90,17 @@ POOL_CHECKED_OUT = Gauge(
 )
 
 
+_ROUTES: dict[str, Any] = {}
+
+
+def request_took(route: str, seconds: float) -> None:
+    """Count a request's time in its route's histogram (each route's child made once)."""
+    child = _ROUTES.get(route)
+    if child is None:
+        child = _ROUTES[route] = REQUESTS.labels(route)
+    child.observe(seconds)
+
+
 def click(location: str | None, click_id: str | None) -> None:
     """Count a click by what it was answered: the offer, its fallback, or 404."""
     _CLICK["not_found" if location is None else "redirected" if click_id is not None else "fallback"].inc()
