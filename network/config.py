@@ -56,6 +56,14 @@ class Settings:
     mail_outbox: str = field(default_factory=_default_outbox)
     #: Where sign-in attempts are counted: memory:// (per process) or redis://host:6379 (shared).
     ratelimit_storage_uri: str = "memory://"
+    #: Bearer token that /metrics requires; unset, /metrics is not served (404).
+    metrics_token: str | None = None
+    #: Log lines as JSON objects (json) or plain text (text); see network/ops/logs.py.
+    log_format: str = "json"
+    #: One access line per request (network.access); off, requests keep their ids and error lines.
+    access_log: bool = True
+    #: /readyz fails when no scheduled job ran in this many minutes; 0: the scheduler is not required.
+    ready_scheduler_minutes: int = 0
     #: Sign-in attempts allowed per e-mail address, and per client address (limits' notation).
     signin_limit_account: str = "10 per 15 minutes"
     signin_limit_address: str = "30 per 15 minutes"
@@ -65,14 +73,6 @@ class Settings:
     #: How long a password-reset link, and an invitation link, stay valid.
     reset_link_minutes: int = 30
     invite_link_hours: int = 72
-    #: Bearer token that /metrics requires; unset, /metrics is not served (404).
-    metrics_token: str | None = None
-    #: Log lines as JSON objects (json) or plain text (text); see network/ops/logs.py.
-    log_format: str = "json"
-    #: One access line per request (network.access); off, requests keep their ids and error lines.
-    access_log: bool = True
-    #: /readyz fails when no scheduled job ran in this many minutes; 0: the scheduler is not required.
-    ready_scheduler_minutes: int = 0
     #: Run the scheduler inside the web process (one-machine use only).
     scheduler_in_process: bool = False
     testing: bool = False

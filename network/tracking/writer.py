@@ -34,7 +34,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from network import metrics, outage
+import network.metrics as metrics
+from network import outage
 from network.db import Database
 from network.deadletters import isolate
 from network.tracking import clicksql
