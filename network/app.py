@@ -7,12 +7,14 @@ import importlib.util
 import logging
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask
 from flask_smorest import Api
 
 from network import errors, openapi, web
 from network.config import Settings, from_env
 from network.db import Database
+from network.ops import api as ops_api
+from network.ops import logs
 
 #: Domain modules wired into the app, lowest layer first. Each api module exposes `blp`
 #: (a flask-smorest Blueprint) or `register(app, api)`; each cli module exposes `commands`.
@@ -40,6 +42,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     """Build the WSGI app for `settings` (default: from the environment)."""
     settings = settings or from_env()
     app = Flask(__name__)
+    # JSON (or text) log lines, each with its request's id (basicConfig below then adds nothing); the
+    # request id and access line hooks go first, to see each request from its start to its final answer.
+    logs.configure(settings.log_format)
+    logs.install(app, access_lines=settings.access_log)
     app.config.update(
         SECRET_KEY=settings.secret_key,
         TESTING=settings.testing,
@@ -110,17 +116,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
         app.extensions["network.scheduler"] = scheduler.start_in_process(app.extensions["network.db"], settings)
 
-    @app.get("/healthz")
-    def healthz() -> Any:
-        """Answer load balancers: the app is up and its database answers."""
-        from sqlalchemy import text
-
-        try:
-            with app.extensions["network.db"].engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except Exception:  # noqa: BLE001 - any failure means unhealthy
-            return jsonify({"status": "unavailable"}), 503
-        return jsonify({"status": "ok"})
-
+    # /healthz, /readyz and /metrics (network/ops).
+    ops_api.register(app, api)
     openapi.document(app, api)
     return app

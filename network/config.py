@@ -61,6 +61,14 @@ class Settings:
     mail_outbox: str = field(default_factory=_default_outbox)
     #: Where sign-in attempts are counted: memory:// (per process) or redis://host:6379 (shared).
     ratelimit_storage_uri: str = "memory://"
+    #: Bearer token that /metrics requires; unset, /metrics is not served (404).
+    metrics_token: str | None = None
+    #: Log lines as JSON objects (json) or plain text (text); see network/ops/logs.py.
+    log_format: str = "json"
+    #: One access line per request (network.access); off, requests keep their ids and error lines.
+    access_log: bool = True
+    #: /readyz fails when no scheduled job ran in this many minutes; 0: the scheduler is not required.
+    ready_scheduler_minutes: int = 0
     #: Sign-in attempts allowed per e-mail address, and per client address (limits' notation).
     signin_limit_account: str = "10 per 15 minutes"
     signin_limit_address: str = "30 per 15 minutes"
@@ -116,11 +124,11 @@ def from_env(environ: dict[str, str] | None = None) -> Settings:
         raw = env.get(f.name.upper())
         if raw is None or raw == "":
             continue
-        if f.name == "click_ip_retention_days":
+        if f.name in {"click_ip_retention_days", "ready_scheduler_minutes"}:
             values[f.name] = int(raw)
         elif f.name in _POSITIVE_INTS:
             values[f.name] = _positive(f.name, raw)
-        elif f.name in {"postback_allow_http", "scheduler_in_process", "testing"}:
+        elif f.name in {"postback_allow_http", "scheduler_in_process", "testing", "access_log"}:
             values[f.name] = _bool(raw)
         elif f.name == "postback_allowed_networks":
             values[f.name] = _networks(raw)

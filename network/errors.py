@@ -1,6 +1,6 @@
 """Domain errors and the one place they become JSON responses.
 
-Every error answer is `{"code": ..., "message": ..., "errors": {field: [messages]}}`. Bad input
+Every error answer is `{"code": ..., "message": ..., "errors": {field: [messages]}, "request_id": ...}`. Bad input
 is 400 everywhere, whether a schema or a service rule refused it (flask-smorest's 422 for schema
 errors is answered as 400 too), and the message names the field. Every 5xx is answered by
 `server_error`: a 500 is always `internal_error`, whatever raised it, and never says why.
@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
+
+#: Where a request's id is kept in its WSGI environ (set by network/ops/logs.py, answered with each error).
+REQUEST_ID = "network.request_id"
 
 
 class DomainError(Exception):
@@ -136,8 +139,10 @@ def _is_unique_violation(error: Exception) -> bool:
 
 
 def _respond(status: int, body: dict[str, Any]) -> Response:
-    from flask import jsonify
+    from flask import has_request_context, jsonify, request
 
+    if has_request_context() and REQUEST_ID in request.environ:
+        body["request_id"] = request.environ[REQUEST_ID]  # what the log lines of this request carry
     response = jsonify(body)
     response.status_code = status
     return response
@@ -154,6 +159,7 @@ ERROR_SCHEMA_DOC = {
             "description": "Field path -> messages",
             "additionalProperties": {"type": "array", "items": {"type": "string"}},
         },
+        "request_id": {"type": "string", "description": "The request's id (its X-Request-ID), as in the logs"},
     },
     "required": ["code", "message"],
 }

@@ -17,11 +17,19 @@ machine, 2 workers and 16 connections of wrk (bench/clicks' load), a click's p99
 bare 302's 46 ms; giving way after every request made them 15 ms and 13 ms, at the cost of one
 greenlet switch per request: `gunicorn -c python:network.serving wsgi:app` adds that hook
 (`post_request`). Thread workers are left as they are.
+
+With PROMETHEUS_MULTIPROC_DIR set, `on_starting` empties that folder in the master and `child_exit`
+drops an exited worker's live gauges, so /metrics adds up the workers of this run (network/metrics.py).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+# Imported now, not in child_exit: that runs in a signal handler, and a second worker's SIGCHLD
+# arriving during the first one's import broke it (a partly initialised module).
+from prometheus_client import multiprocess
 
 from network import green
 
@@ -57,3 +65,26 @@ def post_request(_worker: Any, _req: Any, _environ: Any, _resp: Any) -> None:
     """After each request, in a gevent worker, let the worker's other connections have their turn first."""
     if green.enabled():
         green.give_way()
+
+
+def on_starting(server: Any) -> None:
+    """gunicorn's hook in the master as the server starts: empty PROMETHEUS_MULTIPROC_DIR (network/metrics.py).
+
+    The workers' metric files of an earlier run would be added to this run's; without the setting
+    each worker counts for itself, and /metrics answers the one that serves the scrape.
+    """
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder:
+        if server.cfg.workers > 1:
+            server.log.warning("PROMETHEUS_MULTIPROC_DIR is not set: /metrics counts only the worker that answers it")
+        return
+    os.makedirs(folder, exist_ok=True)
+    for name in os.listdir(folder):
+        if name.endswith(".db"):
+            os.remove(os.path.join(folder, name))
+
+
+def child_exit(_server: Any, worker: Any) -> None:
+    """gunicorn's hook in the master when it has reaped a worker: its live gauges no longer count."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(worker.pid)

@@ -26,10 +26,11 @@ def test_healthz_answers_when_the_database_does(committed_app):
     assert r.status_code == 200 and r.json == {"status": "ok"}
 
 
-def test_healthz_answers_503_when_the_database_does_not(tmp_path):
+def test_healthz_answers_while_the_process_serves_and_readyz_names_the_database(tmp_path):
     app = create_app(make_settings(f"sqlite:///{tmp_path}/missing/dir/network.db"))
-    r = app.test_client().get("/healthz")
-    assert r.status_code == 503 and r.json == {"status": "unavailable"}
+    assert app.test_client().get("/healthz").status_code == 200
+    r = app.test_client().get("/readyz")
+    assert r.status_code == 503 and r.json["failing"][0] == "database"
 
 
 def test_the_openapi_document_describes_the_api(client):
@@ -127,7 +128,11 @@ def test_an_unexpected_error_is_a_bare_500_without_a_traceback(app, client, capl
         raise RuntimeError("secret detail nk_admin_leaked")
 
     r = client.get("/boom")
-    assert r.status_code == 500 and r.json == {"code": "internal_error", "message": "internal error"}
+    assert r.status_code == 500 and r.json == {
+        "code": "internal_error",
+        "message": "internal error",
+        "request_id": r.headers["X-Request-ID"],
+    }
     assert b"Traceback" not in r.data and b"secret" not in r.data
     assert "unhandled error" in caplog.text and "RuntimeError" in caplog.text  # the cause is logged, not answered
 

@@ -74,7 +74,7 @@ def test_no_operation_documents_422_or_a_catch_all(client):
 def test_every_error_answer_is_the_error_shape(client):
     document = _document(client)
     assert document["components"]["schemas"]["Error"] == ERROR_SCHEMA_DOC
-    plain_text = {("/c/{code}", "404"), ("/i/{code}", "404"), ("/healthz", "503")}
+    plain_text = {("/c/{code}", "404"), ("/i/{code}", "404"), ("/readyz", "503")}
     for path, method, operation in _operations(document):
         for status, answer in operation["responses"].items():
             if int(status) >= 400 and (path, status) not in plain_text:
@@ -100,7 +100,9 @@ def test_api_operations_document_the_statuses_they_answer(client):
         ("/c/{code}", "get", {"302", "404"}, None),
         ("/i/{code}", "get", {"200", "404"}, "image/gif"),
         ("/pixel", "get", {"200"}, "image/gif"),
-        ("/healthz", "get", {"200", "503"}, "application/json"),
+        ("/healthz", "get", {"200"}, "application/json"),
+        ("/readyz", "get", {"200", "503"}, "application/json"),
+        ("/metrics", "get", {"200", "401", "404"}, "text/plain"),
         ("/stripe/onboarding/{step}", "get", {"200", "404"}, "text/plain"),
         ("/webhooks/stripe", "post", {"200", "400", "413", "503"}, "application/json"),
         ("/postback", "get", {"200", "400", "403", "409", "503"}, "application/json"),

@@ -97,6 +97,7 @@ def upgrade() -> None:
         sa.Column("reason", sa.String(length=255), nullable=True),
         sa.Column("duplicate", sa.Boolean(), nullable=False),
         sa.Column("remote_addr", sa.String(length=45), nullable=True),
+        sa.Column("request_id", sa.String(length=128), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_postback_log")),
     )
     op.create_index("ix_postback_log_brand_received", "postback_log", ["brand_id", "received_at"], unique=False)

@@ -16,7 +16,7 @@ from flask.views import MethodView
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
-from network import green, outage, web
+from network import green, metrics, outage, web
 from network.clock import now_utc
 from network.conversions import groupcommit, openapi, service, spool
 from network.conversions.context import ContextCache
@@ -31,7 +31,7 @@ from network.conversions.schemas import (
     dump_log,
 )
 from network.deadletters import isolate
-from network.errors import DomainError, ValidationError
+from network.errors import REQUEST_ID, DomainError, ValidationError
 from network.schemas import page
 from network.tracking.service import CLICK_COOKIE
 
@@ -106,6 +106,7 @@ def _read_request(req: flask.Request, source: str) -> service.Received:
         query_on_post=query_on_post,
         remote_addr=req.remote_addr,
         cookie_click_id=req.cookies.get(CLICK_COOKIE) if source == "pixel" else None,
+        request_id=req.environ.get(REQUEST_ID),
     )
 
 
@@ -145,6 +146,7 @@ def _received(req: flask.Request, source: str, now: Any) -> tuple[service.Receiv
             method=req.method,
             params={name: req.args.getlist(name) for name in req.args},
             remote_addr=req.remote_addr,
+            request_id=req.environ.get(REQUEST_ID),
         )
         if isinstance(error, HTTPException):
             # A body the server would not read (too large): logged with its status, then answered.
@@ -199,6 +201,7 @@ def _failed(
     _log_failure(trace, now)
 
 
+@metrics.counts_postbacks
 def _handle(app: flask.Flask, req: flask.Request, source: str) -> service.Answer:
     """Judge the request and log it; the conversion and its log line commit before the answer.
 

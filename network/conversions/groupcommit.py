@@ -37,7 +37,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from network import outage
+from network import metrics, outage
 from network import text as text_rule
 from network.conversions import recording, rules
 from network.conversions.attribution import Plan, click_rows
@@ -186,6 +186,7 @@ class GroupCommit:
             outcomes = self.record([slot.plan for slot in batch])
         finally:
             self.batches += 1
+            metrics.postback_batch(batch)
             self.largest = max(self.largest, len(batch))
             for slot, outcome in zip(batch, outcomes, strict=True):
                 slot.outcome, slot.done = outcome, True

@@ -80,6 +80,7 @@ class Received:
     remote_addr: str | None = None
     #: The click id of the visitor's cookie (pixel only).
     cookie_click_id: str | None = None
+    request_id: str | None = None
 
 
 @dataclass
@@ -99,6 +100,7 @@ class Trace:
     status: str | None = None
     reason: str | None = None
     duplicate: bool = False
+    request_id: str | None = None
 
 
 def _loggable(text: str, limit: int) -> str:
@@ -120,13 +122,14 @@ def start_trace(received: Received) -> Trace:
         params=kept,
         remote_addr=_loggable(received.remote_addr or "", 45) or None,
         click_id=_loggable(received.cookie_click_id, _LOG_VALUE_LEN) if received.cookie_click_id else None,
+        request_id=received.request_id,
     )
 
 
 #: The postback log row's columns, as `log_row` makes them.
 LOG_KEYS = (
     "received_at", "source", "method", "brand_id", "offer_id", "click_id", "txn_id", "params", "http_status",
-    "conversion_id", "status", "reason", "duplicate", "remote_addr",
+    "conversion_id", "status", "reason", "duplicate", "remote_addr", "request_id",
 )  # fmt: skip
 #: Postback log lines, one or a batch's (on the driver: they are written for every postback).
 LOG_LINES = InsertMany(cast(Table, PostbackLog.__table__), LOG_KEYS)
@@ -150,6 +153,7 @@ def log_row(trace: Trace, *, at: dt.datetime) -> dict[str, Any]:
         reason=_loggable(trace.reason, 255) if trace.reason else None,
         duplicate=trace.duplicate,
         remote_addr=trace.remote_addr,
+        request_id=trace.request_id,
     )
 
 

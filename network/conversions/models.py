@@ -119,3 +119,5 @@ class PostbackLog(Base):
     reason: Mapped[str | None] = mapped_column(String(255))
     duplicate: Mapped[bool] = mapped_column(default=False)
     remote_addr: Mapped[str | None] = mapped_column(String(45))
+    #: The request's id (its X-Request-ID, as in the logs and in the answer's header).
+    request_id: Mapped[str | None] = mapped_column(String(128))

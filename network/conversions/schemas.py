@@ -112,6 +112,8 @@ class PostbackLogSchema(Schema):
     reason = fields.String(allow_none=True)
     duplicate = fields.Boolean()
     remote_addr = fields.String(allow_none=True)
+    #: The request's id: its X-Request-ID, as in the logs.
+    request_id = fields.String(allow_none=True)
 
 
 class PostbackLogListSchema(PageSchema):

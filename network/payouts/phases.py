@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import String, and_, bindparam, cast, insert, literal, literal_column, or_, select, text, update
 from sqlalchemy.orm import Session
 
+from network import metrics
 from network.payouts import attachment, ledger, rules
 from network.payouts.gateway import TransferResult
 from network.payouts.models import EntryKind, PayoutRun, PayoutStatus
@@ -169,6 +170,7 @@ def record_outcomes(
         run.paid += len(done["paid"])
         run.failed += len(done["failed"])
         run.unknown += len(done["unknown"])
+    metrics.payout_outcomes(done)
     return done
 
 

@@ -10,7 +10,7 @@ from flask import Flask, Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Api
 
-from network import web
+from network import metrics, web
 from network.schemas import page
 from network.tracking import rules, service
 from network.tracking.redirect import Tracker
@@ -91,6 +91,7 @@ def click(code: str) -> Response:
         country_header=environ.get(key) if key else None,
         head=environ["REQUEST_METHOD"] == "HEAD",
     )
+    metrics.click(outcome.location, outcome.click_id)
     if outcome.location is None:
         return _not_found()
     # No Cache-Control: a 302 without freshness information is not cached.

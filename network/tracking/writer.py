@@ -34,6 +34,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+import network.metrics as metrics
 from network import outage
 from network.clock import now_utc
 from network.db import Database
@@ -105,6 +106,7 @@ class ClickWriter:
         with self._lock:
             if len(self._pending) >= self.max_pending:
                 self.dropped += 1
+                metrics.CLICKS_DROPPED.inc()
                 if self.dropped % 1000 == 1:
                     log.error("click buffer full (database unreachable?): %d clicks dropped", self.dropped)
                 return
@@ -163,6 +165,7 @@ class ClickWriter:
                 )
                 delay = min(delay * 2, 5.0)
 
+    @metrics.counts_flushes
     def flush(self) -> int:
         """Write every buffered click and impression now; return how many clicks were written.
 

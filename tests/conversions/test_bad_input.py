@@ -112,7 +112,11 @@ def test_an_unexpected_failure_is_500_and_still_logged(client, session, shop):
         pixel = client.get(f"/pixel?offer_id={shop.offer.id}&event=lead&txn_id=E-2")
     finally:
         status_changed.disconnect(explode)
-    assert r.status_code == 500 and r.json == {"code": "internal_error", "message": "internal error"}
+    assert r.status_code == 500 and r.json == {
+        "code": "internal_error",
+        "message": "internal error",
+        "request_id": r.headers["X-Request-ID"],
+    }
     assert pixel.status_code == 200 and pixel.mimetype == "image/gif"
     assert conversions(session) == []
     assert [(line.http_status, line.txn_id, line.brand_id, line.conversion_id) for line in log_lines(session)] == [

@@ -75,7 +75,11 @@ def test_an_outage_answers_503_with_retry_after_everywhere_logged_once(
         answers.append(client.post("/postback", json={"click_id": "x", "token": built.token}))
     for r in answers:
         assert (r.status_code, r.headers.get("Retry-After")) == (503, str(outage.RETRY_AFTER)), r.data
-        assert r.json == {"code": "database_unavailable", "message": "the database is unavailable; retry later"}
+        assert r.json == {
+            "code": "database_unavailable",
+            "message": "the database is unavailable; retry later",
+            "request_id": r.headers["X-Request-ID"],
+        }
     # A browser's pixel is still a GIF.
     pixel = client.get("/pixel", query_string={"offer_id": built.offer.id})
     assert (pixel.status_code, pixel.mimetype) == (200, "image/gif")
