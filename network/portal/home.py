@@ -14,7 +14,7 @@ from network.portal.common import role_required
 blp = Blueprint("home", __name__)
 
 HOMES = {
-    Role.ADMIN: "portal.home.admin",
+    Role.ADMIN: "portal.admin.home",
     Role.FINANCE: "portal.home.finance",
     Role.BRAND: "portal.brand.home",
     Role.PARTNER: "portal.partner.home",
@@ -34,10 +34,3 @@ def index() -> Any:
 def finance() -> Any:
     """The finance home (its console comes in a later issue)."""
     return render_template("home/finance.html")
-
-
-@blp.get("/admin/")
-@role_required(Role.ADMIN)
-def admin() -> Any:
-    """The admin's home: links to applications and invitations."""
-    return render_template("home/admin.html")
