@@ -66,10 +66,11 @@ def test_an_admin_approves_a_sign_up_and_revokes_a_key_in_the_browser(live_app, 
 
     # Issue a key for the brand: it is shown once.
     page.get_by_role("link", name="API keys").first.click()
-    page.get_by_label("Role").select_option("brand")
-    page.get_by_label("Brand (for a brand key)").select_option(label="Acme Shop")
-    page.get_by_label("Label").fill("Acme server")
-    page.get_by_role("button", name="Issue the key").click()
+    issue = page.get_by_role("region", name="Issue a key")
+    issue.get_by_label("Role").select_option("brand")
+    issue.get_by_label("Brand (for a brand key)").select_option(label="Acme Shop")
+    issue.get_by_label("Label").fill("Acme server")
+    issue.get_by_role("button", name="Issue the key").click()
     new_key = page.get_by_label("Brand key").input_value()
     assert new_key.startswith("nk_brand_")
     check_page(page, "admin-3-key-issued")

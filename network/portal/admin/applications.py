@@ -32,7 +32,7 @@ def decide(application_id: int) -> Any:
     form = DecisionForm()
     if not form.validate_on_submit() or not (form.approve.data or form.reject.data):
         flash("Choose approve or reject.")
-        return redirect(url_for("portal.admin.applications"))
+        return redirect(url_for("portal.admin.partner_list"))
     approve = bool(form.approve.data)
     partner = users.decide_application(web.session(), principal(), application_id, approve=approve)
     if partner.email:
@@ -42,7 +42,7 @@ def decide(application_id: int) -> Any:
             body = "We are sorry: your application to the network was not accepted.\n"
         send_after_commit(to=partner.email, subject="Your application", body=body)
     flash(f"{partner.name}: {'approved' if approve else 'rejected'}.")
-    return redirect(url_for("portal.admin.applications"))
+    return redirect(url_for("portal.admin.partner_list"))
 
 
 def _invite_form() -> InviteForm:
