@@ -59,7 +59,7 @@ def test_an_admin_approves_a_sign_up_and_revokes_a_key_in_the_browser(live_app, 
     check_page(page, "admin-2-partners")
     page.get_by_role("button", name="Approve Fresh Blog").click()
     assert page.get_by_text("Fresh Blog: approved.").is_visible()
-    assert page.get_by_text("No sign-up is waiting.").is_visible()
+    assert page.get_by_text("No application is waiting.").is_visible()
     partner_page = new_page()
     sign_in(partner_page, base, APPLICANT, APPLICANT_PASSWORD)
     partner_page.wait_for_url(f"{base}/partner/")

@@ -30,7 +30,7 @@ def test_partners_list_shows_the_sign_up_and_approving_activates_it(world, sessi
     assert r.status_code == 302
     session.expire_all()
     assert partners.get_partner(session, SYSTEM, world.applicant.id).status == "active"
-    assert "No sign-up is waiting" in text(world.admin.get("/admin/partners"))
+    assert "No application is waiting" in text(world.admin.get("/admin/partners"))
 
 
 def test_partners_filter_by_status(world):
