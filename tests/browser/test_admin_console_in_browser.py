@@ -89,3 +89,22 @@ def test_an_admin_approves_a_sign_up_and_revokes_a_key_in_the_browser(live_app, 
     page.get_by_role("link", name="Stuck").click()
     assert page.get_by_role("heading", name="Scheduled jobs").is_visible()
     check_page(page, "admin-6-stuck")
+
+
+def test_every_admin_page_passes_the_accessibility_check(live_app, new_page):
+    _world(live_app)
+    base = live_app.url
+    page = new_page()
+    sign_in(page, base, ADMIN, ADMIN_PASSWORD)
+    page.wait_for_url(f"{base}/admin/")
+    for path, name in [
+        ("/admin/brands", "brands"), ("/admin/brands/1", "brand"), ("/admin/keys", "keys"),
+        ("/admin/invitations?brand_id=1", "invite"), ("/admin/dead-letters", "dead-letters"),
+        ("/admin/deliveries", "deliveries"),
+    ]:  # fmt: skip
+        page.goto(base + path)
+        check_page(page, f"admin-page-{name}")
+    page.goto(f"{base}/admin/brands")
+    page.get_by_role("button", name="Create the brand").click()  # empty: refused beside its field
+    assert page.get_by_text("give the brand's name").is_visible()
+    check_page(page, "admin-page-brand-refused")
