@@ -47,12 +47,15 @@ def partner_list() -> Any:
 @blp.get("/partners/<int:partner_id>")
 @admin_only
 def partner(partner_id: int) -> Any:
-    """One partner: its status (to change), its users and its API keys."""
+    """One partner: its sign-up to decide or its status to change, its users and its API keys."""
     session, me = web.session(), principal()
     found = partners.get_partner(session, me, partner_id)
     form = StatusForm(formdata=None, status="active" if found.status != "active" else "suspended")
+    waiting = [a for a in users.list_applications(session, me) if a.partner_id == partner_id]
     context = {
         "partner": found,
+        "application": waiting[0] if waiting else None,
+        "decision": DecisionForm(formdata=None),
         "users": users_of(session, me, partner_id=partner_id),
         "keys": accounts.list_keys(session, me, partner_id=partner_id, limit=MAX_PAGE),
         "form": form,

@@ -33,6 +33,17 @@ def test_partners_list_shows_the_sign_up_and_approving_activates_it(world, sessi
     assert "No application is waiting" in text(world.admin.get("/admin/partners"))
 
 
+def test_a_pending_partners_page_decides_its_sign_up(world, session):
+    path = f"/admin/partners/{world.applicant.id}"
+    html = text(world.admin.get(path))
+    assert "SEO and a newsletter" in html and "hello@fresh.example" in html and "Change the status" not in html
+    r = post_form(world.admin, f"/admin/applications/{world.application_id}", {"reject": "Reject"}, form_page=path)
+    assert r.status_code == 302
+    session.expire_all()
+    assert partners.get_partner(session, SYSTEM, world.applicant.id).status == "rejected"
+    assert "Its sign-up" not in text(world.admin.get(path))
+
+
 def test_partners_filter_by_status(world):
     html = text(world.admin.get("/admin/partners", query_string={"status": "pending"}))
     table = html.split("All partners")[1]
