@@ -1,20 +1,18 @@
-"""`/`, which sends each role to its home, and the admin's home (the partner's is in
-network.portal.partner, the brand's in network.portal.brand, finance's in network.portal.finance)."""
+"""`/`, which sends each role to its home (network.portal.admin, brand, finance and partner)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, redirect, render_template, url_for
+from flask import Blueprint, redirect, url_for
 from flask_login import current_user
 
 from network.auth import Role
-from network.portal.common import role_required
 
 blp = Blueprint("home", __name__)
 
 HOMES = {
-    Role.ADMIN: "portal.home.admin",
+    Role.ADMIN: "portal.admin.home",
     Role.FINANCE: "portal.finance.payout_list",
     Role.BRAND: "portal.brand.home",
     Role.PARTNER: "portal.partner.home",
@@ -27,10 +25,3 @@ def index() -> Any:
     if not current_user.is_authenticated:
         return redirect(url_for("portal.account.sign_in"))
     return redirect(url_for(HOMES[Role(current_user.role)]))
-
-
-@blp.get("/admin/")
-@role_required(Role.ADMIN)
-def admin() -> Any:
-    """The admin's home: links to applications and invitations."""
-    return render_template("home/admin.html")

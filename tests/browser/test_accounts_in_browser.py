@@ -39,7 +39,7 @@ def test_a_partner_signs_up_is_approved_by_an_admin_and_sees_its_home(live_app, 
     sign_in(admin, base, ADMIN, ADMIN_PASSWORD)
     expect(admin.get_by_role("heading", name="Admin")).to_be_visible()
     check_page(admin, "admin-home")
-    admin.get_by_role("link", name="Applications", exact=True).click()
+    admin.get_by_role("navigation", name="Main").get_by_role("link", name="Partners").click()
     expect(admin.get_by_role("cell", name="SEO articles and a weekly newsletter")).to_be_visible()
     check_page(admin, "admin-applications")
     admin.get_by_role("button", name="Approve Deal Blog").click()

@@ -75,7 +75,7 @@ def test_only_admins_see_applications(app, client, session):
     brand = make_brand(session)
     make_user(session, email="brand@example.com", role="brand", brand_id=brand.id)
     sign_in(client, "brand@example.com")
-    assert client.get("/admin/applications").status_code == 403
+    assert client.get("/admin/applications").status_code == 404
     assert app.test_client().get("/admin/applications").status_code == 302
 
 

@@ -1,26 +1,24 @@
-"""Admin pages: partner applications to approve or reject, and invitations of brand and finance users."""
+"""Partner applications to approve or reject, and invitations of brand, finance and admin users."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import flash, redirect, render_template, request, url_for
 from wtforms.fields.choices import SelectChoice
 
 from network import web
 from network.accounts import service as accounts
 from network.accounts import users
-from network.auth import Role
 from network.db import MAX_PAGE
 from network.errors import Conflict, ValidationError
-from network.portal.common import link, principal, role_required, send_after_commit, settings
+from network.portal.admin.common import admin_only, blp, int_arg
+from network.portal.common import link, principal, send_after_commit, settings
 from network.portal.forms import DecisionForm, InviteForm
-
-blp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
 @blp.get("/applications")
-@role_required(Role.ADMIN)
+@admin_only
 def applications() -> Any:
     """List the pending partner applications, each with approve and reject buttons."""
     pending = users.list_applications(web.session(), principal())
@@ -28,13 +26,13 @@ def applications() -> Any:
 
 
 @blp.post("/applications/<int:application_id>")
-@role_required(Role.ADMIN)
+@admin_only
 def decide(application_id: int) -> Any:
     """Approve or reject one application, then tell the partner."""
     form = DecisionForm()
     if not form.validate_on_submit() or not (form.approve.data or form.reject.data):
         flash("Choose approve or reject.")
-        return redirect(url_for("portal.admin.applications"))
+        return redirect(url_for("portal.admin.partner_list"))
     approve = bool(form.approve.data)
     partner = users.decide_application(web.session(), principal(), application_id, approve=approve)
     if partner.email:
@@ -44,7 +42,7 @@ def decide(application_id: int) -> Any:
             body = "We are sorry: your application to the network was not accepted.\n"
         send_after_commit(to=partner.email, subject="Your application", body=body)
     flash(f"{partner.name}: {'approved' if approve else 'rejected'}.")
-    return redirect(url_for("portal.admin.applications"))
+    return redirect(url_for("portal.admin.partner_list"))
 
 
 def _invite_form() -> InviteForm:
@@ -55,10 +53,12 @@ def _invite_form() -> InviteForm:
 
 
 @blp.route("/invitations", methods=["GET", "POST"])
-@role_required(Role.ADMIN)
+@admin_only
 def invitations() -> Any:
     """Invite a brand, finance or admin user: the invitee chooses a password from the mailed link."""
     form = _invite_form()
+    if request.method == "GET" and int_arg("brand_id"):
+        form.role.data, form.brand_id.data = "brand", int_arg("brand_id")
     if not form.validate_on_submit():
         return render_template("admin/invite.html", form=form), 400 if form.errors else 200
     try:
