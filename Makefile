@@ -39,13 +39,15 @@ run: install ## Migrate the SQLite database, seed a demo, run the scheduler and 
 	set -e; \
 	$(BIN)/flask --app wsgi db upgrade; \
 	$(BIN)/flask --app wsgi demo seed; \
+	export PROMETHEUS_MULTIPROC_DIR="$${PROMETHEUS_MULTIPROC_DIR:-instance/metrics}"; \
+	mkdir -p "$$PROMETHEUS_MULTIPROC_DIR"; \
 	set +e; \
 	trap 'kill 0' EXIT; \
 	if $(BIN)/flask --app wsgi scheduler --help >/dev/null 2>&1; then \
 	  echo "starting the scheduler beside the server"; \
 	  $(BIN)/flask --app wsgi scheduler run & \
 	fi; \
-	$(BIN)/gunicorn --config python:network.serving --bind $(HOST):$(PORT) --workers $(WORKERS) --worker-class $(WORKER_CLASS) --threads $(THREADS) --limit-request-line 8190 --access-logfile - wsgi:app
+	$(BIN)/gunicorn --config python:network.serving --bind $(HOST):$(PORT) --workers $(WORKERS) --worker-class $(WORKER_CLASS) --threads $(THREADS) --limit-request-line 8190 wsgi:app
 
 .PHONY: lint
 lint: install ## ruff (lint and format check) and mypy

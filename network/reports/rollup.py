@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import SmallInteger, case, delete, func, insert, literal, select
+from sqlalchemy import SmallInteger, case, delete, func, insert, literal, select, text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -158,10 +158,19 @@ def roll_up(database: Database, *, now: dt.datetime | None = None, limit: int = 
 
 
 def catch_up(database: Database, *, now: dt.datetime | None = None) -> int:
-    """Roll up every marked hour that ended by `now`, however many; return how many hours."""
+    """Roll up every marked hour that ended by `now`, however many; return how many hours.
+
+    After a large catch-up the rollup tables' statistics are refreshed at once (ANALYZE), as
+    autovacuum would later: planned on stale counts, a 30-day report sorted half a million rows
+    instead of hashing them (0.66 s against 1.5 s at 1 M clicks, bench/reports).
+    """
     total = 0
     while done := roll_up(database, now=now):
         total += done
+    if total:
+        with database.session_scope() as session:
+            for table in (RollupDetail, RollupHour, RollupMark):
+                session.execute(text(f"ANALYZE {table.__tablename__}"))
     return total
 
 
