@@ -7,13 +7,17 @@ X-Request-ID, added to every log line written while the request runs, to every J
 (network/errors.py) and to the postback log row. Each request leaves one access line
 (logger `network.access`; none with ACCESS_LOG=false): method, path, status, latency, the principal as `role:id` (never its key),
 and never a query string (a postback's token is in it); a path's secret (a reset link's token) is
-logged as its route.
+logged as its route. The tracking routes (`/c/`, `/i/`, `/postback`, `/pixel`) leave a line only
+when they fail (5xx), and no latency in the route histogram: each click and impression is a row and
+a counter by outcome, each postback a postback-log row with its request id, and a JSON line per
+click cost 118 us of a click's 595 us of CPU (in-process test client, SQLite), more than the rest
+of the request's bookkeeping; the histogram was another 10.
 """
 
 from __future__ import annotations
 
 import logging
-import os
+import random
 import re
 import sys
 import time
@@ -32,6 +36,8 @@ _SANE_ID = re.compile(r"[A-Za-z0-9._:@-]{1,128}\Z")
 _SECRET_ARGUMENTS = frozenset({"token"})
 #: Probes answered often and without news: their successes leave no access line.
 _QUIET = frozenset({"/healthz", "/readyz", "/metrics"})
+#: Routes whose answers leave their own record (a click row, a postback-log row): a line when they fail.
+_RECORDED = frozenset({"/c/<code>", "/i/<code>", "/postback", "/pixel"})
 _STARTED = "network.started"
 _TEXT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
@@ -89,7 +95,9 @@ def request_id(given: str | None) -> str:
     """Return the client's id when it is sane, else a new one."""
     if given and _SANE_ID.match(given):
         return given
-    return os.urandom(16).hex()  # a random UUID's worth of bits, without making the UUID object
+    # A correlation id, not a secret: 128 bits of the process's PRNG (a system call per request for
+    # os.urandom costs more here than the rest of the id's work).
+    return f"{random.getrandbits(128):032x}"
 
 
 def _begin() -> None:
@@ -122,12 +130,20 @@ def _observed(environ: dict[str, Any]) -> float:
     return seconds
 
 
+def _recorded(response: Response) -> bool:
+    """Return whether the request's answer is recorded by its own route (see the module's docstring)."""
+    rule = request.url_rule
+    return response.status_code < 500 and rule is not None and rule.rule in _RECORDED
+
+
 def _end(response: Response) -> Response:
     environ = request.environ
     rid = environ.get(REQUEST_ID)
     if rid is None:  # a request that failed before the first hook
         return response
     response.headers["X-Request-ID"] = rid
+    if _recorded(response):
+        return response
     seconds = _observed(environ)
     status = response.status_code
     if status < 400 and request.path in _QUIET:
@@ -156,7 +172,8 @@ def _end_quietly(response: Response) -> Response:
     rid = request.environ.get(REQUEST_ID)
     if rid is not None:
         response.headers["X-Request-ID"] = rid
-        _observed(request.environ)
+        if not _recorded(response):
+            _observed(request.environ)
     return response
 
 

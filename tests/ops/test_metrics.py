@@ -95,7 +95,8 @@ def test_clicks_are_counted_by_outcome_and_flushes_by_size(client, session):
     assert client.get("/c/nosuchcode").status_code == 404
     assert _value("network_clicks_total", outcome="redirected") == before["redirected"] + 2
     assert _value("network_clicks_total", outcome="not_found") == before["not_found"] + 1
-    assert _value("network_request_duration_seconds_count", route="/c/<code>") >= 3
+    # Clicks are counted by outcome, not timed per request (network/ops/logs.py: recorded routes).
+    assert _value("network_request_duration_seconds_count", route="/c/<code>") == 0
     tracking.flush_clicks()
     assert _value("network_click_flush_rows_count") == flushes + 1
     assert _value("network_click_flush_rows_sum") == rows + 2
