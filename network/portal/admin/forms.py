@@ -26,6 +26,12 @@ class BrandForm(FlaskForm):
     submit = SubmitField("Create the brand")
 
 
+class PartnerForm(FlaskForm):
+    name = StringField("Name", [DataRequired("give the partner's name"), Length(max=200)])
+    email = StringField("E-mail", [Optional(), Length(max=254)], description="Where the network writes to it.")
+    submit = SubmitField("Create the partner")
+
+
 class KeyForm(FlaskForm):
     role = SelectField("Role", choices=[SelectChoice(r.value, r.value.capitalize()) for r in Role])
     brand_id = SelectField("Brand (for a brand key)", [Optional()], coerce=_id_or_none, validate_choice=False)

@@ -143,3 +143,30 @@ def test_a_form_without_its_csrf_token_is_refused(world, session):
     assert r.status_code == 400
     session.expire_all()
     assert accounts.get_key(session, SYSTEM, world.partner_key.id).revoked_at is None
+
+
+def test_a_partner_created_by_hand_is_active_and_shown(world, session):
+    r = post_form(world.admin, "/admin/partners", {"name": "Coupon Hub", "email": "team@couponhub.example"},
+                  form_page="/admin/partners")  # fmt: skip
+    assert r.status_code == 302
+    created = [p for p in partners.list_partners(session, SYSTEM, limit=100) if p.name == "Coupon Hub"]
+    assert len(created) == 1 and created[0].status == "active" and created[0].email == "team@couponhub.example"
+    assert r.headers["Location"].endswith(f"/admin/partners/{created[0].id}")
+    assert "Coupon Hub" in text(world.admin.get(r.headers["Location"]))
+
+
+@pytest.mark.parametrize(
+    ("form", "field", "words"),
+    [
+        ({"name": "", "email": ""}, "name", "give the partner&#39;s name"),
+        ({"name": "Coupon Hub", "email": "not-an-email"}, "email", "Not a valid email address."),
+        ({"name": "Coupon\x00Hub", "email": ""}, "name", ""),
+    ],
+)
+def test_a_partner_refused_says_why_beside_the_field_and_creates_nothing(world, session, form, field, words):
+    before = len(partners.list_partners(session, SYSTEM, limit=100))
+    r = post_form(world.admin, "/admin/partners", form, form_page="/admin/partners")
+    assert r.status_code == 422
+    error = re.search(rf'<small id="{field}-error">([^<]*)</small>', r.get_data(as_text=True))
+    assert error is not None and words in error.group(1)
+    assert len(partners.list_partners(session, SYSTEM, limit=100)) == before
