@@ -70,7 +70,7 @@ def test_a_commit_that_fails_answers_the_json_error_not_the_success(
     client = committed_app.test_client()
     r = client.post("/commit-fails")
     assert (r.status_code, r.json["code"]) == (status, code), r.data
-    assert set(r.json) <= {"code", "message", "errors"} and "created" not in r.json
+    assert set(r.json) <= {"code", "message", "errors", "request_id"} and "created" not in r.json
     with committed_db.session() as s:
         assert s.execute(text("SELECT count(*) FROM brands")).scalar() == 0  # nothing of it stayed
     assert client.get("/healthz").status_code == 200  # the connection went back to the pool usable
@@ -86,7 +86,11 @@ def test_a_commit_that_fails_is_answered_also_when_flask_propagates_exceptions(c
         return {}
 
     r = committed_app.test_client().post("/commit-fails")
-    assert r.status_code == 500 and r.json == {"code": "internal_error", "message": "internal error"}
+    assert r.status_code == 500 and r.json == {
+        "code": "internal_error",
+        "message": "internal error",
+        "request_id": r.headers["X-Request-ID"],
+    }
 
 
 # ---- every 5xx one shape ----------------------------------------------------------------------------
@@ -104,7 +108,11 @@ def test_flasks_own_500_is_internal_error(app: Flask, client: Any) -> None:
         raise RuntimeError("after the view, outside any error handler")
 
     r = client.get("/ok")
-    assert r.status_code == 500 and r.json == {"code": "internal_error", "message": "internal error"}
+    assert r.status_code == 500 and r.json == {
+        "code": "internal_error",
+        "message": "internal error",
+        "request_id": r.headers["X-Request-ID"],
+    }
 
 
 def test_a_raised_500_and_other_5xx_answer_one_shape(app: Flask, client: Any) -> None:
@@ -117,9 +125,17 @@ def test_a_raised_500_and_other_5xx_answer_one_shape(app: Flask, client: Any) ->
         raise ServiceUnavailable("the database is away", retry_after=5)
 
     r = client.get("/raised-500")
-    assert r.status_code == 500 and r.json == {"code": "internal_error", "message": "internal error"}
+    assert r.status_code == 500 and r.json == {
+        "code": "internal_error",
+        "message": "internal error",
+        "request_id": r.headers["X-Request-ID"],
+    }
     r = client.get("/unavailable")
-    assert r.status_code == 503 and r.json == {"code": "service_unavailable", "message": "service unavailable"}
+    assert r.status_code == 503 and r.json == {
+        "code": "service_unavailable",
+        "message": "service unavailable",
+        "request_id": r.headers["X-Request-ID"],
+    }
     assert r.headers["Retry-After"] == "5" and r.mimetype == "application/json"
 
 

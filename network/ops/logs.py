@@ -37,7 +37,8 @@ _SECRET_ARGUMENTS = frozenset({"token"})
 #: Probes answered often and without news: their successes leave no access line.
 _QUIET = frozenset({"/healthz", "/readyz", "/metrics"})
 #: Routes whose answers leave their own record (a click row, a postback-log row): a line when they fail.
-_RECORDED = frozenset({"/c/<code>", "/i/<code>", "/postback", "/pixel"})
+_RECORDED_PREFIXES = ("/c/", "/i/")
+_RECORDED_PATHS = frozenset({"/postback", "/pixel"})
 _STARTED = "network.started"
 _TEXT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
@@ -100,10 +101,23 @@ def request_id(given: str | None) -> str:
     return f"{random.getrandbits(128):032x}"
 
 
-def _begin() -> None:
-    environ = request.environ
-    environ[_STARTED] = time.perf_counter()
-    environ[REQUEST_ID] = request_id(environ.get("HTTP_X_REQUEST_ID"))
+class RequestIds:
+    """WSGI middleware around the app: each request's start time and id in its environ, the id in its
+    answer's X-Request-ID. Outside Flask's hooks: on a click those cost more than the work they do."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        """Serve the request with its id."""
+        environ[_STARTED] = time.perf_counter()
+        rid = environ[REQUEST_ID] = request_id(environ.get("HTTP_X_REQUEST_ID"))
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            headers.append(("X-Request-ID", rid))
+            return start_response(status, headers, exc_info)
+
+        return self.app(environ, start)
 
 
 def _principal(environ: dict[str, Any]) -> str | None:
@@ -130,19 +144,16 @@ def _observed(environ: dict[str, Any]) -> float:
     return seconds
 
 
-def _recorded(response: Response) -> bool:
+def _recorded(environ: dict[str, Any], response: Response) -> bool:
     """Return whether the request's answer is recorded by its own route (see the module's docstring)."""
-    rule = request.url_rule
-    return response.status_code < 500 and rule is not None and rule.rule in _RECORDED
+    path = environ.get("PATH_INFO", "")
+    return response.status_code < 500 and (path.startswith(_RECORDED_PREFIXES) or path in _RECORDED_PATHS)
 
 
 def _end(response: Response) -> Response:
     environ = request.environ
     rid = environ.get(REQUEST_ID)
-    if rid is None:  # a request that failed before the first hook
-        return response
-    response.headers["X-Request-ID"] = rid
-    if _recorded(response):
+    if rid is None or _recorded(environ, response):
         return response
     seconds = _observed(environ)
     status = response.status_code
@@ -169,19 +180,18 @@ def _end(response: Response) -> Response:
 
 
 def _end_quietly(response: Response) -> Response:
-    rid = request.environ.get(REQUEST_ID)
-    if rid is not None:
-        response.headers["X-Request-ID"] = rid
-        if not _recorded(response):
-            _observed(request.environ)
+    environ = request.environ
+    if environ.get(REQUEST_ID) is not None and not _recorded(environ, response):
+        _observed(environ)
     return response
 
 
 def install(app: Flask, *, access_lines: bool = True) -> None:
     """Give each request of `app` its id and (unless told not to) its access line.
 
-    Call it before any other hook is registered: the id is made first, and the access line written
-    last, once the answer is final (a failed commit changes it).
+    Call it before any other hook is registered: the id is made around the app (RequestIds), and the
+    access line written by the last after-request hook, once the answer is final (a failed commit
+    changes it).
     """
-    app.before_request_funcs.setdefault(None, []).insert(0, _begin)
+    app.wsgi_app = RequestIds(app.wsgi_app)  # type: ignore[method-assign]
     app.after_request(_end if access_lines else _end_quietly)
