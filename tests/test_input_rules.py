@@ -32,7 +32,7 @@ def admin(client, session) -> Api:
 def _error_shape(r: Any, status: int) -> dict[str, Any]:
     assert r.status_code == status, (r.status_code, r.get_data(as_text=True)[:300])
     body = r.get_json()
-    assert set(body) <= {"code", "message", "errors"} and body["code"] and body["message"], body
+    assert set(body) <= {"code", "message", "errors", "request_id"} and body["code"] and body["message"], body
     return body
 
 

@@ -94,7 +94,7 @@ def test_a_new_affiliate_signs_up_and_does_its_whole_job_in_the_browser(live_app
         # 2. The admin approves it.
         admin = new_page()
         sign_in(admin, base, ADMIN, ADMIN_PASSWORD)
-        admin.get_by_role("link", name="Applications", exact=True).click()
+        admin.get_by_role("navigation", name="Main").get_by_role("link", name="Partners").click()
         expect(admin.get_by_role("cell", name="SEO articles and a weekly newsletter")).to_be_visible()
         check_page(admin, "journey-2-admin-applications")
         admin.get_by_role("button", name="Approve Deal Blog").click()
