@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from network.db import Database, sessions
+from network.db import Database
 from tests.replica.conftest import _cannot
 
 
@@ -15,7 +15,9 @@ def test_a_forked_process_gets_a_replica_pool_of_its_own() -> None:
     )
     replica = database.replica_session().get_bind()
     pool = replica.pool
-    sessions.renew_pools()  # what os.register_at_fork runs in the child
+    # What os.register_at_fork runs in the child for every Database, here for this one only: renewing
+    # every pool of the test process would drop other tests' open connections without closing them.
+    database.renew_pools()
     assert replica.pool is not pool
     assert replica.url.database == "replica" and database.engine.url.database == "primary"
     assert replica.get_execution_options()["postgresql_readonly"] is True
