@@ -19,6 +19,7 @@ from network.db.queries import (
     MAX_PAGE,
     dialect_of,
     for_update,
+    hour_end,
     insert_for,
     insert_new,
     json_object,
@@ -26,6 +27,7 @@ from network.db.queries import (
     paged,
     upsert,
     utc_day,
+    utc_hour,
     where_given,
 )
 from network.db.sessions import Database
@@ -48,6 +50,7 @@ __all__ = [
     "UTCDateTime",
     "dialect_of",
     "for_update",
+    "hour_end",
     "insert_for",
     "insert_new",
     "json_object",
@@ -57,5 +60,6 @@ __all__ = [
     "pipelined",
     "upsert",
     "utc_day",
+    "utc_hour",
     "where_given",
 ]

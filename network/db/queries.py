@@ -6,13 +6,19 @@ here, so that domain code does not branch on the dialect.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import Date, Select, String, cast, func, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
+
+from network.db.base import UTCDateTime
 
 #: Page sizes of every list: the default, and the bound past which a request is refused
 #: (RELIABILITY.md case 18).
@@ -97,13 +103,67 @@ def json_object(bind: Any, *pairs: tuple[str, Any]) -> ColumnElement[Any]:
     return build(*(part for key, value in pairs for part in (key, value)))
 
 
-def utc_day(bind: Any, column: Any) -> ColumnElement[Any]:
-    """Return the UTC day of a UTCDateTime column, comparable across both databases.
+# Times in SQL, compiled per database by SQLAlchemy (`compiles`), so a query is the same on both.
+# PostgreSQL holds aware timestamps; SQLite the naive UTC text UTCDateTime writes
+# ("YYYY-MM-DD HH:MM:SS.ffffff"). The 'UTC' literal is inline, not bound: PostgreSQL must see the
+# same expression in SELECT and GROUP BY.
+_UTC = "'UTC'"
 
-    PostgreSQL holds an aware timestamp; SQLite the naive UTC text that UTCDateTime writes, whose
-    date() is the day.
-    """
-    if dialect_of(bind) == "postgresql":
-        # A literal, not a bound parameter: the same expression may be grouped by.
-        return cast(func.timezone(literal_column("'UTC'", String), column), Date)
-    return func.date(column)
+
+class utc_day(FunctionElement[dt.date]):  # noqa: N801 - a SQL function, named like one
+    """The UTC day of a UTCDateTime column (or a date column as is), comparable across sources."""
+
+    inherit_cache = True
+
+
+@compiles(utc_day)
+def _utc_day_sqlite(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
+    # date() of a date string is the string itself.
+    return compiler.process(func.date(*element.clauses), **kw)
+
+
+@compiles(utc_day, "postgresql")
+def _utc_day_postgresql(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
+    [column] = element.clauses
+    if isinstance(column.type, Date):
+        return compiler.process(column, **kw)
+    return compiler.process(cast(func.timezone(literal_column(_UTC, String), column), Date), **kw)
+
+
+class utc_hour(FunctionElement[dt.datetime]):  # noqa: N801 - a SQL function, named like one
+    """The start of the UTC hour of a UTCDateTime column, in the column's own form."""
+
+    type = UTCDateTime()
+    inherit_cache = True
+
+
+@compiles(utc_hour)
+def _utc_hour_sqlite(element: utc_hour, compiler: SQLCompiler, **kw: Any) -> str:
+    [column] = element.clauses
+    return f"strftime('%Y-%m-%d %H:00:00.000000', {compiler.process(column, **kw)})"
+
+
+@compiles(utc_hour, "postgresql")
+def _utc_hour_postgresql(element: utc_hour, compiler: SQLCompiler, **kw: Any) -> str:
+    [column] = element.clauses
+    return f"(date_trunc('hour', {compiler.process(column, **kw)} AT TIME ZONE {_UTC}) AT TIME ZONE {_UTC})"
+
+
+class hour_end(FunctionElement[dt.datetime]):  # noqa: N801 - a SQL function, named like one
+    """The end of the hour starting at a UTCDateTime column (an hour later), in the column's own form."""
+
+    type = UTCDateTime()
+    inherit_cache = True
+
+
+@compiles(hour_end)
+def _hour_end_sqlite(element: hour_end, compiler: SQLCompiler, **kw: Any) -> str:
+    # An hour start has zero minutes.
+    [column] = element.clauses
+    return f"strftime('%Y-%m-%d %H:00:00.000000', {compiler.process(column, **kw)}, '+1 hour')"
+
+
+@compiles(hour_end, "postgresql")
+def _hour_end_postgresql(element: hour_end, compiler: SQLCompiler, **kw: Any) -> str:
+    [column] = element.clauses
+    return f"({compiler.process(column, **kw)} + interval '1 hour')"

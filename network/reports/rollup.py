@@ -18,14 +18,11 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import SmallInteger, case, delete, func, insert, literal, select, text
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
 
 from network.clock import now_utc
 from network.conversions.models import Conversion, ConversionStatus
-from network.db import Database, UTCDateTime, one_at_a_time
+from network.db import Database, UTCDateTime, one_at_a_time, utc_hour
 from network.offers.models import Offer
 from network.reports import rules
 from network.reports.sources import COUNTED, ONE, ZERO
@@ -40,25 +37,6 @@ _SUMS = (
     "payout_minor",
 )  # fmt: skip
 _DIMS = ("offer_id", "partner_id", "brand_id", "currency", *rules.SUBS, "country", "device")
-
-
-class utc_hour(FunctionElement[dt.datetime]):  # noqa: N801 - a SQL function, named like one
-    """The start of the UTC hour of a UTCDateTime column, in the column's own form."""
-
-    type = UTCDateTime()
-    inherit_cache = True
-
-
-@compiles(utc_hour)
-def _utc_hour_sqlite(element: utc_hour, compiler: SQLCompiler, **kw: Any) -> str:
-    [column] = element.clauses
-    return f"strftime('%Y-%m-%d %H:00:00.000000', {compiler.process(column, **kw)})"
-
-
-@compiles(utc_hour, "postgresql")
-def _utc_hour_postgresql(element: utc_hour, compiler: SQLCompiler, **kw: Any) -> str:
-    [column] = element.clauses
-    return f"(date_trunc('hour', {compiler.process(column, **kw)} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')"
 
 
 def _count(condition: Any) -> Any:

@@ -17,7 +17,6 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
-    Date,
     Select,
     String,
     and_,
@@ -31,12 +30,9 @@ from sqlalchemy import (
     true,
     union_all,
 )
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
 
 from network.conversions.models import Conversion, ConversionStatus
-from network.db import UTCDateTime, where_given
+from network.db import UTCDateTime, hour_end, utc_day, where_given
 from network.offers.models import Offer
 from network.reports import rules
 from network.rollups.models import RollupDetail, RollupHour, RollupMark
@@ -48,52 +44,8 @@ COUNTED = (ConversionStatus.PENDING.value, ConversionStatus.APPROVED.value)
 #: GROUP BY, and a typed literal keeps the UNION's column types alike.
 ZERO = literal_column("0", BigInteger)
 ONE = literal_column("1", BigInteger)
-_UTC = literal_column("'UTC'", String)
 #: Dimensions only the detailed rollups have.
 _DETAILED = frozenset(rules.SUBS) | rules.CLICK_ONLY_DIMENSIONS
-
-
-class _utc_day(FunctionElement[dt.date]):  # noqa: N801 - a SQL function, named like one
-    """The UTC day of a datetime column (or a date column as is), comparable across sources.
-
-    Compiled per database by SQLAlchemy (`compiles`), so the queries below are the same on both.
-    """
-
-    inherit_cache = True
-
-
-@compiles(_utc_day)
-def _utc_day_sqlite(element: _utc_day, compiler: SQLCompiler, **kw: Any) -> str:
-    # SQLite holds naive UTC text; date() of a date string is the string itself.
-    return compiler.process(func.date(*element.clauses), **kw)
-
-
-@compiles(_utc_day, "postgresql")
-def _utc_day_postgresql(element: _utc_day, compiler: SQLCompiler, **kw: Any) -> str:
-    [column] = element.clauses
-    if isinstance(column.type, Date):
-        return compiler.process(column, **kw)
-    return compiler.process(cast(func.timezone(_UTC, column), Date), **kw)
-
-
-class hour_end(FunctionElement[dt.datetime]):  # noqa: N801 - a SQL function, named like one
-    """The end of the hour starting at a UTCDateTime column (an hour later), in the column's own form."""
-
-    type = UTCDateTime()
-    inherit_cache = True
-
-
-@compiles(hour_end)
-def _hour_end_sqlite(element: hour_end, compiler: SQLCompiler, **kw: Any) -> str:
-    # The text UTCDateTime stores: "YYYY-MM-DD HH:MM:SS.ffffff"; an hour start has zero minutes.
-    [column] = element.clauses
-    return f"strftime('%Y-%m-%d %H:00:00.000000', {compiler.process(column, **kw)}, '+1 hour')"
-
-
-@compiles(hour_end, "postgresql")
-def _hour_end_postgresql(element: hour_end, compiler: SQLCompiler, **kw: Any) -> str:
-    [column] = element.clauses
-    return f"({compiler.process(column, **kw)} + interval '1 hour')"
 
 
 @dataclass(frozen=True)
@@ -191,7 +143,7 @@ def clicks(dims: Sequence[str], times: Times, wanted: Sequence[str], where: Scop
     """Return raw clicks of `times`, grouped."""
     # sub1..sub5, country, device: columns of the click row.
     exprs = _dimensions(
-        dims, _utc_day(Click.created_at), Click.offer_id, Click.partner_id, lambda dim: getattr(Click, dim)
+        dims, utc_day(Click.created_at), Click.offer_id, Click.partner_id, lambda dim: getattr(Click, dim)
     )
     sums = {
         "clicks": func.count(),
@@ -209,7 +161,7 @@ def impressions(
     """Return impression counts of every UTC day [start, end) touches, grouped (they are counted per link and day)."""
     # sub1..sub5: an impression carries its link's sub ids.
     exprs = _dimensions(
-        dims, _utc_day(ImpressionCount.day), ImpressionCount.offer_id, ImpressionCount.partner_id,
+        dims, utc_day(ImpressionCount.day), ImpressionCount.offer_id, ImpressionCount.partner_id,
         lambda dim: getattr(Link, dim),
     )  # fmt: skip
     sums = {"impressions": func.coalesce(func.sum(ImpressionCount.count), 0)}
@@ -230,7 +182,7 @@ def conversions(
     needs_click = by_country or any(d in rules.SUBS or d in rules.CLICK_ONLY_DIMENSIONS for d in dims)
     needs_link = any(d in rules.SUBS for d in dims)
     exprs = _dimensions(
-        dims, _utc_day(Conversion.created_at), Conversion.offer_id, Conversion.partner_id, conversion_column
+        dims, utc_day(Conversion.created_at), Conversion.offer_id, Conversion.partner_id, conversion_column
     )
     approved = ConversionStatus.APPROVED.value
     sums = {
@@ -260,7 +212,7 @@ def rolled(
     """Return the rollups of the whole hours of [lo, hi) that have no mark, grouped."""
     detailed = by_country or any(d in _DETAILED for d in dims)
     table: Any = RollupDetail if detailed else RollupHour
-    exprs = _dimensions(dims, _utc_day(table.hour), table.offer_id, table.partner_id, lambda dim: getattr(table, dim))
+    exprs = _dimensions(dims, utc_day(table.hour), table.offer_id, table.partner_id, lambda dim: getattr(table, dim))
     sums = {
         name: func.sum(getattr(table, name))
         for name in ("clicks", "unique_clicks", "approved", "sale_minor", "revenue_minor", "payout_minor")
