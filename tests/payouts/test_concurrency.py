@@ -15,9 +15,12 @@ import pytest
 from sqlalchemy import func, select, text
 
 from network.auth import SYSTEM
+from network.clock import now_utc
 from network.config import ROOT
+from network.offers.models import Offer
+from network.partners.models import Partner
 from network.payouts import jobs, ledger, service
-from network.payouts.models import EntryKind, JobClaim, Payout
+from network.payouts.models import EntryKind, JobClaim, LedgerEntry, Payout, PayoutItem
 from tests.factories import make_partner
 from tests.payouts.support import API_KEY, NOW, WEBHOOK_SECRET, check_invariants, make_commission, make_shop
 
@@ -143,17 +146,8 @@ def run_all(workers, committed_db, fake_stripe, shop, partners):
         check_invariants(session, fake_stripe)
 
 
-@pytest.mark.parametrize(("late_minor", "survives"), [(2500, True), (-2000, False)])
-def test_entries_committed_during_a_build_keep_each_payout_equal_to_its_entries(
-    committed_db, settings, late_minor, survives
-):
-    """An entry committed between the build's sum and its attaching joins the payout, which is then made
-    its entries again, and dropped when that takes it under the threshold."""
-    with committed_db.session_scope() as session:
-        shop = make_shop(session)
-        partner = make_partner(session)
-        make_commission(session, offer=shop.offer, partner=partner, payout="60.00")
-        partner_id = partner.id
+def _build_while(committed_db, settings, write) -> dict[str, object]:
+    """Run a build, and call `write` (its own committed transaction) between its sum and its attaching."""
     blocker = committed_db.engine.connect()
     blocker.execute(text("LOCK TABLE payout_items IN SHARE MODE"))  # the attaching INSERT waits here
     result: dict[str, object] = {}
@@ -165,24 +159,64 @@ def test_entries_committed_during_a_build_keep_each_payout_equal_to_its_entries(
             assert time.monotonic() < deadline and builder.is_alive(), "the build never reached its attaching"
             time.sleep(0.02)
         with committed_db.session_scope() as session:
-            ledger.add_entry(
-                session,
-                partner_id=partner_id,
-                currency="USD",
-                kind=EntryKind.ADJUSTMENT,
-                amount_minor=late_minor,
-                key="late-entry",
-            )
+            write(session)
     finally:
         blocker.rollback()
         blocker.close()
         builder.join(timeout=30)
+    return result
+
+
+def _shop_with_commission(committed_db) -> tuple[int, int]:
+    with committed_db.session_scope() as session:
+        shop = make_shop(session)
+        partner = make_partner(session)
+        make_commission(session, offer=shop.offer, partner=partner, payout="60.00")
+        return shop.offer.id, partner.id
+
+
+@pytest.mark.parametrize(("late_minor", "survives"), [(2500, True), (-2000, False)])
+def test_entries_committed_during_a_build_keep_each_payout_equal_to_its_entries(
+    committed_db, settings, late_minor, survives
+):
+    """An entry committed between the build's sum and its attaching joins the payout, which is then made
+    its entries again, and dropped when that takes it under the threshold."""
+    _offer_id, partner_id = _shop_with_commission(committed_db)
+
+    def late_entry(session) -> None:
+        ledger.add_entry(
+            session, partner_id=partner_id, currency="USD", kind=EntryKind.ADJUSTMENT, amount_minor=late_minor,
+            key="late-entry",
+        )  # fmt: skip
+
+    result = _build_while(committed_db, settings, late_entry)
     with committed_db.session_scope() as session:
         payouts = session.scalars(select(Payout)).all()
         if survives:
             assert [(p.amount_minor, p.entry_count) for p in payouts] == [(6000 + late_minor, 2)]
         else:
             assert payouts == [] and result["summary"].built == []  # 40.00 < 50.00
+        check_invariants(session)
+
+
+def test_a_commission_committed_during_a_build_is_in_a_payout_no_older_than_it(committed_db, settings):
+    """The payout a late commission joins is stamped after the commission: never "built before it was
+    approved" (RELIABILITY: nothing is paid before it is approved). bench/soak found the build's start
+    time on such a payout."""
+    offer_id, partner_id = _shop_with_commission(committed_db)
+
+    def late_commission(session) -> None:
+        offer, partner = session.get(Offer, offer_id), session.get(Partner, partner_id)
+        make_commission(session, offer=offer, partner=partner, payout="25.00", at=now_utc())
+
+    _build_while(committed_db, settings, late_commission)
+    with committed_db.session_scope() as session:
+        [payout] = session.scalars(select(Payout)).all()
+        assert (payout.amount_minor, payout.entry_count) == (8500, 2)
+        held = session.scalars(
+            select(LedgerEntry.created_at).join(PayoutItem, PayoutItem.entry_id == LedgerEntry.id)
+        ).all()
+        assert max(held) <= payout.created_at
         check_invariants(session)
 
 
