@@ -98,7 +98,7 @@ def _chart(rows: list[dict[str, Any]], first: dt.date) -> dict[str, Any]:
     return {
         "days": days,
         "series": [
-            {"currency": cur, "earnings": [by_day.get(d, money.format_amount(0, cur)) for d in days]}
+            {"label": f"Earnings ({cur})", "values": [by_day.get(d, money.format_amount(0, cur)) for d in days]}
             for cur, by_day in sorted(series.items())
         ],
     }

@@ -109,11 +109,11 @@ def test_home_shows_today_7_and_30_days_and_earnings_per_day(client, world):
     chart = json.loads(data.group(1))
     assert len(chart["days"]) == 30 and chart["days"][-1] == "2026-03-09"
     (usd,) = chart["series"]
-    assert usd["currency"] == "USD" and usd["earnings"][-1] == "12.50" and usd["earnings"][-4] == "3.00"
-    assert usd["earnings"][0] == "0.00"
+    assert usd["label"] == "Earnings (USD)" and usd["values"][-1] == "12.50" and usd["values"][-4] == "3.00"
+    assert usd["values"][0] == "0.00"
     assert "99.00" not in html and "Other Blog" not in html
     # The chart's scripts are files of the app (the CSP allows no inline script).
-    assert "/account/assets/vendor/chart.umd.min.js" in html and "/account/assets/partner-chart.js" in html
+    assert "/account/assets/vendor/chart.umd.min.js" in html and "/account/assets/chart.js" in html
     asset = client.get("/account/assets/vendor/chart.umd.min.js")
     assert asset.status_code == 200 and b"Chart.js v4" in asset.get_data()
     asset.close()

@@ -46,7 +46,7 @@ def test_home_has_spend_per_day_for_its_chart_and_table(world):
     (usd,) = chart["series"]
     assert usd["values"][-1] == "8.00" and usd["values"][-2] == "8.00" and usd["values"][0] == "0.00"
     assert ["2026-03-09", "USD", "2", "1", "8.00"] in rows(html)
-    assert 'data-chart="spend-data"' in html and "/account/assets/brand-chart.js" in html
+    assert 'data-chart="spend-data"' in html and "/account/assets/chart.js" in html
 
 
 def test_home_never_shows_another_brands_figures(world):

@@ -1,4 +1,4 @@
-// Draws the brand pages' charts: each <canvas data-chart="ID"> from the JSON block #ID ({days, series:
+// Draws the portal's charts (layout/chart.html): each <canvas data-chart="ID"> from the JSON block #ID ({days, series:
 // [{label, values}]}). No inline script (the CSP forbids it); the same numbers are in a table beside each
 // chart, so the pages read the same without JavaScript.
 (function () {
