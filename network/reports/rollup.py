@@ -3,13 +3,16 @@
 For each such hour, one transaction: take the hour's lock (`one_at_a_time`), delete its marks
 (those committed so far; a mark committed later stays for the next run), then replace the hour's
 rollup rows of each marked source with INSERT ... SELECT from the raw rows, and the hour's
-offer-and-partner rows with the sum of its details. A run that fails rolls back, marks included,
-so the next run does it again; a second process waits for the lock, then finds the marks gone.
-The work is set-based, an hour at a time, so a backlog (`catch_up`) costs one statement per hour
-and source, whatever the number of rows.
+offer-and-partner rows with the sum of its details, and mark its day. A run that fails rolls back,
+marks included, so the next run does it again; a second process waits for the lock, then finds the
+marks gone. Then each marked day, the same way under the day's lock: its marks deleted, its daily
+cubes (models.CUBES) replaced with the sums of its hours' rollups. A day's mark is deleted only by
+the transaction that rebuilds the day from every hour committed before, so a day without marks
+(of its own or of its hours) is exact. The work is set-based, an hour or a day at a time, so a
+backlog (`catch_up`) costs a few statements per hour, whatever the number of rows.
 
 API: `roll_up` (the scheduled job), `catch_up` (every ended hour, for the CLI and benches),
-`roll_hour`, `mark_everything` (mark every hour of the raw rows, after a bulk load).
+`roll_hour`, `roll_day`, `mark_everything` (mark every hour of the raw rows, after a bulk load).
 """
 
 from __future__ import annotations
@@ -27,11 +30,22 @@ from network.offers.models import Offer
 from network.reports import rules
 from network.reports.sources import COUNTED, ONE, ZERO
 from network.rollups import rules as rollup_rules
-from network.rollups.models import CLICKS, CONVERSIONS, RollupDetail, RollupHour, RollupMark
+from network.rollups.models import (
+    CLICKS,
+    CONVERSIONS,
+    CUBES,
+    RollupDay,
+    RollupDayMark,
+    RollupDetail,
+    RollupHour,
+    RollupMark,
+)
 from network.tracking.models import Click, Link
 
-#: The advisory lock of an hour is this plus the hour's number since the epoch.
+#: The advisory lock of an hour is this plus the hour's number since the epoch; of a day, the other
+#: plus the day's.
 _LOCK_BASE = 0x524F_4C4C_0000_0000
+_DAY_LOCK_BASE = 0x524F_4C4C_4441_0000
 _SUMS = (
     "clicks", "unique_clicks", "pending", "approved", "rejected", "reversed", "sale_minor", "revenue_minor",
     "payout_minor",
@@ -116,7 +130,41 @@ def roll_hour(session: Session, hour: dt.datetime) -> set[int]:
     sources = {source for (source,) in taken}
     if sources:
         recompute(session, hour, sources)
+        session.execute(insert(RollupDayMark).values(day=hour.date()))
     return sources
+
+
+def recompute_day(session: Session, day: dt.date) -> None:
+    """Replace the day's cubes with the sums of its hours' rollups (from the hourly offer-and-partner
+    rows when they hold the cube's columns, else from the details)."""
+    start = dt.datetime.combine(day, dt.time(), dt.UTC)
+    session.execute(delete(RollupDay).where(RollupDay.day == day))
+    hourly = {"offer_id", "partner_id", "brand_id", "currency"}
+    for cube, names in CUBES.items():
+        table: Any = RollupHour if set(names) <= hourly else RollupDetail
+        keys = [getattr(table, name) for name in names]
+        summed = (
+            select(
+                literal(cube, SmallInteger()), literal(day), *keys, *[func.sum(getattr(table, name)) for name in _SUMS]
+            )
+            .where(table.hour >= start, table.hour < start + dt.timedelta(days=1))
+            .group_by(*keys)
+        )
+        session.execute(insert(RollupDay).from_select(["cube", "day", *names, *_SUMS], summed))
+
+
+def roll_day(session: Session, day: dt.date) -> bool:
+    """Rebuild one marked day's cubes in the session's transaction; return whether it was marked."""
+    one_at_a_time(session, _DAY_LOCK_BASE + day.toordinal())
+    taken = session.execute(delete(RollupDayMark).where(RollupDayMark.day == day).returning(RollupDayMark.id)).all()
+    if taken:
+        recompute_day(session, day)
+    return bool(taken)
+
+
+def marked_days(session: Session) -> list[dt.date]:
+    """Return the marked days, oldest first."""
+    return list(session.scalars(select(RollupDayMark.day).distinct().order_by(RollupDayMark.day)))
 
 
 def marked_hours(session: Session, *, before: dt.datetime, limit: int | None = None) -> list[dt.datetime]:
@@ -132,6 +180,11 @@ def roll_up(database: Database, *, now: dt.datetime | None = None, limit: int = 
     for hour in hours:
         with database.session_scope() as session:
             roll_hour(session, hour)
+    with database.reading() as session:
+        days = marked_days(session)
+    for day in days:
+        with database.session_scope() as session:
+            roll_day(session, day)
     return len(hours)
 
 
@@ -147,7 +200,7 @@ def catch_up(database: Database, *, now: dt.datetime | None = None) -> int:
         total += done
     if total:
         with database.session_scope() as session:
-            for table in (RollupDetail, RollupHour, RollupMark):
+            for table in (RollupDetail, RollupHour, RollupMark, RollupDay, RollupDayMark):
                 session.execute(text(f"ANALYZE {table.__tablename__}"))
     return total
 

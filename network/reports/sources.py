@@ -4,7 +4,8 @@ times, and the rollups of whole hours.
 Each source is grouped by the asked dimensions and the currency and yields every sum column (zero
 for those it has none of), so the report can UNION ALL them and add them up (network/reports/service.py).
 A period is cut in two (network/rollups/rules.split): whole hours without a mark are read from the
-rollups, and the rest from the raw rows: the period's edges, and the marked hours, joined from
+rollups (whole days whose hours have no mark from the daily cubes, the other hours from the
+hourly rollups), and the rest from the raw rows: the period's edges, and the marked hours, joined from
 rollup_marks in the same statement so that what is rolled up and what is read raw agree.
 """
 
@@ -28,6 +29,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    union,
     union_all,
 )
 
@@ -35,7 +37,7 @@ from network.conversions.models import Conversion, ConversionStatus
 from network.db import UTCDateTime, hour_end, utc_day, where_given
 from network.offers.models import Offer
 from network.reports import rules
-from network.rollups.models import RollupDetail, RollupHour, RollupMark
+from network.rollups.models import CUBES, RollupDay, RollupDayMark, RollupDetail, RollupHour, RollupMark
 from network.tracking.models import Click, ImpressionCount, Link
 
 #: Conversions that count in reports (rejected and reversed ones do not).
@@ -44,6 +46,8 @@ COUNTED = (ConversionStatus.PENDING.value, ConversionStatus.APPROVED.value)
 #: GROUP BY, and a typed literal keeps the UNION's column types alike.
 ZERO = literal_column("0", BigInteger)
 ONE = literal_column("1", BigInteger)
+#: A report dimension's column in the rollups, where it is not the dimension's own name.
+_COLUMNS = {"offer": "offer_id", "partner": "partner_id"}
 #: Dimensions only the detailed rollups have.
 _DETAILED = frozenset(rules.SUBS) | rules.CLICK_ONLY_DIMENSIONS
 
@@ -201,6 +205,37 @@ def conversions(
     return where(query, Conversion.offer_id, Conversion.partner_id, Conversion.brand_id, Click.country)
 
 
+def _marked_days(days: tuple[dt.date, dt.date]) -> Any:
+    """Return the SELECT of the days of [first, end) that daily rollups may not answer: marked, or
+    holding a marked hour."""
+    first, end = days
+    hours = select(utc_day(RollupMark.hour)).where(RollupMark.hour >= _start(first), RollupMark.hour < _start(end))
+    return union(hours, select(RollupDayMark.day).where(RollupDayMark.day >= first, RollupDayMark.day < end))
+
+
+def _start(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), dt.UTC)
+
+
+def _sums(table: Any) -> dict[str, Any]:
+    sums = {
+        name: func.sum(getattr(table, name))
+        for name in ("clicks", "unique_clicks", "approved", "sale_minor", "revenue_minor", "payout_minor")
+    }
+    sums["conversions"] = func.sum(table.pending + table.approved)
+    return sums
+
+
+def _counting(table: Any) -> Any:
+    """A row of conversions that no longer count (rejected, reversed) is no report row."""
+    return or_(table.clicks > 0, table.pending > 0, table.approved > 0)
+
+
+def _finer(dims: Sequence[str], *, by_country: bool) -> set[str]:
+    """Return the dimensions beyond offer and partner that a report groups or filters by."""
+    return {d for d in dims if d in _DETAILED} | ({"country"} if by_country else set())
+
+
 def rolled(
     dims: Sequence[str],
     hours: tuple[dt.datetime, dt.datetime],
@@ -208,24 +243,53 @@ def rolled(
     where: Scope,
     *,
     by_country: bool,
+    days: tuple[dt.date, dt.date] | None = None,
 ) -> Select[Any]:
-    """Return the rollups of the whole hours of [lo, hi) that have no mark, grouped."""
-    detailed = by_country or any(d in _DETAILED for d in dims)
+    """Return the hourly rollups of the whole hours of [lo, hi) that have no mark, grouped; but for
+    `days` the daily rollups may answer (see `rolled_days`)."""
+    detailed = bool(_finer(dims, by_country=by_country))
     table: Any = RollupDetail if detailed else RollupHour
     exprs = _dimensions(dims, utc_day(table.hour), table.offer_id, table.partner_id, lambda dim: getattr(table, dim))
-    sums = {
-        name: func.sum(getattr(table, name))
-        for name in ("clicks", "unique_clicks", "approved", "sale_minor", "revenue_minor", "payout_minor")
-    }
-    sums["conversions"] = func.sum(table.pending + table.approved)
     lo, hi = hours
     marked = select(RollupMark.hour).where(RollupMark.hour >= lo, RollupMark.hour < hi)
-    query = _Source(exprs, table.currency).select(sums, wanted).select_from(table)
-    query = query.where(
-        table.hour >= lo,
-        table.hour < hi,
-        table.hour.not_in(marked),
-        # A row of conversions that no longer count (rejected, reversed) is no report row.
-        or_(table.clicks > 0, table.pending > 0, table.approved > 0),
-    )
+    query = _Source(exprs, table.currency).select(_sums(table), wanted).select_from(table)
+    query = query.where(table.hour >= lo, table.hour < hi, table.hour.not_in(marked), _counting(table))
+    if days is not None:
+        first, end = days
+        query = query.where(
+            or_(table.hour < _start(first), table.hour >= _start(end), utc_day(table.hour).in_(_marked_days(days)))
+        )
     return where(query, table.offer_id, table.partner_id, table.brand_id, table.country if detailed else None)
+
+
+def _cube(dims: Sequence[str], where: Scope, *, by_country: bool) -> int:
+    """Return the first daily cube holding every column a report groups or filters by."""
+    columns = {_COLUMNS.get(d, d) for d in dims if d != "day"} | ({"country"} if by_country else set())
+    for column, value in (
+        ("brand_id", where.brand_id),
+        ("partner_id", where.partner_id),
+        ("offer_id", where.offer_filter),
+        ("partner_id", where.partner_filter),
+    ):
+        if value is not None:
+            columns.add(column)
+    return next(cube for cube, names in CUBES.items() if columns <= set(names))
+
+
+def rolled_days(
+    dims: Sequence[str], days: tuple[dt.date, dt.date], wanted: Sequence[str], where: Scope, *, by_country: bool
+) -> Select[Any]:
+    """Return the daily rollups of the days [first, end) where neither the day nor an hour of it is
+    marked, grouped: from the first cube holding every column asked."""
+    table = RollupDay
+    exprs = _dimensions(dims, utc_day(table.day), table.offer_id, table.partner_id, lambda dim: getattr(table, dim))
+    first, end = days
+    query = _Source(exprs, table.currency).select(_sums(table), wanted).select_from(table)
+    query = query.where(
+        table.cube == _cube(dims, where, by_country=by_country),
+        table.day >= first,
+        table.day < end,
+        table.day.not_in(_marked_days(days)),
+        _counting(table),
+    )
+    return where(query, table.offer_id, table.partner_id, table.brand_id, table.country if by_country else None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Index, Integer, SmallInteger, String, Text
+from sqlalchemy import BigInteger, Date, Index, Integer, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from network.db import Base, UTCDateTime
@@ -12,6 +12,16 @@ from network.db import Base, UTCDateTime
 #: Which raw rows a mark or a detail row is about.
 CLICKS = 1
 CONVERSIONS = 2
+#: The daily rollups' cubes: the columns each sums by (the others are None in its rows). A report
+#: reads the first cube holding every column it groups or filters by, its tenant's included. Each
+#: has a row per combination seen in a day, whatever the number of clicks: the second, without the
+#: offer, is the 30-day "by sub1,country" report's (a partner's sub ids are its own), a tenth of
+#: the third's rows (bench/reports).
+CUBES: dict[int, tuple[str, ...]] = {
+    1: ("offer_id", "partner_id", "brand_id", "currency"),
+    2: ("partner_id", "brand_id", "currency", "sub1", "country"),
+    3: ("offer_id", "partner_id", "brand_id", "currency", "sub1", "sub2", "sub3", "sub4", "sub5", "country", "device"),
+}
 
 
 class RollupMark(Base):
@@ -83,3 +93,41 @@ class RollupHour(_Sums, Base):
     partner_id: Mapped[int] = mapped_column(Integer)
     brand_id: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(String(3))
+
+
+class RollupDay(_Sums, Base):
+    """Clicks and conversions of one UTC day in one cube (CUBES): the day's hourly details summed.
+
+    Rebuilt from rollup_details whenever an hour of the day was rolled up (a RollupDayMark says
+    so); a report reads a day from here only when neither the day nor any of its hours is marked.
+    A column outside the row's cube is None.
+    """
+
+    __tablename__ = "rollup_days"
+    __table_args__ = (Index("ix_rollup_days_cube_day", "cube", "day"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cube: Mapped[int] = mapped_column(SmallInteger)
+    day: Mapped[dt.date] = mapped_column(Date)
+    offer_id: Mapped[int | None] = mapped_column(Integer)
+    partner_id: Mapped[int] = mapped_column(Integer)
+    brand_id: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    sub1: Mapped[str | None] = mapped_column(Text)
+    sub2: Mapped[str | None] = mapped_column(Text)
+    sub3: Mapped[str | None] = mapped_column(Text)
+    sub4: Mapped[str | None] = mapped_column(Text)
+    sub5: Mapped[str | None] = mapped_column(Text)
+    country: Mapped[str | None] = mapped_column(String(2))
+    device: Mapped[str | None] = mapped_column(String(16))
+
+
+class RollupDayMark(Base):
+    """A day whose hours were rolled up since its daily rollups were rebuilt: inserted by the
+    transaction that rolled the hour up, deleted by the one that rebuilds the day."""
+
+    __tablename__ = "rollup_day_marks"
+    __table_args__ = (Index("ix_rollup_day_marks_day", "day"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date)

@@ -1,7 +1,8 @@
 """Pure rollup rules: hours, which hours a write touches, and how a report period splits. No database.
 
-A rollup row sums one UTC hour. A report reads whole hours from rollups and the rest (the period's
-edges, hours still marked) from the raw rows; `split` says which part is which.
+A rollup row sums one UTC hour (or, in the daily cubes, one UTC day). A report reads whole days and
+hours from rollups and the rest (the period's edges, hours still marked) from the raw rows; `split`
+and `whole_days` say which part is which.
 """
 
 from __future__ import annotations
@@ -65,3 +66,12 @@ def split(
         return None, [(start, end)]
     edges = [(a, b) for a, b in ((start, lo), (hi, end)) if a < b]
     return (lo, hi), edges
+
+
+def whole_days(lo: dt.datetime, hi: dt.datetime) -> tuple[dt.date, dt.date] | None:
+    """Return the UTC days [first, end) wholly inside the hours [lo, hi) (None: not one), which daily
+    rollups may answer."""
+    lo, hi = lo.astimezone(dt.UTC), hi.astimezone(dt.UTC)
+    first = lo.date() if lo.time() == dt.time() else lo.date() + dt.timedelta(days=1)
+    end = hi.date()
+    return (first, end) if first < end else None

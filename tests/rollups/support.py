@@ -1,4 +1,4 @@
-"""RELIABILITY.md's rollup invariant: rollups equal the raw rows they summarise, for every closed hour.
+"""RELIABILITY.md's rollup invariant: rollups equal the raw rows they summarise, for every closed hour and day.
 
 `check_rollups` closes every marked hour as the job does (`roll_hour`), then sums the raw rows in
 Python, independently of the job's SQL, and compares hour by hour.
@@ -16,7 +16,16 @@ from sqlalchemy.orm import Session
 from network.conversions.models import Conversion
 from network.offers.models import Offer
 from network.reports import rollup
-from network.rollups.models import CLICKS, CONVERSIONS, RollupDetail, RollupHour, RollupMark
+from network.rollups.models import (
+    CLICKS,
+    CONVERSIONS,
+    CUBES,
+    RollupDay,
+    RollupDayMark,
+    RollupDetail,
+    RollupHour,
+    RollupMark,
+)
 from network.rollups.rules import hour_of
 from network.tracking.models import Click, Link
 
@@ -32,10 +41,13 @@ Key = tuple[Any, ...]
 
 
 def close_hours(session: Session) -> int:
-    """Roll up every marked hour, as the job does once each has ended; return how many."""
+    """Roll up every marked hour, then every marked day, as the job does once each has ended; return
+    how many hours."""
     hours = rollup.marked_hours(session, before=dt.datetime.max.replace(tzinfo=dt.UTC))
     for hour in hours:
         rollup.roll_hour(session, hour)
+    for day in rollup.marked_days(session):
+        rollup.roll_day(session, day)
     return len(hours)
 
 
@@ -84,7 +96,8 @@ def _stored(session: Session, table: Any, keys: tuple[str, ...]) -> dict[Key, li
 
 
 def check_rollups(session: Session) -> None:
-    """Close every marked hour, then assert the rollups equal the raw rows, detail by detail and hour by hour."""
+    """Close every marked hour and day, then assert the rollups equal the raw rows, detail by detail, hour by
+    hour and, in each daily cube, day by day."""
     session.flush()
     close_hours(session)
     session.expire_all()
@@ -96,6 +109,26 @@ def check_rollups(session: Session) -> None:
     for key, sums in expected.items():
         _add(hours, (key[0], *key[2:6]), sums)
     assert _stored(session, RollupHour, ("hour", "offer_id", "partner_id", "brand_id", "currency")) == hours
+    assert session.scalars(select(RollupDayMark.id).limit(1)).first() is None, "a day's mark was left"
+    days: dict[Key, list[int]] = {}
+    columns = (
+        "offer_id",
+        "partner_id",
+        "brand_id",
+        "currency",
+        "sub1",
+        "sub2",
+        "sub3",
+        "sub4",
+        "sub5",
+        "country",
+        "device",
+    )
+    for key, sums in expected.items():
+        values = dict(zip(columns, key[2:], strict=True))
+        for cube, names in CUBES.items():
+            _add(days, (cube, key[0].date(), *(values[c] if c in names else None for c in columns)), sums)
+    assert _stored(session, RollupDay, ("cube", "day", *columns)) == days
 
 
 def mark_counts(session: Session) -> Counter[tuple[dt.datetime, int]]:

@@ -16,7 +16,7 @@ from network.conversions import rules as conversion_rules
 from network.conversions import statuses
 from network.conversions.models import Conversion
 from network.reports import rollup, service
-from network.rollups.models import RollupDetail, RollupMark
+from network.rollups.models import RollupDetail, RollupHour, RollupMark
 from network.tracking.models import Click, Link
 from tests.reports.conftest import World, add_click, add_conversion, make_link
 from tests.rollups.support import check_rollups, close_hours
@@ -33,6 +33,7 @@ GROUPINGS = (
 )  # fmt: skip
 PERIODS = (
     (FIRST, NOW),  # up to now: the open hour is read raw
+    (FIRST - dt.timedelta(days=2), NOW - dt.timedelta(hours=2)),  # whole days from the daily cubes
     (FIRST, NOW + dt.timedelta(days=1)),  # into the future
     (FIRST + dt.timedelta(hours=3, minutes=17, seconds=5), NOW - dt.timedelta(hours=4, minutes=1)),  # edges
     (FIRST + dt.timedelta(hours=5), FIRST + dt.timedelta(hours=29)),  # whole hours only
@@ -167,6 +168,30 @@ def test_a_report_reads_rolled_up_hours_from_the_rollups(session: Session, db: A
     args = {"start": FIRST, "end": NOW, "group_by": ["day"]}
     assert service.report(session, world.admin, now=NOW, **args)[0]["clicks"] == 1
     assert service.report(session, world.admin, raw=True, **args) == []
+
+
+def test_a_whole_day_is_read_from_its_daily_cube_until_an_hour_of_it_is_marked(
+    session: Session, db: Any, world: World
+) -> None:
+    link = make_link(session, offer=world.offer, partner=world.partner)
+    add_click(session, link, when=FIRST + dt.timedelta(hours=2, minutes=5), country="US")
+    rollup.roll_up(db, now=NOW)
+    session.expire_all()
+    # The hourly rollups go without a mark: only the daily cubes still count the click.
+    session.execute(delete(RollupDetail))
+    session.execute(delete(RollupHour))
+    args = {"start": FIRST, "end": FIRST + dt.timedelta(days=1)}
+    for group_by, extra in (([], {}), (["day"], {}), (["sub1", "country"], {}), (["device"], {"country": "US"})):
+        rows = service.report(session, world.admin, now=NOW, group_by=group_by, **args, **extra)
+        assert [row["clicks"] for row in rows] == [1], group_by
+    # A mark on one of its hours: the day is read from its hours (now gone) and the marked hour raw.
+    session.add(RollupMark(hour=FIRST + dt.timedelta(hours=2), source=1))
+    session.flush()
+    assert [row["clicks"] for row in service.report(session, world.admin, now=NOW, **args)] == [1]
+    session.add(RollupMark(hour=FIRST + dt.timedelta(hours=5), source=1))
+    session.execute(delete(RollupMark).where(RollupMark.hour == FIRST + dt.timedelta(hours=2)))
+    session.flush()
+    assert service.report(session, world.admin, now=NOW, **args) == []
 
 
 def test_a_click_shows_in_the_report_as_soon_as_it_is_written(session: Session, db: Any, world: World) -> None:

@@ -47,3 +47,30 @@ def test_hours_are_utc_hour_starts():
     assert rules.ceil_hour(t(2, 12)) == t(2, 12)
     assert rules.ceil_hour(t(2, 12, 1)) == t(2, 13)
     assert rules.hours_of([t(2, 12, 5), t(2, 12, 50), t(2, 11, 0)]) == [t(2, 11), t(2, 12)]
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi", "days"),
+    [
+        (
+            dt.datetime(2026, 3, 1, tzinfo=UTC),
+            dt.datetime(2026, 3, 3, tzinfo=UTC),
+            (dt.date(2026, 3, 1), dt.date(2026, 3, 3)),
+        ),
+        (
+            dt.datetime(2026, 3, 1, 1, tzinfo=UTC),
+            dt.datetime(2026, 3, 3, 5, tzinfo=UTC),
+            (dt.date(2026, 3, 2), dt.date(2026, 3, 3)),
+        ),
+        (dt.datetime(2026, 3, 1, 1, tzinfo=UTC), dt.datetime(2026, 3, 2, 23, tzinfo=UTC), None),
+        (dt.datetime(2026, 3, 1, tzinfo=UTC), dt.datetime(2026, 3, 1, 23, tzinfo=UTC), None),
+        # Hours are UTC hours, whatever the offset they are given in.
+        (
+            dt.datetime(2026, 3, 1, 2, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+            dt.datetime(2026, 3, 2, tzinfo=UTC),
+            (dt.date(2026, 3, 1), dt.date(2026, 3, 2)),
+        ),
+    ],
+)
+def test_whole_utc_days_of_the_rolled_hours_are_read_from_the_daily_cubes(lo, hi, days):
+    assert rules.whole_days(lo, hi) == days
