@@ -167,3 +167,41 @@ def _hour_end_sqlite(element: hour_end, compiler: SQLCompiler, **kw: Any) -> str
 def _hour_end_postgresql(element: hour_end, compiler: SQLCompiler, **kw: Any) -> str:
     [column] = element.clauses
     return f"({compiler.process(column, **kw)} + interval '1 hour')"
+
+
+class day_start(FunctionElement[dt.datetime]):  # noqa: N801 - a SQL function, named like one
+    """The start of a UTC day (a date column, or utc_day of a time), in UTCDateTime's form."""
+
+    type = UTCDateTime()
+    inherit_cache = True
+
+
+@compiles(day_start)
+def _day_start_sqlite(element: day_start, compiler: SQLCompiler, **kw: Any) -> str:
+    [column] = element.clauses
+    return f"strftime('%Y-%m-%d 00:00:00.000000', {compiler.process(column, **kw)})"
+
+
+@compiles(day_start, "postgresql")
+def _day_start_postgresql(element: day_start, compiler: SQLCompiler, **kw: Any) -> str:
+    [column] = element.clauses
+    return f"(CAST({compiler.process(column, **kw)} AS timestamp) AT TIME ZONE {_UTC})"
+
+
+class day_end(FunctionElement[dt.datetime]):  # noqa: N801 - a SQL function, named like one
+    """The end of a UTC day (the next day's start), in UTCDateTime's form."""
+
+    type = UTCDateTime()
+    inherit_cache = True
+
+
+@compiles(day_end)
+def _day_end_sqlite(element: day_end, compiler: SQLCompiler, **kw: Any) -> str:
+    [column] = element.clauses
+    return f"strftime('%Y-%m-%d 00:00:00.000000', {compiler.process(column, **kw)}, '+1 day')"
+
+
+@compiles(day_end, "postgresql")
+def _day_end_postgresql(element: day_end, compiler: SQLCompiler, **kw: Any) -> str:
+    [column] = element.clauses
+    return f"((CAST({compiler.process(column, **kw)} AS timestamp) + interval '1 day') AT TIME ZONE {_UTC})"

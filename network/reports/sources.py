@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 
 from network.conversions.models import Conversion, ConversionStatus
-from network.db import UTCDateTime, hour_end, utc_day, where_given
+from network.db import UTCDateTime, day_end, day_start, hour_end, utc_day, where_given
 from network.offers.models import Offer
 from network.reports import rules
 from network.rollups.models import CUBES, RollupDay, RollupDayMark, RollupDetail, RollupHour, RollupMark
@@ -255,10 +255,15 @@ def rolled(
     query = _Source(exprs, table.currency).select(_sums(table), wanted).select_from(table)
     query = query.where(table.hour >= lo, table.hour < hi, table.hour.not_in(marked), _counting(table))
     if days is not None:
+        # Only the hours outside the days, and those of marked days: a range of the hour index each.
         first, end = days
-        query = query.where(
-            or_(table.hour < _start(first), table.hour >= _start(end), utc_day(table.hour).in_(_marked_days(days)))
-        )
+        ranges = [select(literal(a, UTCDateTime()).label("lo"), literal(b, UTCDateTime()).label("hi"))
+                  for a, b in ((lo, _start(first)), (_start(end), hi)) if a < b]  # fmt: skip
+        marked_days = _marked_days(days).subquery("marked_days")
+        day = marked_days.c[0]
+        ranges.append(select(day_start(day).label("lo"), day_end(day).label("hi")))
+        hours = union_all(*ranges).subquery("rolled_hours")
+        query = query.join(hours, and_(table.hour >= hours.c.lo, table.hour < hours.c.hi))
     return where(query, table.offer_id, table.partner_id, table.brand_id, table.country if detailed else None)
 
 
