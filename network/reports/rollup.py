@@ -34,6 +34,7 @@ from network.rollups.models import (
     CLICKS,
     CONVERSIONS,
     CUBES,
+    EVERY_COLUMN,
     RollupDay,
     RollupDayMark,
     RollupDetail,
@@ -103,20 +104,32 @@ def _conversion_rows(hour: dt.datetime) -> Any:
 _ROWS = {CLICKS: _click_rows, CONVERSIONS: _conversion_rows}
 
 
+def _cube_rows(cube: int, start: dt.datetime, end: dt.datetime, *, day: dt.date | None = None) -> Any:
+    """Return the SELECT of `cube`'s sums over the rollups of the hours [start, end): by the hour,
+    from the details; for a `day`, from the cube's own hours (the details for EVERY_COLUMN)."""
+    table: Any = RollupDetail if day is None or cube == EVERY_COLUMN else RollupHour
+    when = [table.hour] if day is None else []
+    keys = [getattr(table, name) for name in CUBES[cube]]
+    sums = [func.sum(getattr(table, name)) for name in _SUMS]
+    query = select(literal(cube, SmallInteger()), *(when or [literal(day)]), *keys, *sums)
+    query = query.where(table.hour >= start, table.hour < end)
+    if table is RollupHour:
+        query = query.where(RollupHour.cube == cube)
+    return query.group_by(*when, *keys)
+
+
 def recompute(session: Session, hour: dt.datetime, sources: set[int]) -> None:
-    """Replace the hour's rollups of `sources` with the sums of its raw rows, then its offer-and-partner rows."""
+    """Replace the hour's rollups of `sources` with the sums of its raw rows, then its narrower cubes'
+    rows with the sums of its details."""
     columns = ["hour", "source", *_DIMS, *_SUMS]
     for source in sorted(sources):
         session.execute(delete(RollupDetail).where(RollupDetail.hour == hour, RollupDetail.source == source))
         session.execute(insert(RollupDetail).from_select(columns, _ROWS[source](hour)))
     session.execute(delete(RollupHour).where(RollupHour.hour == hour))
-    keys = [RollupDetail.offer_id, RollupDetail.partner_id, RollupDetail.brand_id, RollupDetail.currency]
-    summed = (
-        select(RollupDetail.hour, *keys, *[func.sum(getattr(RollupDetail, name)) for name in _SUMS])
-        .where(RollupDetail.hour == hour)
-        .group_by(RollupDetail.hour, *keys)
-    )
-    session.execute(insert(RollupHour).from_select(["hour", *(k.key for k in keys), *_SUMS], summed))
+    for cube, names in CUBES.items():
+        if cube != EVERY_COLUMN:
+            rows = _cube_rows(cube, hour, hour + rollup_rules.HOUR)
+            session.execute(insert(RollupHour).from_select(["cube", "hour", *names, *_SUMS], rows))
 
 
 def _lock_key(hour: dt.datetime) -> int:
@@ -135,22 +148,12 @@ def roll_hour(session: Session, hour: dt.datetime) -> set[int]:
 
 
 def recompute_day(session: Session, day: dt.date) -> None:
-    """Replace the day's cubes with the sums of its hours' rollups (from the hourly offer-and-partner
-    rows when they hold the cube's columns, else from the details)."""
+    """Replace the day's cubes with the sums of its hours' rollups (each from the same cube's hours)."""
     start = dt.datetime.combine(day, dt.time(), dt.UTC)
     session.execute(delete(RollupDay).where(RollupDay.day == day))
-    hourly = {"offer_id", "partner_id", "brand_id", "currency"}
     for cube, names in CUBES.items():
-        table: Any = RollupHour if set(names) <= hourly else RollupDetail
-        keys = [getattr(table, name) for name in names]
-        summed = (
-            select(
-                literal(cube, SmallInteger()), literal(day), *keys, *[func.sum(getattr(table, name)) for name in _SUMS]
-            )
-            .where(table.hour >= start, table.hour < start + dt.timedelta(days=1))
-            .group_by(*keys)
-        )
-        session.execute(insert(RollupDay).from_select(["cube", "day", *names, *_SUMS], summed))
+        rows = _cube_rows(cube, start, start + dt.timedelta(days=1), day=day)
+        session.execute(insert(RollupDay).from_select(["cube", "day", *names, *_SUMS], rows))
 
 
 def roll_day(session: Session, day: dt.date) -> bool:

@@ -37,7 +37,7 @@ from network.conversions.models import Conversion, ConversionStatus
 from network.db import UTCDateTime, day_end, day_start, hour_end, utc_day, where_given
 from network.offers.models import Offer
 from network.reports import rules
-from network.rollups.models import CUBES, RollupDay, RollupDayMark, RollupDetail, RollupHour, RollupMark
+from network.rollups.models import CUBES, EVERY_COLUMN, RollupDay, RollupDayMark, RollupDetail, RollupHour, RollupMark
 from network.tracking.models import Click, ImpressionCount, Link
 
 #: Conversions that count in reports (rejected and reversed ones do not).
@@ -48,8 +48,6 @@ ZERO = literal_column("0", BigInteger)
 ONE = literal_column("1", BigInteger)
 #: A report dimension's column in the rollups, where it is not the dimension's own name.
 _COLUMNS = {"offer": "offer_id", "partner": "partner_id"}
-#: Dimensions only the detailed rollups have.
-_DETAILED = frozenset(rules.SUBS) | rules.CLICK_ONLY_DIMENSIONS
 
 
 @dataclass(frozen=True)
@@ -231,42 +229,6 @@ def _counting(table: Any) -> Any:
     return or_(table.clicks > 0, table.pending > 0, table.approved > 0)
 
 
-def _finer(dims: Sequence[str], *, by_country: bool) -> set[str]:
-    """Return the dimensions beyond offer and partner that a report groups or filters by."""
-    return {d for d in dims if d in _DETAILED} | ({"country"} if by_country else set())
-
-
-def rolled(
-    dims: Sequence[str],
-    hours: tuple[dt.datetime, dt.datetime],
-    wanted: Sequence[str],
-    where: Scope,
-    *,
-    by_country: bool,
-    days: tuple[dt.date, dt.date] | None = None,
-) -> Select[Any]:
-    """Return the hourly rollups of the whole hours of [lo, hi) that have no mark, grouped; but for
-    `days` the daily rollups may answer (see `rolled_days`)."""
-    detailed = bool(_finer(dims, by_country=by_country))
-    table: Any = RollupDetail if detailed else RollupHour
-    exprs = _dimensions(dims, utc_day(table.hour), table.offer_id, table.partner_id, lambda dim: getattr(table, dim))
-    lo, hi = hours
-    marked = select(RollupMark.hour).where(RollupMark.hour >= lo, RollupMark.hour < hi)
-    query = _Source(exprs, table.currency).select(_sums(table), wanted).select_from(table)
-    query = query.where(table.hour >= lo, table.hour < hi, table.hour.not_in(marked), _counting(table))
-    if days is not None:
-        # Only the hours outside the days, and those of marked days: a range of the hour index each.
-        first, end = days
-        ranges = [select(literal(a, UTCDateTime()).label("lo"), literal(b, UTCDateTime()).label("hi"))
-                  for a, b in ((lo, _start(first)), (_start(end), hi)) if a < b]  # fmt: skip
-        marked_days = _marked_days(days).subquery("marked_days")
-        day = marked_days.c[0]
-        ranges.append(select(day_start(day).label("lo"), day_end(day).label("hi")))
-        hours = union_all(*ranges).subquery("rolled_hours")
-        query = query.join(hours, and_(table.hour >= hours.c.lo, table.hour < hours.c.hi))
-    return where(query, table.offer_id, table.partner_id, table.brand_id, table.country if detailed else None)
-
-
 def _cube(dims: Sequence[str], where: Scope, *, by_country: bool) -> int:
     """Return the first daily cube holding every column a report groups or filters by."""
     columns = {_COLUMNS.get(d, d) for d in dims if d != "day"} | ({"country"} if by_country else set())
@@ -279,6 +241,40 @@ def _cube(dims: Sequence[str], where: Scope, *, by_country: bool) -> int:
         if value is not None:
             columns.add(column)
     return next(cube for cube, names in CUBES.items() if columns <= set(names))
+
+
+def rolled(
+    dims: Sequence[str],
+    hours: tuple[dt.datetime, dt.datetime],
+    wanted: Sequence[str],
+    where: Scope,
+    *,
+    by_country: bool,
+    days: tuple[dt.date, dt.date] | None = None,
+) -> Select[Any]:
+    """Return the hourly rollups of the whole hours of [lo, hi) that have no mark, grouped: from the
+    first cube holding every column asked (EVERY_COLUMN's are the details); but for `days` the
+    daily rollups may answer (see `rolled_days`)."""
+    cube = _cube(dims, where, by_country=by_country)
+    table: Any = RollupDetail if cube == EVERY_COLUMN else RollupHour
+    exprs = _dimensions(dims, utc_day(table.hour), table.offer_id, table.partner_id, lambda dim: getattr(table, dim))
+    lo, hi = hours
+    marked = select(RollupMark.hour).where(RollupMark.hour >= lo, RollupMark.hour < hi)
+    query = _Source(exprs, table.currency).select(_sums(table), wanted).select_from(table)
+    query = query.where(table.hour >= lo, table.hour < hi, table.hour.not_in(marked), _counting(table))
+    if table is RollupHour:
+        query = query.where(RollupHour.cube == cube)
+    if days is not None:
+        # Only the hours outside the days, and those of marked days: a range of the hour index each.
+        first, end = days
+        ranges = [select(literal(a, UTCDateTime()).label("lo"), literal(b, UTCDateTime()).label("hi"))
+                  for a, b in ((lo, _start(first)), (_start(end), hi)) if a < b]  # fmt: skip
+        marked_days = _marked_days(days).subquery("marked_days")
+        day = marked_days.c[0]
+        ranges.append(select(day_start(day).label("lo"), day_end(day).label("hi")))
+        hours = union_all(*ranges).subquery("rolled_hours")
+        query = query.join(hours, and_(table.hour >= hours.c.lo, table.hour < hours.c.hi))
+    return where(query, table.offer_id, table.partner_id, table.brand_id, table.country if by_country else None)
 
 
 def rolled_days(

@@ -12,16 +12,18 @@ from network.db import Base, UTCDateTime
 #: Which raw rows a mark or a detail row is about.
 CLICKS = 1
 CONVERSIONS = 2
-#: The daily rollups' cubes: the columns each sums by (the others are None in its rows). A report
-#: reads the first cube holding every column it groups or filters by, its tenant's included. Each
-#: has a row per combination seen in a day, whatever the number of clicks: the second, without the
-#: offer, is the 30-day "by sub1,country" report's (a partner's sub ids are its own), a tenth of
-#: the third's rows (bench/reports).
+#: The rollups' cubes, by the hour and by the day: the columns each sums by (the others are None in
+#: its rows). A report reads the first cube holding every column it groups or filters by, its
+#: tenant's included. Each has a row per combination seen in an hour or a day, whatever the number
+#: of clicks: the second, without the offer, is the "by sub1,country" report's (a partner's sub ids
+#: are its own), a tenth of the third's rows (bench/reports).
 CUBES: dict[int, tuple[str, ...]] = {
     1: ("offer_id", "partner_id", "brand_id", "currency"),
     2: ("partner_id", "brand_id", "currency", "sub1", "country"),
     3: ("offer_id", "partner_id", "brand_id", "currency", "sub1", "sub2", "sub3", "sub4", "sub5", "country", "device"),
 }
+#: The cube of every column: by the hour, rollup_details (the other cubes' hours are rollup_hours).
+EVERY_COLUMN = 3
 
 
 class RollupMark(Base):
@@ -81,18 +83,22 @@ class RollupDetail(_Sums, Base):
 
 
 class RollupHour(_Sums, Base):
-    """Clicks and conversions of one hour by offer and partner: the details summed, for reports that
-    group by nothing finer."""
+    """Clicks and conversions of one hour in one of the narrower cubes (CUBES but EVERY_COLUMN, which
+    by the hour is rollup_details itself): the hour's details summed. A column outside the row's
+    cube is None."""
 
     __tablename__ = "rollup_hours"
-    __table_args__ = (Index("ix_rollup_hours_hour", "hour"),)
+    __table_args__ = (Index("ix_rollup_hours_cube_hour", "cube", "hour"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cube: Mapped[int] = mapped_column(SmallInteger)
     hour: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    offer_id: Mapped[int] = mapped_column(Integer)
+    offer_id: Mapped[int | None] = mapped_column(Integer)
     partner_id: Mapped[int] = mapped_column(Integer)
     brand_id: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(String(3))
+    sub1: Mapped[str | None] = mapped_column(Text)
+    country: Mapped[str | None] = mapped_column(String(2))
 
 
 class RollupDay(_Sums, Base):

@@ -20,6 +20,7 @@ from network.rollups.models import (
     CLICKS,
     CONVERSIONS,
     CUBES,
+    EVERY_COLUMN,
     RollupDay,
     RollupDayMark,
     RollupDetail,
@@ -105,12 +106,6 @@ def check_rollups(session: Session) -> None:
     expected = raw_details(session)
     detail_keys = ("hour", "source", "offer_id", "partner_id", "brand_id", "currency", *SUBS, "country", "device")
     assert _stored(session, RollupDetail, detail_keys) == expected
-    hours: dict[Key, list[int]] = {}
-    for key, sums in expected.items():
-        _add(hours, (key[0], *key[2:6]), sums)
-    assert _stored(session, RollupHour, ("hour", "offer_id", "partner_id", "brand_id", "currency")) == hours
-    assert session.scalars(select(RollupDayMark.id).limit(1)).first() is None, "a day's mark was left"
-    days: dict[Key, list[int]] = {}
     columns = (
         "offer_id",
         "partner_id",
@@ -124,10 +119,18 @@ def check_rollups(session: Session) -> None:
         "country",
         "device",
     )
+    hours: dict[Key, list[int]] = {}
+    days: dict[Key, list[int]] = {}
     for key, sums in expected.items():
         values = dict(zip(columns, key[2:], strict=True))
         for cube, names in CUBES.items():
-            _add(days, (cube, key[0].date(), *(values[c] if c in names else None for c in columns)), sums)
+            cells = tuple(values[c] if c in names else None for c in columns)
+            _add(days, (cube, key[0].date(), *cells), sums)
+            if cube != EVERY_COLUMN:
+                _add(hours, (cube, key[0], *cells[:4], cells[4], cells[9]), sums)
+    hour_keys = ("cube", "hour", "offer_id", "partner_id", "brand_id", "currency", "sub1", "country")
+    assert _stored(session, RollupHour, hour_keys) == hours
+    assert session.scalars(select(RollupDayMark.id).limit(1)).first() is None, "a day's mark was left"
     assert _stored(session, RollupDay, ("cube", "day", *columns)) == days
 
 
