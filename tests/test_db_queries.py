@@ -10,8 +10,6 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, select
 from network.clock import UTC
 from network.db import (
     UTCDateTime,
-    day_end,
-    day_start,
     for_update,
     insert_new,
     json_object,
@@ -69,17 +67,3 @@ def test_json_objects_and_utc_days_read_the_same_on_both_databases(session):
     assert (obj if isinstance(obj, dict) else json.loads(obj)) == {"key": "a", "n": 7}
     assert str(day) == "2026-03-11"
     assert at.astimezone(UTC).date() == dt.date(2026, 3, 11)
-
-
-def test_a_utc_day_starts_and_ends_at_utc_midnights_on_both_databases(session):
-    _COUNTS.create(session.connection())
-    at = dt.datetime(2026, 12, 31, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=-2)))  # 01:30 UTC, 1 January
-    session.execute(_COUNTS.insert(), [{"key": "a", "n": 7, "at": at}])
-    day = utc_day(_COUNTS.c.at)
-    start, end = session.execute(select(day_start(day), day_end(day))).one()
-    assert (start, end) == (dt.datetime(2027, 1, 1, tzinfo=UTC), dt.datetime(2027, 1, 2, tzinfo=UTC))
-    # Comparable with the stored times: the row is inside its day, and not inside the day before.
-    inside = _COUNTS.c.at >= day_start(day)
-    assert session.scalar(select(_COUNTS.c.n).where(inside, _COUNTS.c.at < day_end(day))) == 7
-    before = select(_COUNTS.c.n).where(_COUNTS.c.at < day_start(day))
-    assert session.scalar(before) is None

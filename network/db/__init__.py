@@ -17,8 +17,6 @@ from network.db.engines import BUSY_TIMEOUT_MS, READ_ONLY, make_engine
 from network.db.queries import (
     DEFAULT_PAGE,
     MAX_PAGE,
-    day_end,
-    day_start,
     dialect_of,
     for_update,
     hour_end,
@@ -50,8 +48,6 @@ __all__ = [
     "InsertMany",
     "Raw",
     "UTCDateTime",
-    "day_end",
-    "day_start",
     "dialect_of",
     "for_update",
     "hour_end",

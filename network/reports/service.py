@@ -145,10 +145,7 @@ def _sources(
     selects = [sources.clicks(dims, times, wanted, where) for times in parts]
     selects += [sources.conversions(dims, times, wanted, where, by_country=by_country) for times in parts]
     if hours is not None:
-        days = rollup_rules.whole_days(*hours)
-        selects.append(sources.rolled(dims, hours, wanted, where, by_country=by_country, days=days))
-        if days is not None:
-            selects.append(sources.rolled_days(dims, days, wanted, where, by_country=by_country))
+        selects += sources.rolled(dims, hours, wanted, where, by_country=by_country)
     # Impressions have no country or device: leave them out rather than put them in a null row.
     if not by_country and not any(d in rules.CLICK_ONLY_DIMENSIONS for d in dims):
         selects.append(sources.impressions(dims, start, end, wanted, where))

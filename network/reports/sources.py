@@ -34,9 +34,10 @@ from sqlalchemy import (
 )
 
 from network.conversions.models import Conversion, ConversionStatus
-from network.db import UTCDateTime, day_end, day_start, hour_end, utc_day, where_given
+from network.db import UTCDateTime, hour_end, utc_day, where_given
 from network.offers.models import Offer
 from network.reports import rules
+from network.rollups import rules as rollup_rules
 from network.rollups.models import CUBES, EVERY_COLUMN, RollupDay, RollupDayMark, RollupDetail, RollupHour, RollupMark
 from network.tracking.models import Click, ImpressionCount, Link
 
@@ -250,34 +251,53 @@ def rolled(
     where: Scope,
     *,
     by_country: bool,
-    days: tuple[dt.date, dt.date] | None = None,
+) -> list[Select[Any]]:
+    """Return the rollups of the whole hours of [lo, hi) that have no mark, grouped: whole days from
+    the daily cubes (`_daily`), the other hours from the hourly ones (`_hourly`)."""
+    days = rollup_rules.whole_days(*hours)
+    if days is None:
+        return [_hourly(dims, hours, [hours], wanted, where, by_country=by_country)]
+    lo, hi = hours
+    first, end = _start(days[0]), _start(days[1])
+    edges = [(a, b) for a, b in ((lo, first), (end, hi)) if a < b]
+    selects = [_hourly(dims, hours, edges, wanted, where, by_country=by_country)] if edges else []
+    # The hours of marked days (the daily cubes may be stale): joined to those days, so without
+    # any (as nearly always: the job rolls them up within seconds) nothing of the days is read.
+    selects.append(_hourly(dims, hours, [(first, end)], wanted, where, by_country=by_country, marked_days=days))
+    selects.append(_daily(dims, days, wanted, where, by_country=by_country))
+    return selects
+
+
+def _hourly(
+    dims: Sequence[str],
+    hours: tuple[dt.datetime, dt.datetime],
+    ranges: Sequence[tuple[dt.datetime, dt.datetime]],
+    wanted: Sequence[str],
+    where: Scope,
+    *,
+    by_country: bool,
+    marked_days: tuple[dt.date, dt.date] | None = None,
 ) -> Select[Any]:
-    """Return the hourly rollups of the whole hours of [lo, hi) that have no mark, grouped: from the
-    first cube holding every column asked (EVERY_COLUMN's are the details); but for `days` the
-    daily rollups may answer (see `rolled_days`)."""
+    """Return the hourly rollups of the unmarked hours in `ranges` (within `hours`), grouped: from the
+    first cube holding every column asked (EVERY_COLUMN's are the details). With `marked_days`, only
+    the hours of those of them that are marked."""
     cube = _cube(dims, where, by_country=by_country)
     table: Any = RollupDetail if cube == EVERY_COLUMN else RollupHour
     exprs = _dimensions(dims, utc_day(table.hour), table.offer_id, table.partner_id, lambda dim: getattr(table, dim))
     lo, hi = hours
     marked = select(RollupMark.hour).where(RollupMark.hour >= lo, RollupMark.hour < hi)
     query = _Source(exprs, table.currency).select(_sums(table), wanted).select_from(table)
-    query = query.where(table.hour >= lo, table.hour < hi, table.hour.not_in(marked), _counting(table))
+    if marked_days is not None:
+        stale = _marked_days(marked_days).subquery("marked_days")
+        query = query.join(stale, utc_day(table.hour) == stale.c[0])
+    in_ranges = or_(*[and_(table.hour >= a, table.hour < b) for a, b in ranges])
+    query = query.where(in_ranges, table.hour.not_in(marked), _counting(table))
     if table is RollupHour:
         query = query.where(RollupHour.cube == cube)
-    if days is not None:
-        # Only the hours outside the days, and those of marked days: a range of the hour index each.
-        first, end = days
-        ranges = [select(literal(a, UTCDateTime()).label("lo"), literal(b, UTCDateTime()).label("hi"))
-                  for a, b in ((lo, _start(first)), (_start(end), hi)) if a < b]  # fmt: skip
-        marked_days = _marked_days(days).subquery("marked_days")
-        day = marked_days.c[0]
-        ranges.append(select(day_start(day).label("lo"), day_end(day).label("hi")))
-        hours = union_all(*ranges).subquery("rolled_hours")
-        query = query.join(hours, and_(table.hour >= hours.c.lo, table.hour < hours.c.hi))
     return where(query, table.offer_id, table.partner_id, table.brand_id, table.country if by_country else None)
 
 
-def rolled_days(
+def _daily(
     dims: Sequence[str], days: tuple[dt.date, dt.date], wanted: Sequence[str], where: Scope, *, by_country: bool
 ) -> Select[Any]:
     """Return the daily rollups of the days [first, end) where neither the day nor an hour of it is

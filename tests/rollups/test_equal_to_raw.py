@@ -16,7 +16,7 @@ from network.conversions import rules as conversion_rules
 from network.conversions import statuses
 from network.conversions.models import Conversion
 from network.reports import rollup, service
-from network.rollups.models import RollupDetail, RollupHour, RollupMark
+from network.rollups.models import RollupDayMark, RollupDetail, RollupHour, RollupMark
 from network.tracking.models import Click, Link
 from tests.reports.conftest import World, add_click, add_conversion, make_link
 from tests.rollups.support import check_rollups, close_hours
@@ -192,6 +192,13 @@ def test_a_whole_day_is_read_from_its_daily_cube_until_an_hour_of_it_is_marked(
     session.execute(delete(RollupMark).where(RollupMark.hour == FIRST + dt.timedelta(hours=2)))
     session.flush()
     assert service.report(session, world.admin, now=NOW, **args) == []
+    # The day's own mark (an hour rolled up, the day not rebuilt yet) keeps it from its cube too.
+    session.execute(delete(RollupMark))
+    session.add(RollupDayMark(day=FIRST.date()))
+    session.flush()
+    assert service.report(session, world.admin, now=NOW, **args) == []
+    session.execute(delete(RollupDayMark))
+    assert [row["clicks"] for row in service.report(session, world.admin, now=NOW, **args)] == [1]
 
 
 def test_a_click_shows_in_the_report_as_soon_as_it_is_written(session: Session, db: Any, world: World) -> None:
