@@ -8,15 +8,7 @@ import json
 from sqlalchemy import Column, Integer, MetaData, String, Table, select
 
 from network.clock import UTC
-from network.db import (
-    UTCDateTime,
-    for_update,
-    insert_new,
-    json_object,
-    one_at_a_time,
-    upsert,
-    utc_day,
-)
+from network.db import UTCDateTime, for_update, insert_new, json_object, one_at_a_time, upsert, utc_day
 
 _COUNTS = Table(
     "queries_probe",
