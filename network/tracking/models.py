@@ -10,6 +10,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from network.clock import now_utc
 from network.db import Base, UTCDateTime
 
+# The mapper events that mark the hours of rows the ORM writes (rollups): loaded with the models
+# they watch, so no import order leaves an ORM-written row unmarked.
+from network.rollups import marks as _marks  # noqa: F401
+
 
 class Link(Base):
     """A partner's tracking link for one offer, with its default sub ids."""
