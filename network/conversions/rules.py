@@ -99,21 +99,31 @@ def reject_reason(facts: Facts, take_room: Callable[[], bool] = lambda: True) ->
         return "offer_inactive"
     if not facts.partner_approved:
         return "partner_not_approved"
-    if facts.clicked_at is not None and (
-        facts.now < facts.clicked_at - CLOCK_SKEW or facts.now - facts.clicked_at > dt.timedelta(days=facts.window_days)
-    ):
+    if _out_of_window(facts):
         return "out_of_window"
     if facts.currency != facts.offer_currency:
         return "currency_mismatch"
     if facts.countries and facts.click_country is not None and facts.click_country not in facts.countries:
         return "geo_mismatch"
-    if facts.clicked_at is not None and elapsed(facts) < dt.timedelta(seconds=facts.min_seconds):
+    if _too_fast(facts):
         return "too_fast"
     if facts.recurring is not None:
         return facts.recurring
     if not take_room():
         return "cap_reached"
     return None
+
+
+def _out_of_window(facts: Facts) -> bool:
+    """Return whether the conversion is before its click or past the window (never without a click)."""
+    if facts.clicked_at is None:
+        return False
+    return facts.now < facts.clicked_at - CLOCK_SKEW or facts.now - facts.clicked_at > dt.timedelta(days=facts.window_days)
+
+
+def _too_fast(facts: Facts) -> bool:
+    """Return whether the conversion came sooner after its click than min_seconds (never without a click)."""
+    return facts.clicked_at is not None and elapsed(facts) < dt.timedelta(seconds=facts.min_seconds)
 
 
 def fraud_flags(facts: Facts) -> list[str]:

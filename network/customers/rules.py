@@ -23,7 +23,7 @@ UNKNOWN_CUSTOMER = "unknown_customer"
 UNKNOWN_COUPON = "unknown_coupon"
 
 #: What a coupon code may hold: letters, digits, `-` and `_`, so lower case is one spelling per code.
-_CODE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def add_months(at: dt.datetime, months: int) -> dt.datetime:
@@ -55,7 +55,7 @@ def code_key(code: str) -> str:
 
 def code_problem(code: str) -> str | None:
     """Return why a brand may not create `code` as a coupon, or None."""
-    if not _CODE.match(code):
+    if not _CODE.fullmatch(code):
         return "must be 1 to 64 letters, digits, '-' or '_'"
     return None
 
