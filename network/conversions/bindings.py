@@ -43,8 +43,10 @@ def _count_key(plan: Plan, conversion: Conversion) -> dict[str, Any]:
 
 
 def _where(key: Mapping[str, Any]) -> Any:
-    return (COUNTS.c.brand_id == key["brand_id"]) & (COUNTS.c.customer_id == key["customer_id"]) & (
-        COUNTS.c.event_id == key["event_id"]
+    return (
+        (COUNTS.c.brand_id == key["brand_id"])
+        & (COUNTS.c.customer_id == key["customer_id"])
+        & (COUNTS.c.event_id == key["event_id"])
     )
 
 
@@ -84,7 +86,9 @@ def take_turns(
     return taken
 
 
-def settle(session: Session, plans: Sequence[Plan], conversions: Mapping[int, Conversion], taken: Sequence[int]) -> None:
+def settle(
+    session: Session, plans: Sequence[Plan], conversions: Mapping[int, Conversion], taken: Sequence[int]
+) -> None:
     """Give back the turns of conversions the caps rejected; bind the customers of new accepted conversions."""
     connection = session.connection()
     for i in taken:

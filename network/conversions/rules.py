@@ -118,7 +118,9 @@ def _out_of_window(facts: Facts) -> bool:
     """Return whether the conversion is before its click or past the window (never without a click)."""
     if facts.clicked_at is None:
         return False
-    return facts.now < facts.clicked_at - CLOCK_SKEW or facts.now - facts.clicked_at > dt.timedelta(days=facts.window_days)
+    return facts.now < facts.clicked_at - CLOCK_SKEW or facts.now - facts.clicked_at > dt.timedelta(
+        days=facts.window_days
+    )
 
 
 def _too_fast(facts: Facts) -> bool:
@@ -129,7 +131,11 @@ def _too_fast(facts: Facts) -> bool:
 def fraud_flags(facts: Facts) -> list[str]:
     """Return the fraud signals of an accepted conversion (empty when it may auto-approve)."""
     flags = []
-    if facts.min_seconds and facts.clicked_at is not None and elapsed(facts) < dt.timedelta(seconds=facts.min_seconds * SUSPICIOUS_FACTOR):
+    if (
+        facts.min_seconds
+        and facts.clicked_at is not None
+        and elapsed(facts) < dt.timedelta(seconds=facts.min_seconds * SUSPICIOUS_FACTOR)
+    ):
         flags.append("too_fast")
     if facts.click_is_bot:
         flags.append("bot")

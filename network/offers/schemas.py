@@ -256,7 +256,7 @@ def _dump_event(
     """Return an offer's event with the figures its model has; a partner sees its payout, never revenue."""
     payout_minor = override.payout_minor if override else event.payout_minor
     payout_percent = override.payout_percent if override else event.payout_percent
-    item = {"key": event.key, "model": event.model}
+    item: dict[str, Any] = {"key": event.key, "model": event.model}
     if event.model in ("cpa", "cpl", "cpi", "hybrid"):
         item["payout"] = money.format_amount(payout_minor, currency)
         if not partner_view:

@@ -99,9 +99,7 @@ def check_invariants(session: Session, secret: str) -> None:
 def _check_commission(c: Conversion, events: dict[int, OfferEvent], overrides: dict[tuple[int, int], Any]) -> None:
     """Assert: commission = the rule applied to the amount."""
     event = events[c.event_id]
-    figures = Figures(
-        event.model, event.payout_minor, event.revenue_minor, event.payout_percent, event.revenue_percent
-    )
+    figures = Figures(event.model, event.payout_minor, event.revenue_minor, event.payout_percent, event.revenue_percent)
     override = overrides.get((c.event_id, c.partner_id))
     expected = rules.compute_commission(
         figures,

@@ -10,7 +10,17 @@ from sqlalchemy import select
 
 from network.customers.models import Customer, CustomerCount
 from network.payouts.models import AuditLog
-from tests.conversions.conftest import CPL, NOW, REVSHARE, conversions, log_lines, make_click, make_link, make_shop, postback
+from tests.conversions.conftest import (
+    CPL,
+    NOW,
+    REVSHARE,
+    conversions,
+    log_lines,
+    make_click,
+    make_link,
+    make_shop,
+    postback,
+)
 from tests.factories import Api, make_key, make_partner
 
 pytestmark = pytest.mark.usefixtures("checked")
@@ -50,13 +60,20 @@ def test_a_first_conversion_binds_its_customer_and_renewals_without_a_click_go_t
     first = _bind(client, session, shop)
     (binding,) = session.scalars(select(Customer)).all()
     assert (binding.customer_id, binding.partner_id, binding.link_id, binding.offer_id, binding.conversion_id) == (
-        "cus_1", shop.partner.id, shop.link.id, shop.offer.id, first["conversion_id"]
+        "cus_1",
+        shop.partner.id,
+        shop.link.id,
+        shop.offer.id,
+        first["conversion_id"],
     )
     r = _renew(client, shop, "R-1")
     assert r.status_code == 200 and r.json["status"] == "approved" and r.json["reason"] is None
     renewal = conversions(session, id=r.json["conversion_id"])[0]
     assert (renewal.partner_id, renewal.link_id, renewal.attributed_by, renewal.customer_id) == (
-        shop.partner.id, shop.link.id, "customer", "cus_1"
+        shop.partner.id,
+        shop.link.id,
+        "customer",
+        "cus_1",
     )
     assert (renewal.click_id, renewal.clicked_at) == (None, None)
     assert renewal.payout_minor == 1000 and renewal.revenue_minor == 1500  # 20 % / 30 % of 50.00
@@ -71,7 +88,10 @@ def test_a_first_conversion_binds_its_customer_and_renewals_without_a_click_go_t
 
 
 def test_the_window_does_not_apply_to_a_customers_renewal_but_the_offer_and_caps_do(client, session, frozen_clock):
-    shop = _shop(session, client, )
+    shop = _shop(
+        session,
+        client,
+    )
     _bind(client, session, shop)
     frozen_clock(NOW + 400 * DAY)  # far past the 30-day window
     assert _renew(client, shop, "R-1").json["status"] == "approved"
@@ -140,7 +160,9 @@ def test_first_n_conversions_count_the_binding_one_and_end_with_recurring_ended(
     answers = [postback(client, event="sale", amount="10.00", txn_id=f"S-{n}", customer_id="cus_1",
                         token=shop.token).json for n in (2, 3, 4)]  # fmt: skip
     assert [(a["status"], a["reason"]) for a in answers] == [
-        ("approved", None), ("approved", None), ("rejected", "recurring_ended")
+        ("approved", None),
+        ("approved", None),
+        ("rejected", "recurring_ended"),
     ]
     assert session.scalars(select(CustomerCount.used)).all() == [3]
 
@@ -234,7 +256,11 @@ def test_a_coupon_without_a_click_attributes_to_its_partner_in_any_case(client, 
     assert r.json["status"] == "approved", r.json
     (c,) = conversions(session)
     assert (c.partner_id, c.link_id, c.attributed_by, c.coupon, c.click_id) == (
-        shop.partner.id, coupon["link_id"], "coupon", "SPRING10", None
+        shop.partner.id,
+        coupon["link_id"],
+        "coupon",
+        "SPRING10",
+        None,
     )
     assert c.payout_minor == 800
     r = postback(client, coupon="NOPE", event="sale", amount="80.00", txn_id="O-2", token=shop.token)
@@ -295,9 +321,10 @@ def test_a_coupons_first_conversion_binds_its_customer(client, session):
     r = postback(client, coupon="SPRING10", customer_id="cus_9", event="sale", amount="8.00", txn_id="O-1",
                  token=shop.token)  # fmt: skip
     assert r.json["status"] == "approved"
-    assert conversions(session, id=_renew(client, shop, "R-1", customer="cus_9").json["conversion_id"])[
-        0
-    ].attributed_by == "customer"
+    assert (
+        conversions(session, id=_renew(client, shop, "R-1", customer="cus_9").json["conversion_id"])[0].attributed_by
+        == "customer"
+    )
 
 
 def test_a_deleted_coupon_attributes_nothing_and_its_conversions_keep_the_code(client, session):

@@ -72,7 +72,10 @@ def test_one_coupon_used_by_many_orders_at_once_makes_one_conversion_per_order(c
     answers = _race(committed_db.url, _split(orders + orders[::-1]))
 
     assert len(answers) == 80 and {status for status, _ in answers} == {200}
-    assert Counter((b["status"], b["duplicate"]) for _, b in answers) == {("approved", False): 40, ("approved", True): 40}
+    assert Counter((b["status"], b["duplicate"]) for _, b in answers) == {
+        ("approved", False): 40,
+        ("approved", True): 40,
+    }
     assert len({b["conversion_id"] for _, b in answers}) == 40
     with committed_db.session_scope() as session:
         rows = session.scalars(select(Conversion)).all()

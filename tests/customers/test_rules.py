@@ -48,7 +48,9 @@ def test_recurring_terms_end_n_months_after_the_binding(now: dt.datetime, months
     ("attributed_by", "conversions", "expected"),
     [("customer", 3, True), ("customer", None, False), ("click", 3, False), ("coupon", 3, False)],
 )
-def test_only_a_customers_conversions_take_turns_of_first_n(attributed_by: str, conversions: int | None, expected: bool):
+def test_only_a_customers_conversions_take_turns_of_first_n(
+    attributed_by: str, conversions: int | None, expected: bool
+):
     assert rules.turn_needed(attributed_by=attributed_by, conversions=conversions) is expected
 
 
