@@ -51,17 +51,8 @@ SECRET_PARAMS = frozenset({"token"})
 #: How far a signature's timestamp may be from now, either side.
 SIGNATURE_WINDOW = dt.timedelta(minutes=5)
 #: How long each parameter may be, in the order they are checked; what a longer one is told.
-_MAX_LEN = {
-    "click_id": 64,
-    "event": 64,
-    "txn_id": 255,
-    "currency": 3,
-    "status": 16,
-    "offer_id": 18,
-    "reason": 255,
-    "customer_id": 255,
-    "coupon": 64,
-}
+_MAX_LEN = {"click_id": 64, "event": 64, "txn_id": 255, "currency": 3, "status": 16, "offer_id": 18, "reason": 255,
+            "customer_id": 255, "coupon": 64}  # fmt: skip
 _MAX_AMOUNT_LEN = 32
 #: Ids are INTEGER columns (PostgreSQL's is 32-bit): larger ones are refused as input, not sent.
 MAX_ID = 2**31 - 1
