@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from network.customers.models import Customer, CustomerCount
 from network.payouts.models import AuditLog
@@ -336,3 +336,32 @@ def test_a_deleted_coupon_attributes_nothing_and_its_conversions_keep_the_code(c
     r = postback(client, coupon="SPRING10", event="sale", amount="8.00", txn_id="O-2", token=shop.token)
     assert r.json["reason"] == "unknown_coupon"
     assert [c.coupon for c in conversions(session)] == ["SPRING10"]
+
+
+# ---- the click path pays nothing for customers and coupons ------------------------------------------
+
+
+@pytest.fixture
+def statements(engine):
+    """Every statement SQLAlchemy sends during the test (the driver-level fast path aside)."""
+    seen: list[str] = []
+
+    def before(_conn, _cursor, statement, *_args):  # type: ignore[no-untyped-def]
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", before)
+    yield seen
+    event.remove(engine, "before_cursor_execute", before)
+
+
+def test_a_postback_with_a_click_and_no_customer_or_coupon_reads_and_writes_nothing_of_them(
+    client, session, statements
+):
+    shop = _shop(session, client)
+    click = make_click(session, shop.link, at=NOW - HOUR)
+    r = postback(client, click_id=click, event="sale", amount="10.00", txn_id="S-1", token=shop.token)
+    assert r.json["status"] == "approved"
+    mine = ("customers", "customer_counts", "coupons")
+    assert not [s for s in statements if any(f" {table}" in s for table in mine)]
+    _bind(client, session, shop, txn="S-2")
+    assert [s for s in statements if "INSERT INTO customers" in s]
