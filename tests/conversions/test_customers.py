@@ -22,6 +22,7 @@ from tests.conversions.conftest import (
     postback,
 )
 from tests.factories import Api, make_key, make_partner
+from tests.portal.conftest import make_user, sign_in
 
 pytestmark = pytest.mark.usefixtures("checked")
 
@@ -365,3 +366,17 @@ def test_a_postback_with_a_click_and_no_customer_or_coupon_reads_and_writes_noth
     assert not [s for s in statements if any(f" {table}" in s for table in mine)]
     _bind(client, session, shop, txn="S-2")
     assert [s for s in statements if "INSERT INTO customers" in s]
+
+
+def test_a_coupon_conversion_is_undone_by_its_txn_id_and_shown_on_the_brands_page(client, session, app):
+    shop = _shop(session, client)
+    _coupon(shop, shop.partner.id)
+    r = postback(client, coupon="SPRING10", customer_id="cus_7", event="sale", amount="8.00", txn_id="O-1",
+                 token=shop.token)  # fmt: skip
+    undo = postback(client, status="reversed", txn_id="O-1", token=shop.token).json
+    assert (undo["conversion_id"], undo["status"]) == (r.json["conversion_id"], "reversed")
+    make_user(session, email="brand@shop.example", role="brand", brand_id=shop.brand.id)
+    browser = app.test_client()
+    assert sign_in(browser, "brand@shop.example").status_code == 302
+    page = browser.get(f"/brand/conversions/{r.json['conversion_id']}").get_data(as_text=True)
+    assert "coupon <code>SPRING10</code>" in page and "customer <code>cus_7</code>" in page
