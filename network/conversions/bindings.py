@@ -9,10 +9,10 @@ In the recording's transaction (recording.record), once the new conversions are 
    becomes rejected `recurring_ended`;
 2. the caps take room (recording.py);
 3. `settle`: a conversion that took a turn and found no room in its caps gives its turn back; each
-   accepted conversion attributed by a click or a coupon that carries a customer_id binds the
-   customer to its partner, link and offer (INSERT ... ON CONFLICT DO NOTHING: the first binding
-   stays, also when two arrive at once); a new binding's count starts at one when its event counts
-   conversions.
+   accepted conversion attributed by a click or a coupon that carries a customer_id (from the brand's
+   server: a pixel never binds) binds the customer to its partner, link and offer (INSERT ... ON
+   CONFLICT DO NOTHING: the first binding stays, also when two arrive at once); a new binding's
+   count starts at one when its event counts conversions.
 
 Nothing here runs for a postback without a customer_id.
 
@@ -100,6 +100,8 @@ def settle(
         conversion, plan = conversions[i], plans[i]
         if plan.data.customer_id is None or conversion.status == "rejected" or plan.attributed_by == "customer":
             continue
+        if plan.pixel:
+            continue  # a browser is not authenticated: only the brand's server binds its customers
         firsts.setdefault((conversion.brand_id, plan.data.customer_id), i)  # the first of the batch binds
     if not firsts:
         return

@@ -380,3 +380,15 @@ def test_a_coupon_conversion_is_undone_by_its_txn_id_and_shown_on_the_brands_pag
     assert sign_in(browser, "brand@shop.example").status_code == 302
     page = browser.get(f"/brand/conversions/{r.json['conversion_id']}").get_data(as_text=True)
     assert "coupon <code>SPRING10</code>" in page and "customer <code>cus_7</code>" in page
+
+
+def test_a_pixel_never_binds_a_customer(client, session):
+    shop = _shop(session, client)
+    click = make_click(session, shop.link, at=NOW - HOUR)
+    client.set_cookie("network_click", click)
+    r = client.get("/pixel", query_string={"offer_id": shop.offer.id, "event": "sale", "amount": "5.00",
+                                           "txn_id": "P-1", "customer_id": "cus_1"})  # fmt: skip
+    assert r.status_code == 200
+    (c,) = conversions(session)
+    assert (c.status, c.customer_id) == ("pending", "cus_1")  # held for review, as every pixel's
+    assert session.scalars(select(Customer)).all() == []
