@@ -24,6 +24,7 @@ DOMAINS = (
     "partners",
     "offers",
     "tracking",
+    "customers",
     "conversions",
     "payouts",
     "deliveries",

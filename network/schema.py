@@ -2,6 +2,7 @@
 
 from network.accounts import models as accounts_models
 from network.conversions import models as conversions_models
+from network.customers import models as customers_models
 from network.db import Base
 from network.deadletters import models as deadletters_models
 from network.deliveries import models as deliveries_models
@@ -16,6 +17,7 @@ metadata = Base.metadata
 __all__ = [
     "accounts_models",
     "conversions_models",
+    "customers_models",
     "deadletters_models",
     "deliveries_models",
     "metadata",

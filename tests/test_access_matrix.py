@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session
 
 from network.accounts import service as accounts
 from network.auth import SYSTEM
+from network.customers import service as customers
+from network.customers.models import Customer
 from network.offers import service as offers
 from tests.factories import Api, cpa_event, make_brand, make_key, make_offer, make_partner
 from tests.snapshots import snapshot
@@ -60,6 +62,12 @@ def _brand_world(session: Session, name: str, partner_a: int, partner_b: int) ->
         session, SYSTEM, offer.id, {"partner_id": partner_b, "event": "sale", "payout": "4.00"}
     )
     key, key_id = _key(session, role="brand", brand_id=brand.id)
+    # A coupon and a bound customer of partner B on the public offer.
+    coupon = customers.create_coupon(session, SYSTEM, offer_id=offer.id, partner_id=partner_b, code=f"{name[-1]}10")
+    customer = Customer(brand_id=brand.id, customer_id="cus_1", partner_id=partner_b, link_id=coupon.link_id,
+                        offer_id=offer.id)  # fmt: skip
+    session.add(customer)
+    session.flush()
     ids = {
         "brand": brand.id,
         "offer": offer.id,
@@ -69,6 +77,8 @@ def _brand_world(session: Session, name: str, partner_a: int, partner_b: int) ->
         "access": application.id,
         "override": override.id,
         "key": key_id,
+        "coupon": coupon.id,
+        "customer": customer.id,
     }
     return Tenant(key, key_id, ids)
 
@@ -102,6 +112,12 @@ def _call(client: Any, key: str | None, method: str, path: str, body: Any = None
 
 #: (method, path, body). {name} is brand Y's object; {own_name} is brand X's own.
 BRAND_CROSS = [
+    ("GET", "/api/v1/coupons/{coupon}", None),
+    ("DELETE", "/api/v1/coupons/{coupon}", None),
+    ("POST", "/api/v1/coupons", {"offer_id": "{offer}", "partner_id": "{partner_a}", "code": "MINE"}),
+    ("GET", "/api/v1/customers/{customer}", None),
+    ("DELETE", "/api/v1/customers/{customer}", None),
+    ("POST", "/api/v1/customers/{customer}/move", {"partner_id": "{partner_a}"}),
     ("GET", "/api/v1/brands/{brand}", None),
     ("PATCH", "/api/v1/brands/{brand}", {"name": "taken over"}),
     ("POST", "/api/v1/brands/{brand}/postback-token", None),
@@ -127,6 +143,8 @@ BRAND_CROSS = [
 
 #: (method, path, body). {name} is partner B's object (or an offer A may not see).
 PARTNER_CROSS = [
+    ("GET", "/api/v1/coupons/{coupon}", None),
+    ("GET", "/api/v1/customers/{customer}", None),
     ("GET", "/api/v1/partners/{partner}", None),
     ("PATCH", "/api/v1/partners/{partner}", {"name": "taken over"}),
     ("GET", "/api/v1/partners/{partner}/postback-secret", None),
@@ -160,7 +178,9 @@ def _brand_values(world: World) -> dict[str, Any]:
 
 def _partner_values(world: World) -> dict[str, Any]:
     # Brand X's private and draft offers: B was invited to the private one, A never was.
-    return {**world.b.ids, "private_offer": world.x.ids["private_offer"], "draft_offer": world.x.ids["draft_offer"]}
+    x = world.x.ids
+    return {**world.b.ids, "private_offer": x["private_offer"], "draft_offer": x["draft_offer"],
+            "coupon": x["coupon"], "customer": x["customer"]}  # fmt: skip
 
 
 @pytest.mark.parametrize(("method", "path", "body"), BRAND_CROSS, ids=[f"{m} {p}" for m, p, _ in BRAND_CROSS])
@@ -222,6 +242,12 @@ def test_a_brand_lists_only_its_own_rows(client, world: World):
     applications = _call(client, x.key, "GET", f"/api/v1/offers/{x.ids['approval_offer']}/applications")
     assert {item["offer_id"] for item in applications.json["items"]} == {x.ids["approval_offer"]}
     assert _ids(_call(client, x.key, "GET", f"/api/v1/offers/{x.ids['offer']}/overrides")) == {x.ids["override"]}
+    assert _ids(_call(client, x.key, "GET", "/api/v1/coupons")) == {x.ids["coupon"]}
+    assert _ids(_call(client, x.key, "GET", "/api/v1/customers")) == {x.ids["customer"]}
+    # Partner A has none of B's coupons or customers; B has both brands'.
+    assert _ids(_call(client, world.a.key, "GET", "/api/v1/coupons")) == set()
+    assert _ids(_call(client, world.a.key, "GET", "/api/v1/customers")) == set()
+    assert _ids(_call(client, world.b.key, "GET", "/api/v1/customers")) == {x.ids["customer"], y.ids["customer"]}
 
 
 def test_a_partner_lists_only_what_is_open_or_granted_to_it(client, world: World):

@@ -45,7 +45,8 @@ def _codec(secret: str) -> ClickIdCodec:
 class Attribution:
     """What a verified click id leads to: when the click was, and its link's context."""
 
-    ref: ClickRef
+    #: None for a customer's or a coupon's conversion without a click (beyond.py).
+    ref: ClickRef | None
     link: LinkContext
 
 
@@ -67,7 +68,8 @@ def attribute(
 class Plan:
     """An authenticated, attributed, well-formed postback, ready to be judged and recorded."""
 
-    ref: ClickRef
+    #: The click the postback named (None without one: a customer's or a coupon's conversion).
+    ref: ClickRef | None
     link: LinkContext
     data: Params
     trace: Trace
@@ -78,6 +80,11 @@ class Plan:
     #: The plan judged on its click's row, both read before its batch waited in the writers' line
     #: (network/conversions/groupcommit.py read_ahead); None: read and judged when recorded.
     judged: tuple[rules.Facts, dict[str, Any]] | None = None
+    #: How it is attributed (customers.rules.ATTRIBUTED_BY), the coupon it names when that is one
+    #: of the brand's for this offer, and when a customer attributed by its binding was bound.
+    attributed_by: str = "click"
+    coupon: str | None = None
+    bound_at: dt.datetime | None = None
 
     @property
     def click_id(self) -> str:
@@ -137,7 +144,9 @@ def click_rows(session: Session, plans: Sequence[Plan]) -> dict[str, ClickRow]:
     A click whose row is gone (its month dropped past the retention) or not written yet is absent:
     the plan is judged on its id alone (its link and time), as `rules.judge` does without a row.
     """
-    times = {plan.click_id: plan.ref.clicked_at for plan in plans}
+    times = {plan.click_id: plan.ref.clicked_at for plan in plans if plan.ref is not None}
+    if not times:
+        return {}
     ids = sorted(times)
     low, high = around(times.values())
     params: dict[str, Any] = {f"id_{n}": click_id for n, click_id in enumerate(ids)}
@@ -148,7 +157,7 @@ def click_rows(session: Session, plans: Sequence[Plan]) -> dict[str, ClickRow]:
 
 def clicks(session: Session, plans: Sequence[Plan]) -> dict[str, Any]:
     """Return the clicks of the plans not judged yet: their rows, or their records still in this process's buffer."""
-    todo = [p for p in plans if p.judged is None]
+    todo = [p for p in plans if p.judged is None and p.ref is not None]
     if not todo:
         return {}
     ids = sorted({p.click_id for p in todo})

@@ -60,6 +60,10 @@ class LinkContext:
     override_payout_percent: int | None
     #: The offer's conversion caps (conversions and payout metrics), by id.
     caps: tuple[CapRule, ...] = ()
+    #: The event's recurring terms for a bound customer (None: forever), and the offer's coupon rule.
+    recurring_months: int | None = None
+    recurring_conversions: int | None = None
+    coupon_rule: str = "click"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +91,7 @@ def _query(*, default_event: bool) -> Select:  # type: ignore[type-arg]
             OfferEvent.payout_percent, OfferEvent.revenue_percent,
             PartnerOverride.payout_minor.label("override_payout_minor"),
             PartnerOverride.payout_percent.label("override_payout_percent"),
+            OfferEvent.recurring_months, OfferEvent.recurring_conversions, Offer.coupon_rule,
         )
         .join(Offer, Offer.id == Link.offer_id)
         .join(Brand, Brand.id == Offer.brand_id)
@@ -151,6 +156,9 @@ def _context(link_id: int, row: Any, caps: tuple[CapRule, ...]) -> LinkContext:
         override_payout_minor=row.override_payout_minor,
         override_payout_percent=row.override_payout_percent,
         caps=caps,
+        recurring_months=row.recurring_months,
+        recurring_conversions=row.recurring_conversions,
+        coupon_rule=row.coupon_rule,
     )
 
 

@@ -277,7 +277,7 @@ def read_ahead(database: Database, plans: list[Plan]) -> None:
     outside the batch's transaction stands. A click not found (still in a writer's buffer, maybe this
     process's) is left to the batch, which reads it again and looks in the buffer.
     """
-    todo = [plan for plan in plans if plan.judged is None]
+    todo = [plan for plan in plans if plan.judged is None and plan.ref is not None]
     if not todo:
         return
     session = database.read_session()  # on SQLite a read takes no write lock

@@ -43,13 +43,16 @@ PARAMS = (
     "token",
     "offer_id",
     "reason",
+    "customer_id",
+    "coupon",
 )
 #: Never stored in the postback log.
 SECRET_PARAMS = frozenset({"token"})
 #: How far a signature's timestamp may be from now, either side.
 SIGNATURE_WINDOW = dt.timedelta(minutes=5)
 #: How long each parameter may be, in the order they are checked; what a longer one is told.
-_MAX_LEN = {"click_id": 64, "event": 64, "txn_id": 255, "currency": 3, "status": 16, "offer_id": 18, "reason": 255}
+_MAX_LEN = {"click_id": 64, "event": 64, "txn_id": 255, "currency": 3, "status": 16, "offer_id": 18, "reason": 255,
+            "customer_id": 255, "coupon": 64}  # fmt: skip
 _MAX_AMOUNT_LEN = 32
 #: Ids are INTEGER columns (PostgreSQL's is 32-bit): larger ones are refused as input, not sent.
 MAX_ID = 2**31 - 1
@@ -197,6 +200,10 @@ class Params:
     token: str | None = None
     offer_id: int | None = None
     reason: str | None = None
+    #: The brand's id for its customer: binds it, or attributes to its binding without a click.
+    customer_id: str | None = None
+    #: A coupon code: attributes to its partner without a click (customers/rules.py).
+    coupon: str | None = None
 
 
 def _given_once(received: Received) -> dict[str, str]:

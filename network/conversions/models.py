@@ -55,6 +55,15 @@ class Conversion(Base):
         CheckConstraint("status IN ('pending', 'approved', 'rejected', 'reversed')", name="status"),
         CheckConstraint("payout_minor >= 0 AND revenue_minor >= 0", name="money"),
         CheckConstraint("amount_minor IS NULL OR amount_minor >= 0", name="amount"),
+        CheckConstraint("attributed_by IN ('click', 'customer', 'coupon')", name="attributed_by"),
+        # A customer's conversions, for the brand's customer pages and reports' customer counts.
+        Index(
+            "ix_conversions_brand_customer",
+            "brand_id",
+            "customer_id",
+            sqlite_where=text("customer_id IS NOT NULL"),
+            postgresql_where=text("customer_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -63,9 +72,9 @@ class Conversion(Base):
     brand_id: Mapped[int] = mapped_column(ForeignKey("brands.id"))
     partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"))
     link_id: Mapped[int] = mapped_column(ForeignKey("links.id"))
-    #: The click id the conversion was attributed to (verified by its HMAC).
-    click_id: Mapped[str] = mapped_column(String(64))
-    clicked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    #: The click id the postback named (verified by its HMAC); None for a customer's or coupon's without one.
+    click_id: Mapped[str | None] = mapped_column(String(64))
+    clicked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     #: The brand's order/transaction id; the dedupe key per offer and event.
     txn_id: Mapped[str | None] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(16))
@@ -84,6 +93,12 @@ class Conversion(Base):
     #: Pending conversions become approved at this time unless rejected or flagged.
     hold_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     status_changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=now_utc)
+    #: How it was attributed: by its click, by its customer's binding, or by a coupon code.
+    attributed_by: Mapped[str] = mapped_column(String(16), default="click", server_default="click")
+    #: The brand's id for its customer, when the postback sent one.
+    customer_id: Mapped[str | None] = mapped_column(String(255))
+    #: The coupon code the postback sent, when it is one of the brand's for this offer (as the brand wrote it).
+    coupon: Mapped[str | None] = mapped_column(String(64))
 
 
 class ConversionHistory(Base):

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple, cast
 from sqlalchemy import Integer, String, Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from network.conversions import rules
+from network.conversions import bindings, rules
 from network.conversions.attribution import Plan, clicks
 from network.conversions.intake import LOG_LINES, Answer, log_row
 from network.conversions.models import Conversion
@@ -47,7 +47,7 @@ CONVERSION_TABLE = cast(Table, Conversion.__table__)
 CONVERSION_KEYS = (
     "offer_id", "event_id", "brand_id", "partner_id", "link_id", "click_id", "clicked_at", "txn_id", "status",
     "reason", "flags", "currency", "amount_minor", "payout_minor", "revenue_minor", "created_at", "hold_until",
-    "status_changed_at",
+    "status_changed_at", "attributed_by", "customer_id", "coupon",
 )  # fmt: skip
 #: Inserts new conversions, one or a batch's: a row whose dedupe key is taken (before, or by an
 #: earlier row of the same statement) is skipped and returns nothing.
@@ -165,12 +165,14 @@ def record(session: Session, plans: Sequence[Plan]) -> list[tuple[Outcome, dict[
     transaction commits: a batch that fails leaves the traces as the requests made them).
     """
     found = clicks(session, plans)
-    judged = [plan.judged or rules.judge(plan, found.get(plan.click_id)) for plan in plans]
+    judged = [plan.judged or rules.judge(plan, found.get(plan.data.click_id or "")) for plan in plans]
     keys = [dedupe_key(values) for _facts, values in judged]
     conversions = _insert(session, [values for _facts, values in judged], keys)
     if conversions:
         marks.mark(session, CONVERSIONS, [conversion.created_at for conversion in conversions.values()])
+    taken = bindings.take_turns(session, plans, conversions, _reject)
     _take_room(session, plans, conversions)
+    bindings.settle(session, plans, conversions, taken)
     return _finish(session, plans, [values for _facts, values in judged], keys, conversions)
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from network.customers.rules import recurring_reason
 from network.offers.rules import Figures, commission, with_override
 
 #: The rejection reasons of SPEC §5, in the order they are checked.
@@ -26,6 +27,7 @@ REASONS = (
     "currency_mismatch",
     "geo_mismatch",
     "too_fast",
+    "recurring_ended",
     "cap_reached",
 )
 
@@ -71,6 +73,10 @@ class Facts:
     click_is_unique: bool | None = None
     #: Reported by the browser pixel rather than by the brand's server.
     pixel: bool = False
+    #: How it is attributed: by a click (clicked_at is then its time), a customer or a coupon (no
+    #: click: window, geo and speed do not apply); and a bound customer's recurring_ended, if so.
+    attributed_by: str = "click"
+    recurring: str | None = None
 
 
 def elapsed(facts: Facts) -> dt.timedelta:
@@ -87,29 +93,49 @@ def reject_reason(facts: Facts, take_room: Callable[[], bool] = lambda: True) ->
     (recording.py) judges without it and takes room afterwards, for the winner of the dedupe key
     only: the same order, cap_reached last.
     """
-    if facts.clicked_at is None:
+    if facts.clicked_at is None and facts.attributed_by == "click":
         return "unknown_click"
     if facts.offer_status != "active":
         return "offer_inactive"
     if not facts.partner_approved:
         return "partner_not_approved"
-    if facts.now < facts.clicked_at - CLOCK_SKEW or facts.now - facts.clicked_at > dt.timedelta(days=facts.window_days):
+    if _out_of_window(facts):
         return "out_of_window"
     if facts.currency != facts.offer_currency:
         return "currency_mismatch"
     if facts.countries and facts.click_country is not None and facts.click_country not in facts.countries:
         return "geo_mismatch"
-    if elapsed(facts) < dt.timedelta(seconds=facts.min_seconds):
+    if _too_fast(facts):
         return "too_fast"
+    if facts.recurring is not None:
+        return facts.recurring
     if not take_room():
         return "cap_reached"
     return None
 
 
+def _out_of_window(facts: Facts) -> bool:
+    """Return whether the conversion is before its click or past the window (never without a click)."""
+    if facts.clicked_at is None:
+        return False
+    return facts.now < facts.clicked_at - CLOCK_SKEW or facts.now - facts.clicked_at > dt.timedelta(
+        days=facts.window_days
+    )
+
+
+def _too_fast(facts: Facts) -> bool:
+    """Return whether the conversion came sooner after its click than min_seconds (never without a click)."""
+    return facts.clicked_at is not None and elapsed(facts) < dt.timedelta(seconds=facts.min_seconds)
+
+
 def fraud_flags(facts: Facts) -> list[str]:
     """Return the fraud signals of an accepted conversion (empty when it may auto-approve)."""
     flags = []
-    if facts.min_seconds and elapsed(facts) < dt.timedelta(seconds=facts.min_seconds * SUSPICIOUS_FACTOR):
+    if (
+        facts.min_seconds
+        and facts.clicked_at is not None
+        and elapsed(facts) < dt.timedelta(seconds=facts.min_seconds * SUSPICIOUS_FACTOR)
+    ):
         flags.append("too_fast")
     if facts.click_is_bot:
         flags.append("bot")
@@ -179,6 +205,9 @@ class Plan(Protocol):
     pixel: bool
     currency: str
     amount_minor: int | None
+    attributed_by: str
+    bound_at: dt.datetime | None
+    coupon: str | None
 
     @property
     def click_id(self) -> str: ...
@@ -190,9 +219,12 @@ def judge(plan: Plan, click: Any | None) -> tuple[Facts, dict[str, Any]]:
     `click` is the click's row or buffered record (its country and flags), None when unknown.
     """
     link, now = plan.link, plan.now
+    by_click = plan.attributed_by == "click"
+    if not by_click:
+        click = None  # another partner's click, or none: its row says nothing of this conversion
     facts = Facts(
         now=now,
-        clicked_at=plan.ref.clicked_at,
+        clicked_at=plan.ref.clicked_at if by_click else None,
         offer_status=link.offer_status,
         partner_approved=link.partner_approved,
         window_days=link.conversion_window_days,
@@ -204,6 +236,8 @@ def judge(plan: Plan, click: Any | None) -> tuple[Facts, dict[str, Any]]:
         click_is_bot=getattr(click, "is_bot", None),
         click_is_unique=getattr(click, "is_unique", None),
         pixel=plan.pixel,
+        attributed_by=plan.attributed_by,
+        recurring=_recurring(plan),
     )
     reason = reject_reason(facts)
     flags = fraud_flags(facts) if reason is None else []
@@ -221,9 +255,17 @@ def judge(plan: Plan, click: Any | None) -> tuple[Facts, dict[str, Any]]:
         )
     values: dict[str, Any] = {
         "offer_id": link.offer_id, "event_id": link.event_id, "brand_id": link.brand_id,
-        "partner_id": link.partner_id, "link_id": link.link_id, "click_id": plan.click_id,
-        "clicked_at": plan.ref.clicked_at, "txn_id": plan.data.txn_id, "status": status, "reason": reason,
+        "partner_id": link.partner_id, "link_id": link.link_id, "click_id": plan.data.click_id,
+        "clicked_at": plan.ref.clicked_at if plan.ref is not None else None, "txn_id": plan.data.txn_id, "status": status, "reason": reason,
         "flags": flags, "currency": plan.currency, "amount_minor": plan.amount_minor, "payout_minor": payout,
         "revenue_minor": revenue, "created_at": now, "hold_until": hold_until, "status_changed_at": now,
     }  # fmt: skip
+    values.update(attributed_by=plan.attributed_by, customer_id=plan.data.customer_id, coupon=plan.coupon)
     return facts, values
+
+
+def _recurring(plan: Plan) -> str | None:
+    """Return `recurring_ended` for a bound customer's conversion past its event's N months, else None."""
+    if plan.attributed_by != "customer" or plan.bound_at is None:
+        return None
+    return recurring_reason(bound_at=plan.bound_at, now=plan.now, months=plan.link.recurring_months)

@@ -59,8 +59,9 @@ class ConversionSchema(Schema):
     brand_id = fields.Integer()
     partner_id = fields.Integer()
     link_id = fields.Integer()
-    click_id = fields.String()
-    clicked_at = fields.DateTime()
+    #: The click the postback named (null for a customer's or coupon's conversion without one).
+    click_id = fields.String(allow_none=True)
+    clicked_at = fields.DateTime(allow_none=True)
     #: Shown to partners only when the brand shares its txn ids.
     txn_id = fields.String(allow_none=True)
     status = fields.String()
@@ -78,6 +79,11 @@ class ConversionSchema(Schema):
     hold_until = fields.DateTime(allow_none=True)
     status_changed_at = fields.DateTime()
     history = fields.List(fields.Nested(HistorySchema))
+    #: How it was attributed: `click`, `customer` (a bound customer without a click) or `coupon`.
+    attributed_by = fields.String()
+    #: The brand's id for its customer, and the coupon code, when the postback sent them.
+    customer_id = fields.String(allow_none=True)
+    coupon = fields.String(allow_none=True)
 
 
 class ConversionListSchema(PageSchema):
@@ -144,6 +150,9 @@ def dump_conversion(
         "created_at": conversion.created_at,
         "hold_until": conversion.hold_until,
         "status_changed_at": conversion.status_changed_at,
+        "attributed_by": conversion.attributed_by,
+        "customer_id": conversion.customer_id,
+        "coupon": conversion.coupon,
     }
     role = principal.role
     if role is Role.PARTNER:

@@ -24,7 +24,7 @@ from typing import Protocol
 from sqlalchemy.orm import Session
 
 from network.config import Settings
-from network.conversions import attribution, intake, recording, statuses
+from network.conversions import attribution, beyond, intake, recording, statuses
 from network.conversions.attribution import Attribution, Plan
 from network.conversions.context import ContextCache
 from network.conversions.intake import (
@@ -99,6 +99,8 @@ def receive(
                                trace=trace, now=now)  # fmt: skip
         write_trace(session, trace, at=now)
         return answer
+    if data.click_id is None and not pixel and (data.coupon is not None or data.customer_id is not None):
+        return beyond.without_click(session, contexts=contexts, received=received, data=data, trace=trace, now=now)
     _require_click(data, pixel=pixel)
     found = attribution.attribute(session, settings, contexts, data.click_id, data.event)
     trace.brand_id = _brand(session, received, data, found, now, pixel=pixel)
@@ -107,7 +109,14 @@ def receive(
         trace.status, trace.reason = "rejected", "unknown_click"
         write_trace(session, trace, at=now)
         return Answer(None, "rejected", "unknown_click")
-    return attribution.plan(found, data=data, trace=trace, now=now, pixel=pixel)
+    attributed_by, coupon = "click", None
+    if data.coupon is not None:
+        found, attributed_by, coupon = beyond.with_coupon(
+            session, contexts=contexts, found=found, data=data, brand_id=found.link.brand_id
+        )
+    plan = attribution.plan(found, data=data, trace=trace, now=now, pixel=pixel)
+    plan.attributed_by, plan.coupon = attributed_by, coupon
+    return plan
 
 
 def _require_click(data: Params, *, pixel: bool) -> None:

@@ -112,13 +112,14 @@ class _Targets(NamedTuple):
 # ---- the outbox ----------------------------------------------------------------------------------
 
 
-def click_subs(session: Session, click_id: str, link_id: int | None) -> tuple[dict[str, str], bool]:
-    """Return the sub ids of a conversion's click and whether they came from the click row.
+def click_subs(session: Session, click_id: str | None, link_id: int | None) -> tuple[dict[str, str], bool]:
+    """Return the sub ids of a conversion's click and whether they are final (from the click row, or no click).
 
     Click rows are written in batches off the request path, so a very fresh click may have no
-    row yet: then the link's sub ids stand in and the job completes them at send time.
+    row yet: then the link's sub ids stand in and the job completes them at send time. A
+    conversion without a click (a customer's, a coupon's) has its link's for good.
     """
-    click = tracking.get_click(session, click_id)
+    click = tracking.get_click(session, click_id) if click_id else None
     link_key = click.link_id if click is not None else link_id
     link = session.get(Link, link_key) if link_key is not None else None
     subs = {}
@@ -127,14 +128,14 @@ def click_subs(session: Session, click_id: str, link_id: int | None) -> tuple[di
         if value is None and link is not None:
             value = getattr(link, name)
         subs[name] = value or ""
-    return subs, click is not None
+    return subs, click is not None or not click_id
 
 
 def macro_values(session: Session, conversion: Conversion, new_status: str) -> tuple[dict[str, str], bool]:
     """Return the macro values announcing a conversion's change, and whether the subs are final."""
     subs, from_click = click_subs(session, conversion.click_id, conversion.link_id)
     values = {
-        "click_id": conversion.click_id,
+        "click_id": conversion.click_id or "",
         "conversion_id": str(conversion.id),
         "offer_id": str(conversion.offer_id),
         "event": conversions.event_keys(session, [conversion.event_id]).get(conversion.event_id, ""),

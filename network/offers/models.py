@@ -86,6 +86,8 @@ class Offer(Base):
     payout_min_minor: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=now_utc)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=now_utc, onupdate=now_utc)
+    #: Who a conversion goes to when its click and another partner's coupon meet: `click` or `coupon`.
+    coupon_rule: Mapped[str] = mapped_column(String(8), default="click", server_default="click")
 
     events: Mapped[list[OfferEvent]] = relationship(
         back_populates="offer", order_by="OfferEvent.position", cascade="all, delete-orphan"
@@ -120,6 +122,10 @@ class OfferEvent(Base):
     revenue_percent: Mapped[int] = mapped_column(Integer, default=0)
 
     offer: Mapped[Offer] = relationship(back_populates="events")
+    #: Recurring terms (a bound customer's conversions without a click): for N months from its
+    #: binding, or its first N conversions of this event; neither set: forever.
+    recurring_months: Mapped[int | None] = mapped_column(Integer)
+    recurring_conversions: Mapped[int | None] = mapped_column(Integer)
 
 
 class PartnerOverride(Base):

@@ -31,6 +31,10 @@ class EventInSchema(StrictSchema):
     #: Percent of the sale amount (revshare, hybrid).
     payout_percent = Percent()
     revenue_percent = Percent()
+    #: Recurring terms for a bound customer's conversions without a click: N months from its
+    #: binding, or its first N conversions of this event; neither: forever (at most one of them).
+    recurring_months = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=1200))
+    recurring_conversions = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=1_000_000))
 
 
 class CapInSchema(StrictSchema):
@@ -67,6 +71,8 @@ class OfferUpdateSchema(StrictSchema):
     payout_min_amount = Amount(allow_none=True)
     #: Admin only: allow payout above revenue (a loss leader).
     allow_loss = fields.Boolean()
+    #: When a click and another partner's coupon meet: the click wins (default), or the coupon.
+    coupon_rule = fields.String(validate=validate.OneOf(("click", "coupon")))
 
 
 class OfferCreateSchema(OfferUpdateSchema):
@@ -84,6 +90,8 @@ class EventSchema(Schema):
     revenue = fields.String()
     payout_percent = fields.String()
     revenue_percent = fields.String()
+    recurring_months = fields.Integer(allow_none=True)
+    recurring_conversions = fields.Integer(allow_none=True)
 
 
 class CapSchema(Schema):
@@ -120,6 +128,7 @@ class OfferSchema(Schema):
     can_run = fields.Boolean()
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
+    coupon_rule = fields.String()
 
 
 class OfferListSchema(PageSchema):
@@ -220,6 +229,7 @@ def dump_offer(
         "impression_payout": fmt(offer.impression_payout_minor, cur),
         "created_at": offer.created_at,
         "updated_at": offer.updated_at,
+        "coupon_rule": offer.coupon_rule,
     }
     if partner_view:
         out["can_run"] = bool(can_run)
@@ -246,7 +256,7 @@ def _dump_event(
     """Return an offer's event with the figures its model has; a partner sees its payout, never revenue."""
     payout_minor = override.payout_minor if override else event.payout_minor
     payout_percent = override.payout_percent if override else event.payout_percent
-    item = {"key": event.key, "model": event.model}
+    item: dict[str, Any] = {"key": event.key, "model": event.model}
     if event.model in ("cpa", "cpl", "cpi", "hybrid"):
         item["payout"] = money.format_amount(payout_minor, currency)
         if not partner_view:
@@ -255,6 +265,11 @@ def _dump_event(
         item["payout_percent"] = money.format_percent(payout_percent)
         if not partner_view:
             item["revenue_percent"] = money.format_percent(event.revenue_percent)
+    # Recurring terms only when the event has them (forever otherwise).
+    if event.recurring_months is not None:
+        item["recurring_months"] = event.recurring_months
+    if event.recurring_conversions is not None:
+        item["recurring_conversions"] = event.recurring_conversions
     return item
 
 

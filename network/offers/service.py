@@ -81,7 +81,7 @@ _MONEY_FIELDS = {
 }
 _SCALARS = (
     "name", "destination_url", "visibility", "conversion_window_days", "hold_days", "min_seconds",
-    "fallback_url",
+    "fallback_url", "coupon_rule",
 )  # fmt: skip
 
 
@@ -172,6 +172,7 @@ def _apply_events(offer: Offer, events: Sequence[dict[str, Any]]) -> None:
         event.position = index
         for name, value in figures.items():
             setattr(event, name, value)
+        _apply_recurring(event, data, index)
         ordered.append(event)
     offer.events = ordered
 
@@ -270,3 +271,13 @@ def change_status(session: Session, principal: Principal, offer_id: int, action:
         raise Conflict(f"cannot {action} an offer that is {offer.status}", code="invalid_transition")
     offer.status = target
     return offer
+
+
+def _apply_recurring(event: OfferEvent, data: dict[str, Any], index: int) -> None:
+    """Set an event's recurring terms (N months, or first N conversions; neither: forever); both is 400."""
+    months, conversions = data.get("recurring_months"), data.get("recurring_conversions")
+    if months is not None and conversions is not None:
+        raise ValidationError(
+            f"events[{index}]: give recurring_months or recurring_conversions, not both", field="events"
+        )
+    event.recurring_months, event.recurring_conversions = months, conversions

@@ -19,6 +19,7 @@ from network.auth import Principal, Role, require
 from network.clock import now_utc
 from network.conversions import signals
 from network.conversions.models import Conversion, ConversionStatus
+from network.customers.signals import customer_changed
 from network.db import InsertMany, paged, where_given
 from network.errors import NotFound, ValidationError
 from network.partners import service as partners
@@ -330,3 +331,12 @@ def list_entries(
         (LedgerEntry.kind, kind),
     )
     return list(session.scalars(paged(query, LedgerEntry.id, limit=limit, after=after)))
+
+
+def _on_customer_changed(_sender: Any, *, session: Session, actor: str, action: str, customer_id: int,
+                         details: dict[str, Any], at: dt.datetime) -> None:  # fmt: skip
+    # A customer moved or unbound moves the commissions of its later conversions: audited like money.
+    audit(session, actor=actor, action=action, object_type="customer", object_id=customer_id, details=details, at=at)
+
+
+customer_changed.connect(_on_customer_changed, weak=False)

@@ -20,6 +20,7 @@ from network.auth import Principal, Role
 from network.clock import UTC, now_utc
 from network.conversions import service as conversions
 from network.conversions.schemas import STATUSES, dump_conversion
+from network.customers import service as customers
 from network.errors import Conflict
 from network.offers import service as offers
 from network.partners import service as partners
@@ -31,6 +32,8 @@ from network.reports import service as reports
 from network.schemas import page
 
 blp = Blueprint("partner", __name__, url_prefix="/partner")
+#: Coupon codes the coupons page lists at most.
+MAX_COUPONS = 200
 
 #: Rows per page of the conversions list and the ledger.
 PAGE = 50
@@ -233,3 +236,13 @@ def connect_stripe() -> Any:
     finally:
         jobs.close_gateway(gateway)
     return redirect(started["url"])
+
+
+@blp.get("/coupons")
+@role_required(Role.PARTNER)
+def coupons_page() -> Any:
+    """The coupon codes brands assigned to the partner: its sales through them are its conversions."""
+    session, me = web.session(), principal()
+    items = customers.list_coupons(session, me, limit=MAX_COUPONS)
+    names = {o.id: o.name for o in offers.list_offers(session, me, limit=MAX_COUPONS)}
+    return render_template("partner/coupons.html", coupons=items, names=names)

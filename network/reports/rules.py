@@ -203,3 +203,40 @@ def csv_text(rows: Iterable[Mapping[str, Any]], header: Sequence[str]) -> str:
     for row in rows:
         writer.writerow([_cell(row.get(name)) for name in header])
     return out.getvalue()
+
+
+# ---- customers (attribution beyond the click) -----------------------------------------------------
+
+#: The groupings a report adds customer figures to: by partner, maybe also by offer. A count of
+#: distinct customers does not add up across hours or sub ids, so it is read raw, once per report.
+CUSTOMER_DIMENSIONS = frozenset({"partner", "offer"})
+#: `customers`: distinct customer_ids among the row's conversions that count (pending + approved)
+#: created in the period; `sale_amount_per_customer`, `payout_per_customer`: what those customers'
+#: conversions of the period sold and earned the partner, per customer (its value over the period).
+CUSTOMER_METRICS = ("customers", "sale_amount_per_customer", "payout_per_customer")
+_CUSTOMER_HIDDEN: dict[Role, frozenset[str]] = {
+    Role.ADMIN: frozenset(),
+    Role.FINANCE: frozenset(),
+    Role.BRAND: frozenset({"payout_per_customer"}),
+    Role.PARTNER: frozenset({"sale_amount_per_customer"}),
+}
+
+
+def customers_fit(group_by: Sequence[str], country: str | None) -> bool:
+    """Return whether a report's rows get customer figures: grouped by partner (and maybe offer), any country."""
+    return "partner" in group_by and set(group_by) <= CUSTOMER_DIMENSIONS and country is None
+
+
+def customer_metrics_for(role: Role) -> tuple[str, ...]:
+    """Return the customer columns `role` may see."""
+    return tuple(m for m in CUSTOMER_METRICS if m not in _CUSTOMER_HIDDEN[role])
+
+
+def customer_values(role: Role, currency: str, customers: int, sale_minor: int, payout_minor: int) -> dict[str, Any]:
+    """Return the customer columns `role` may see for one row."""
+    values = {
+        "customers": customers,
+        "sale_amount_per_customer": per_click(sale_minor, customers, currency),
+        "payout_per_customer": per_click(payout_minor, customers, currency),
+    }
+    return {name: values[name] for name in customer_metrics_for(role)}

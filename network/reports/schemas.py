@@ -114,6 +114,11 @@ class ReportRowSchema(Schema):
     epc = fields.String(allow_none=True, metadata={"example": "0.2000"})
     ctr = fields.String(allow_none=True, metadata={"description": "percent", "example": "1.25"})
     roas = fields.String(allow_none=True, metadata={"example": "6.67"})
+    #: Grouped by partner (and maybe offer) only: distinct customers of the period's counted
+    #: conversions, and what they sold and earned the partner per customer (CLV over the period).
+    customers = fields.Integer()
+    sale_amount_per_customer = fields.String(allow_none=True, metadata={"example": "120.0000"})
+    payout_per_customer = fields.String(allow_none=True, metadata={"example": "12.0000"})
 
 
 class ReportSchema(Schema):

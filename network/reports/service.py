@@ -22,7 +22,7 @@ from network.clock import as_utc, now_utc
 from network.errors import Forbidden, NotFound, ValidationError
 from network.offers import service as offers
 from network.partners import service as partners
-from network.reports import rules, sources
+from network.reports import customers, rules, sources
 from network.rollups import rules as rollup_rules
 from network.tracking.models import Link
 
@@ -192,9 +192,14 @@ def report(
         .offset(offset)
     )
     records = session.execute(query).mappings()
-    return [_row(principal, record, dims, wanted, with_impressions=with_impressions) for record in records]
+    rows = [_row(principal, record, dims, wanted, with_impressions=with_impressions) for record in records]
+    if rules.customers_fit(dims, country):
+        customers.add(session, principal, rows, dims, start, end, where)
+    return rows
 
 
 def columns(principal: Principal, group_by: Sequence[str]) -> list[str]:
     """Return the columns of the principal's report rows for `group_by` (the CSV header)."""
-    return rules.columns(principal.role, rules.parse_group_by(group_by))
+    dims = rules.parse_group_by(group_by)
+    extra = rules.customer_metrics_for(principal.role) if rules.customers_fit(dims, None) else ()
+    return [*rules.columns(principal.role, dims), *extra]

@@ -187,3 +187,21 @@ def _close_at_exit() -> None:
                 writer.close()
             except Exception:
                 log.exception("could not write buffered clicks at exit")
+
+
+def link_for(session: Session, *, offer_id: int, partner_id: int, new: bool = False) -> Link:
+    """Return the partner's oldest link on the offer (a new one when it has none, or when `new`).
+
+    For attribution without a click (a coupon's link, a customer moved to the partner): the
+    conversion needs a link of the partner on the offer, as a click's has.
+    """
+    if not new:
+        oldest = session.scalars(
+            select(Link).where(Link.offer_id == offer_id, Link.partner_id == partner_id).order_by(Link.id).limit(1)
+        ).first()
+        if oldest is not None:
+            return oldest
+    link = Link(code=_new_code(session), offer_id=offer_id, partner_id=partner_id)
+    session.add(link)
+    session.flush()
+    return link

@@ -6,6 +6,7 @@ import base64
 import binascii
 import datetime as dt
 from collections import defaultdict
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -61,6 +62,17 @@ def check_invariants(session: Session, secret: str) -> None:
             .limit(1)
         ).one()
         assert last == c.status, (c.id, last, c.status)
+        link = links[c.link_id]
+        assert (link.offer_id, link.partner_id) == (c.offer_id, c.partner_id), f"conversion {c.id} not its link's"
+        if c.attributed_by != "click":
+            # A customer's or coupon's conversion: its link is its binding's or coupon's; no window.
+            assert c.txn_id is not None, f"conversion {c.id} without a click has no dedupe key"
+            if accepted[c.id]:
+                _check_commission(c, events, overrides)
+            else:
+                assert (c.payout_minor, c.revenue_minor) == (0, 0), f"rejected conversion {c.id} is worth something"
+            continue
+        assert c.click_id is not None and c.clicked_at is not None
         # No conversion without a click of the same offer and partner (its id's HMAC holds).
         ref = codec.verify(c.click_id)
         assert ref is not None, f"conversion {c.id} has an unverifiable click id"
@@ -75,21 +87,31 @@ def check_invariants(session: Session, secret: str) -> None:
         assert c.created_at >= c.clicked_at - rules.CLOCK_SKEW
         assert c.created_at - c.clicked_at <= dt.timedelta(days=offer.conversion_window_days)
         assert c.currency == offer.currency
-        # Commission = the rule applied to the amount.
-        event = events[c.event_id]
-        figures = Figures(
-            event.model, event.payout_minor, event.revenue_minor, event.payout_percent, event.revenue_percent
-        )
-        override = overrides.get((c.event_id, c.partner_id))
-        expected = rules.compute_commission(
-            figures,
-            c.amount_minor,
-            override_payout_minor=override.payout_minor if override else None,
-            override_payout_percent=override.payout_percent if override else None,
-        )
-        assert (c.payout_minor, c.revenue_minor) == expected, (c.id, (c.payout_minor, c.revenue_minor), expected)
+        _check_commission(c, events, overrides)
 
     # Accepted conversions per cap period never exceed the cap, and the counters agree.
+    _check_caps(session, all_conversions, accepted)
+
+    # Rollups equal the raw rows they summarise, for every closed hour.
+    check_rollups(session)
+
+
+def _check_commission(c: Conversion, events: dict[int, OfferEvent], overrides: dict[tuple[int, int], Any]) -> None:
+    """Assert: commission = the rule applied to the amount."""
+    event = events[c.event_id]
+    figures = Figures(event.model, event.payout_minor, event.revenue_minor, event.payout_percent, event.revenue_percent)
+    override = overrides.get((c.event_id, c.partner_id))
+    expected = rules.compute_commission(
+        figures,
+        c.amount_minor,
+        override_payout_minor=override.payout_minor if override else None,
+        override_payout_percent=override.payout_percent if override else None,
+    )
+    assert (c.payout_minor, c.revenue_minor) == expected, (c.id, (c.payout_minor, c.revenue_minor), expected)
+
+
+def _check_caps(session: Session, all_conversions: list[Conversion], accepted: dict[int, bool]) -> None:
+    """Assert: accepted conversions per cap period never exceed the cap, and the counters agree."""
     for cap in session.scalars(select(Cap).where(Cap.metric.in_(("conversions", "payout")))):
         used: dict[tuple[dt.datetime, int], int] = defaultdict(int)
         for c in all_conversions:
@@ -105,6 +127,3 @@ def check_invariants(session: Session, secret: str) -> None:
             assert value <= cap.limit, f"cap {cap.id} ({cap.metric}/{cap.period}) exceeded in {key}: {value}"
             assert counters.get(key, 0) == value, f"cap {cap.id} counter {counters.get(key)} != accepted {value}"
         assert {k: v for k, v in counters.items() if v} == {k: v for k, v in used.items() if v}
-
-    # Rollups equal the raw rows they summarise, for every closed hour.
-    check_rollups(session)

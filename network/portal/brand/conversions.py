@@ -48,6 +48,7 @@ REASON_WORDS = {
     "geo_mismatch": "The click came from a country the offer does not target.",
     "too_fast": "It came sooner after its click than the offer's minimum seconds.",
     "cap_reached": "A cap of the offer had no room left.",
+    "recurring_ended": "Its customer's recurring terms on this event had ended (N months, or first N conversions).",
 }
 _CHANGES = [SelectChoice("approved", "Approve"), SelectChoice("rejected", "Reject"),
             SelectChoice("reversed", "Reverse (refund, chargeback)")]  # fmt: skip
