@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from network.accounts.models import Brand
 from network.cache import Cache
+from network.conversions import rules as conversion_rules
 from network.offers import rules as offer_rules
 from network.offers.caps import CONVERSION_CAP
 from network.offers.models import AccessStatus, Cap, Offer, OfferAccess, OfferEvent, PartnerOverride
@@ -60,6 +61,10 @@ class LinkContext:
     override_payout_percent: int | None
     #: The offer's conversion caps (conversions and payout metrics), by id.
     caps: tuple[CapRule, ...] = ()
+    #: last_click or first_click (conversions.rules.ATTRIBUTIONS).
+    attribution: str = "last_click"
+    #: The fraud flags that hold the offer's conversions for review.
+    hold_flags: frozenset[str] = conversion_rules.HOLD_FLAGS
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +92,7 @@ def _query(*, default_event: bool) -> Select:  # type: ignore[type-arg]
             OfferEvent.payout_percent, OfferEvent.revenue_percent,
             PartnerOverride.payout_minor.label("override_payout_minor"),
             PartnerOverride.payout_percent.label("override_payout_percent"),
+            Offer.attribution, Offer.hold_flags,
         )
         .join(Offer, Offer.id == Link.offer_id)
         .join(Brand, Brand.id == Offer.brand_id)
@@ -151,6 +157,8 @@ def _context(link_id: int, row: Any, caps: tuple[CapRule, ...]) -> LinkContext:
         override_payout_minor=row.override_payout_minor,
         override_payout_percent=row.override_payout_percent,
         caps=caps,
+        attribution=row.attribution,
+        hold_flags=conversion_rules.HOLD_FLAGS if row.hold_flags is None else frozenset(row.hold_flags),
     )
 
 

@@ -4,18 +4,20 @@ No database, no Flask: attribution gathers the facts, these functions decide. `j
 plan's facts and the conversion row they lead to, on every check but the caps (which only the
 conversion that wins its dedupe key takes, when it is recorded).
 
-API: `Facts`, `reject_reason`, `fraud_flags`, `first_status`, `compute_commission`, `judge`,
-`TRANSITIONS`, `can_transition`, `undo_target`, `REASONS`, `FLAGS`.
+API: `Facts`, `reject_reason`, `fraud_flags`, `evidence`, `holds`, `first_status`, `compute_commission`,
+`judge`, `TRANSITIONS`, `can_transition`, `undo_target`, `REASONS`, `FLAGS`, `HOLD_FLAGS`, `ATTRIBUTIONS`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from network.offers.rules import Figures, commission, with_override
+from network.offers.rules import ATTRIBUTIONS as ATTRIBUTIONS  # the offer's settings, judged here
+from network.offers.rules import FLAGS as FLAGS
+from network.offers.rules import HOLD_FLAGS, Figures, commission, with_override
 
 #: The rejection reasons of SPEC §5, in the order they are checked.
 REASONS = (
@@ -37,9 +39,6 @@ CLOCK_SKEW = dt.timedelta(seconds=5)
 #: "too fast but allowed": accepted, flagged and held for review.
 SUSPICIOUS_FACTOR = 2
 
-#: Fraud signals that keep a conversion pending for review. "pixel": reported by a browser, not
-#: authenticated by the brand (any page can fire it, with any amount), so a person confirms it.
-FLAGS = ("too_fast", "bot", "not_unique", "pixel")
 
 #: Allowed status changes: target -> statuses it may be reached from.
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -71,6 +70,10 @@ class Facts:
     click_is_unique: bool | None = None
     #: Reported by the browser pixel rather than by the brand's server.
     pixel: bool = False
+    #: The offer's flags that hold a conversion for review.
+    hold_flags: frozenset[str] = HOLD_FLAGS
+    #: When the click came from one of the partner's own addresses: the evidence (address, last seen).
+    self_referral: Mapping[str, Any] | None = None
 
 
 def elapsed(facts: Facts) -> dt.timedelta:
@@ -114,23 +117,53 @@ def fraud_flags(facts: Facts) -> list[str]:
     if facts.click_is_bot:
         flags.append("bot")
     if facts.click_is_unique is False:
-        flags.append("not_unique")
+        flags.append("repeat_visitor")
     if facts.pixel:
         flags.append("pixel")
+    if facts.self_referral is not None:
+        flags.append("self_referral")
     return flags
 
 
+def evidence(facts: Facts, flags: list[str]) -> dict[str, Any]:
+    """Return what each of a conversion's flags was raised on, by flag (what the brand reviews)."""
+    found: dict[str, Any] = {}
+    for flag in flags:
+        if flag == "too_fast":
+            found[flag] = {"seconds": int(elapsed(facts).total_seconds()), "min_seconds": facts.min_seconds,
+                           "flagged_under_seconds": facts.min_seconds * SUSPICIOUS_FACTOR}  # fmt: skip
+        elif flag == "bot":
+            found[flag] = {"click_is_bot": True}
+        elif flag == "repeat_visitor":
+            found[flag] = {"click_is_unique": False}
+        elif flag == "pixel":
+            found[flag] = {"source": "pixel"}
+        elif flag == "self_referral" and facts.self_referral is not None:
+            found[flag] = dict(facts.self_referral)
+    return found
+
+
+def holds(flags: Iterable[str], hold_flags: Iterable[str] = HOLD_FLAGS) -> bool:
+    """Return whether any of a conversion's flags is one its offer holds for review."""
+    return not set(hold_flags).isdisjoint(flags)
+
+
 def first_status(
-    reason: str | None, flags: list[str], hold_days: int, now: dt.datetime
+    reason: str | None,
+    flags: list[str],
+    hold_days: int,
+    now: dt.datetime,
+    hold_flags: Iterable[str] = HOLD_FLAGS,
 ) -> tuple[str, dt.datetime | None]:
     """Return (status, hold_until) for a new conversion.
 
-    Rejected when it failed a check; pending until `hold_until` when the offer holds; pending with no
-    hold_until (review only, never auto-approved) when flagged; approved otherwise.
+    Rejected when it failed a check; pending with no hold_until (review only, never auto-approved)
+    when one of its flags is one the offer holds; pending until `hold_until` when the offer holds;
+    approved otherwise (a flag the offer does not hold stays on it, visible).
     """
     if reason is not None:
         return "rejected", None
-    if flags:
+    if holds(flags, hold_flags):
         return "pending", None
     if hold_days > 0:
         return "pending", now + dt.timedelta(days=hold_days)
@@ -204,10 +237,12 @@ def judge(plan: Plan, click: Any | None) -> tuple[Facts, dict[str, Any]]:
         click_is_bot=getattr(click, "is_bot", None),
         click_is_unique=getattr(click, "is_unique", None),
         pixel=plan.pixel,
+        hold_flags=link.hold_flags,
+        self_referral=getattr(click, "self_referral", None),
     )
     reason = reject_reason(facts)
     flags = fraud_flags(facts) if reason is None else []
-    status, hold_until = first_status(reason, flags, link.hold_days, now)
+    status, hold_until = first_status(reason, flags, link.hold_days, now, link.hold_flags)
     payout = revenue = 0
     if reason is None:
         # A rejected conversion is worth nothing; an accepted one what its rule gives.
@@ -225,5 +260,6 @@ def judge(plan: Plan, click: Any | None) -> tuple[Facts, dict[str, Any]]:
         "clicked_at": plan.ref.clicked_at, "txn_id": plan.data.txn_id, "status": status, "reason": reason,
         "flags": flags, "currency": plan.currency, "amount_minor": plan.amount_minor, "payout_minor": payout,
         "revenue_minor": revenue, "created_at": now, "hold_until": hold_until, "status_changed_at": now,
+        "evidence": evidence(facts, flags) or None,
     }  # fmt: skip
     return facts, values

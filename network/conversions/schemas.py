@@ -78,6 +78,8 @@ class ConversionSchema(Schema):
     hold_until = fields.DateTime(allow_none=True)
     status_changed_at = fields.DateTime()
     history = fields.List(fields.Nested(HistorySchema))
+    #: What each flag was raised on, by flag (brand and admin only).
+    evidence = fields.Dict(keys=fields.String())
 
 
 class ConversionListSchema(PageSchema):
@@ -156,6 +158,7 @@ def dump_conversion(
     out["amount"] = money.format_amount(conversion.amount_minor, cur) if conversion.amount_minor is not None else None
     out["txn_id"] = conversion.txn_id
     out["flags"] = list(conversion.flags or [])
+    out["evidence"] = dict(conversion.evidence or {})
     out["revenue"] = money.format_amount(conversion.revenue_minor, cur)
     if role is not Role.BRAND:
         out["payout"] = money.format_amount(conversion.payout_minor, cur)

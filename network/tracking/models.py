@@ -54,6 +54,16 @@ class Click(Base):
             postgresql_where=text("ip IS NOT NULL"),
             sqlite_where=text("ip IS NOT NULL"),
         ),
+        # offer_id, visitor, created_at: a visitor's first click on an offer in a window (first-click
+        #   attribution, conversions/firstclick.py); only clicks that may be attributed, not bots or fallbacks.
+        Index(
+            "ix_clicks_offer_visitor",
+            "offer_id",
+            "visitor",
+            "created_at",
+            postgresql_where=text("fallback_reason IS NULL AND NOT is_bot"),
+            sqlite_where=text("fallback_reason IS NULL AND NOT is_bot"),
+        ),
         {"postgresql_partition_by": "RANGE (created_at)"},
     )
     __mapper_args__ = {"primary_key": ["id"]}
@@ -99,6 +109,9 @@ class ClickVisitor(Base):
     visitor: Mapped[str] = mapped_column(String(32), primary_key=True)
     #: Time of the visitor's last unique click on the link; the next one is unique 24 h after it.
     window_start: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    #: The unique click before window_start, if known: decides a click older than window_start that
+    #: a slower writer brings (network/tracking/unique.py).
+    previous_start: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class ImpressionCount(Base):
