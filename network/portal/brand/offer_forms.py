@@ -160,6 +160,7 @@ class OfferForm(FlaskForm):
                 ("first_click", "First click: the visitor's earliest click on this offer in the window"),
             ]
         ),
+        default="last_click",
         description="First click may credit another partner, whose link the visitor clicked first.",
     )
     hold_flags = MultiCheckboxField(
