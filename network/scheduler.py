@@ -103,11 +103,15 @@ def _accrue_traffic(ctx: JobContext) -> Any:
 def _purge_click_ips(ctx: JobContext) -> Any:
     if importlib.util.find_spec("network.tracking.jobs") is None:
         return {"skipped": "network.tracking.jobs is not installed"}
+    from network.partners import addresses
     from network.tracking import jobs
 
+    days = ctx.settings.click_ip_retention_days
     with ctx.database.session_scope() as session:
-        purged = jobs.purge_click_ips(session, now=ctx.now, retention_days=ctx.settings.click_ip_retention_days)
-    return {"purged": purged}
+        purged = jobs.purge_click_ips(session, now=ctx.now, retention_days=days)
+        # The partners' own addresses (self-referral) are kept for the same fraud window.
+        forgotten = addresses.purge(session, now=ctx.now, retention_days=days)
+    return {"purged": purged, "partner_addresses": forgotten}
 
 
 def _keep_click_partitions(ctx: JobContext) -> Any:
@@ -157,7 +161,7 @@ JOBS: tuple[Job, ...] = (
     ),
     Job(
         "purge_click_ips",
-        "Remove raw click IPs older than CLICK_IP_RETENTION_DAYS",
+        "Remove raw click IPs and partners' addresses older than CLICK_IP_RETENTION_DAYS",
         {"hour": "3", "minute": "15"},
         _purge_click_ips,
         catch_up=True,

@@ -11,6 +11,7 @@ API: `Facts`, `reject_reason`, `fraud_flags`, `evidence`, `holds`, `first_status
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -263,3 +264,15 @@ def judge(plan: Plan, click: Any | None) -> tuple[Facts, dict[str, Any]]:
         "evidence": evidence(facts, flags) or None,
     }  # fmt: skip
     return facts, values
+
+
+def self_referral_evidence(address: str | None, last_seen: dt.datetime | None) -> dict[str, Any] | None:
+    """Return the evidence that a click came from its partner's own address (None: it did not).
+
+    The brand sees the address's network (/24, or /48 for IPv6), not the partner's address itself.
+    """
+    if address is None or last_seen is None:
+        return None
+    ip = ipaddress.ip_address(address)
+    network = ipaddress.ip_network(f"{address}/{24 if ip.version == 4 else 48}", strict=False)
+    return {"address_network": str(network), "partner_last_seen": last_seen.isoformat()}

@@ -42,7 +42,7 @@ def test_first_status_holds_only_for_the_offers_hold_flags(flags, hold_flags, ho
 
 
 def test_the_default_holds_every_flag_but_the_repeat_visitors():
-    assert rules.HOLD_FLAGS == frozenset(rules.FLAGS) - {"repeat_visitor"}
+    assert frozenset(rules.FLAGS) - {"repeat_visitor"} == rules.HOLD_FLAGS
     assert offer_rules.hold_flags(None) == ["too_fast", "bot", "pixel", "self_referral", "anomaly"]
     assert offer_rules.hold_flags(["anomaly", "bot", "bot"]) == ["bot", "anomaly"]
     assert offer_rules.hold_flags([]) == []
