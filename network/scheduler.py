@@ -135,6 +135,13 @@ def _roll_up(ctx: JobContext) -> Any:
     return {"hours": rollup.roll_up(ctx.database, now=ctx.now)}
 
 
+def _flag_anomalies(ctx: JobContext) -> Any:
+    from network.conversions import anomalies
+
+    with ctx.database.session_scope() as session:
+        return {"flagged": anomalies.flag_anomalies(session, now=ctx.now)}
+
+
 #: Every scheduled job. Ids are stable: job_claims rows and `scheduler run-now` name them.
 JOBS: tuple[Job, ...] = (
     Job("mature_holds", "Approve pending conversions whose hold has passed", {"minute": "*/10"}, _mature_holds),
@@ -178,6 +185,13 @@ JOBS: tuple[Job, ...] = (
         "Roll up the marked hours that have ended (ROLLUP_EVERY_SECONDS, default 5)",
         lambda settings: {"second": f"*/{settings.rollup_every_seconds}"},
         _roll_up,
+    ),
+    Job(
+        "flag_anomalies",
+        "Flag for review the conversions of partners whose conversion rate or time to convert on an offer is far "
+        "from the offer's median over the last 7 days",
+        {"hour": "4", "minute": "30"},
+        _flag_anomalies,  # no catch-up: the next run looks back over the days a missed one would have
     ),
 )
 

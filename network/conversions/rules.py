@@ -14,6 +14,7 @@ import datetime as dt
 import ipaddress
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, Protocol
 
 from network.offers.rules import ATTRIBUTIONS as ATTRIBUTIONS  # the offer's settings, judged here
@@ -276,3 +277,64 @@ def self_referral_evidence(address: str | None, last_seen: dt.datetime | None) -
     ip = ipaddress.ip_address(address)
     network = ipaddress.ip_network(f"{address}/{24 if ip.version == 4 else 48}", strict=False)
     return {"address_network": str(network), "partner_last_seen": last_seen.isoformat()}
+
+
+# ---- anomalies (the anomaly job, conversions/anomalies.py) -----------------------------------------
+
+#: A partner's conversion rate this many times the offer's median, or its median time from click to
+#: conversion this many times shorter than the offer's, is an anomaly.
+ANOMALY_FACTOR = 3
+#: What a median and a partner's own figures need before they say anything: partners on the offer,
+#: a partner's clicks, and its conversions.
+ANOMALY_MIN_PARTNERS = 3
+ANOMALY_MIN_CLICKS = 20
+ANOMALY_MIN_CONVERSIONS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerFigures:
+    """One partner's clicks on an offer over a period, and the seconds from click to each accepted conversion."""
+
+    partner_id: int
+    clicks: int
+    seconds: tuple[float, ...]
+
+
+def _median(values: list[Fraction]) -> Fraction:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _rate(value: Fraction) -> str:
+    return f"{float(value):.4f}"
+
+
+def anomalies(figures: list[PartnerFigures], *, start: dt.datetime, end: dt.datetime) -> dict[int, dict[str, Any]]:
+    """Return the evidence of each partner whose conversion rate or time to convert is far from the offer's median.
+
+    Only partners with enough clicks (or conversions) count towards a median, and a median needs
+    ANOMALY_MIN_PARTNERS of them; a partner is judged only on figures it has enough of.
+    """
+    period = {"from": start.isoformat(), "to": end.isoformat()}
+    found: dict[int, dict[str, Any]] = {}
+    rated = {f.partner_id: Fraction(len(f.seconds), f.clicks) for f in figures if f.clicks >= ANOMALY_MIN_CLICKS}
+    if len(rated) >= ANOMALY_MIN_PARTNERS:
+        median = _median(list(rated.values()))
+        for partner_id, rate in rated.items():
+            if len(next(f for f in figures if f.partner_id == partner_id).seconds) < ANOMALY_MIN_CONVERSIONS:
+                continue
+            if rate > median * ANOMALY_FACTOR:
+                found[partner_id] = {"kind": "conversion_rate", "cr": _rate(rate), "median": _rate(median), **period}
+    timed = {
+        f.partner_id: _median([Fraction(s) for s in f.seconds])
+        for f in figures
+        if len(f.seconds) >= ANOMALY_MIN_CONVERSIONS
+    }
+    if len(timed) >= ANOMALY_MIN_PARTNERS:
+        median = _median(list(timed.values()))
+        for partner_id, seconds in timed.items():
+            if partner_id not in found and seconds * ANOMALY_FACTOR < median:
+                found[partner_id] = {"kind": "time_to_convert", "median_seconds": int(seconds),
+                                     "offer_median_seconds": int(median), **period}  # fmt: skip
+    return found
