@@ -24,7 +24,7 @@ from sqlalchemy import Integer, String, Table, bindparam, select, text
 from sqlalchemy.orm import Session
 
 from network.conversions.attribution import Attribution
-from network.conversions.context import ContextCache, read_context
+from network.conversions.context import ContextCache, LinkContext, read_context
 from network.db import UTCDateTime
 from network.tracking.clickid import ClickRef
 from network.tracking.models import Click
@@ -97,8 +97,9 @@ def earliest(
     if row is None:
         return found, click_id
     first_id, link_id, first_at = row
+    link: LinkContext | None = found.link
     if link_id == found.link.link_id:
-        link = found.link
+        pass
     elif contexts is None:
         link = read_context(session, link_id, event)
     else:

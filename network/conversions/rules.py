@@ -317,24 +317,38 @@ def anomalies(figures: list[PartnerFigures], *, start: dt.datetime, end: dt.date
     ANOMALY_MIN_PARTNERS of them; a partner is judged only on figures it has enough of.
     """
     period = {"from": start.isoformat(), "to": end.isoformat()}
-    found: dict[int, dict[str, Any]] = {}
+    found = {partner_id: {**evidence, **period} for partner_id, evidence in _rate_anomalies(figures).items()}
+    for partner_id, evidence in _time_anomalies(figures).items():
+        found.setdefault(partner_id, {**evidence, **period})
+    return found
+
+
+def _rate_anomalies(figures: list[PartnerFigures]) -> dict[int, dict[str, Any]]:
+    """Partners whose conversion rate is ANOMALY_FACTOR times the median of those with enough clicks."""
     rated = {f.partner_id: Fraction(len(f.seconds), f.clicks) for f in figures if f.clicks >= ANOMALY_MIN_CLICKS}
-    if len(rated) >= ANOMALY_MIN_PARTNERS:
-        median = _median(list(rated.values()))
-        for partner_id, rate in rated.items():
-            if len(next(f for f in figures if f.partner_id == partner_id).seconds) < ANOMALY_MIN_CONVERSIONS:
-                continue
-            if rate > median * ANOMALY_FACTOR:
-                found[partner_id] = {"kind": "conversion_rate", "cr": _rate(rate), "median": _rate(median), **period}
+    if len(rated) < ANOMALY_MIN_PARTNERS:
+        return {}
+    median = _median(list(rated.values()))
+    converted = {f.partner_id for f in figures if len(f.seconds) >= ANOMALY_MIN_CONVERSIONS}
+    return {
+        partner_id: {"kind": "conversion_rate", "cr": _rate(rate), "median": _rate(median)}
+        for partner_id, rate in rated.items()
+        if partner_id in converted and rate > median * ANOMALY_FACTOR
+    }
+
+
+def _time_anomalies(figures: list[PartnerFigures]) -> dict[int, dict[str, Any]]:
+    """Partners whose median time to convert is ANOMALY_FACTOR times shorter than the median of the others'."""
     timed = {
         f.partner_id: _median([Fraction(s) for s in f.seconds])
         for f in figures
         if len(f.seconds) >= ANOMALY_MIN_CONVERSIONS
     }
-    if len(timed) >= ANOMALY_MIN_PARTNERS:
-        median = _median(list(timed.values()))
-        for partner_id, seconds in timed.items():
-            if partner_id not in found and seconds * ANOMALY_FACTOR < median:
-                found[partner_id] = {"kind": "time_to_convert", "median_seconds": int(seconds),
-                                     "offer_median_seconds": int(median), **period}  # fmt: skip
-    return found
+    if len(timed) < ANOMALY_MIN_PARTNERS:
+        return {}
+    median = _median(list(timed.values()))
+    return {
+        partner_id: {"kind": "time_to_convert", "median_seconds": int(seconds), "offer_median_seconds": int(median)}
+        for partner_id, seconds in timed.items()
+        if seconds * ANOMALY_FACTOR < median
+    }

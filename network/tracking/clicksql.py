@@ -168,9 +168,9 @@ def read_windows(session: Session, keys: list[tuple[int, str]]) -> list[ReadWind
                 )
                 rows.extend(cursor.fetchall())
         for link_id, visitor, at, previous in rows:
-            start = _utc(at)
-            assert start is not None
-            found.append((link_id, visitor, start, _utc(previous)))
+            began = _utc(at)
+            assert began is not None
+            found.append((link_id, visitor, began, _utc(previous)))
         return found
     finally:
         cursor.close()

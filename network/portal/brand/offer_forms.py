@@ -209,6 +209,11 @@ def _caps(form: OfferForm) -> tuple[list[dict[str, Any]], list[int]]:
     return caps, rows
 
 
+def _review_settings(form: OfferForm) -> dict[str, Any]:
+    """The attribution rule and the flags that hold a conversion for review, as the API takes them."""
+    return {"attribution": form.attribution.data or "last_click", "hold_flags": list(form.hold_flags.data or [])}
+
+
 def offer_input(form: OfferForm, *, creating: bool) -> tuple[dict[str, Any], dict[str, list[int]]]:
     """Return the API's input for the form (not yet validated) and, for events and caps, each item's form row."""
     data: dict[str, Any] = {name: (form[name].data or "").strip() for name in TEXT_FIELDS}
@@ -223,8 +228,7 @@ def offer_input(form: OfferForm, *, creating: bool) -> tuple[dict[str, Any], dic
             data[name] = value or "0"  # an emptied price is no price
     if creating and (form.currency.data or "").strip():
         data["currency"] = form.currency.data.strip().upper()
-    data["attribution"] = form.attribution.data or "last_click"
-    data["hold_flags"] = list(form.hold_flags.data or [])
+    data |= _review_settings(form)
     data["events"], event_rows = _events(form)
     data["caps"], cap_rows = _caps(form)
     return data, {"events": event_rows, "caps": cap_rows}
