@@ -44,17 +44,18 @@ def upgrade() -> None:
     op.create_index(op.f("ix_partner_addresses_last_seen"), "partner_addresses", ["last_seen"], unique=False)
     # On PostgreSQL an index of the partitioned table is made on each partition, present and future.
     op.create_index(
-        "ix_clicks_offer_visitor",
+        "ix_clicks_visitor",
         "clicks",
-        ["offer_id", "visitor", "created_at"],
+        ["visitor"],
         unique=False,
+        postgresql_using="hash",
         postgresql_where=sa.text(_ATTRIBUTABLE),
         sqlite_where=sa.text(_ATTRIBUTABLE),
     )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_clicks_offer_visitor", table_name="clicks")
+    op.drop_index("ix_clicks_visitor", table_name="clicks")
     op.drop_index(op.f("ix_partner_addresses_last_seen"), table_name="partner_addresses")
     op.drop_table("partner_addresses")
     with op.batch_alter_table("click_visitors") as batch:

@@ -4,9 +4,10 @@ The postback's click id names one of the visitor's clicks; its row's visitor key
 address and user agent, Click.visitor) links that visitor's clicks. Of the visitor's clicks on the
 same offer inside the offer's window before the named one, the earliest that went to the offer (not
 a bot's, not sent to the fallback) takes the conversion, whichever partner's link it was on. One
-query, on `ix_clicks_offer_visitor` (offer, visitor, time; only the clicks that may be attributed):
-the named click by its id in the range of times its id carries (one partition), joined to the
-visitor's clicks on the offer from the window's start (the partitions of the window's months).
+query: the named click by its key (its id, in the range of times its id carries: one partition),
+joined to the visitor's clicks through `ix_clicks_visitor` (a hash of the visitor key on PostgreSQL,
+only the clicks that may be attributed), in the partitions of the window's months; a visitor has few
+clicks, so those of other offers are read and left.
 
 Best effort where the rows are not there: a named click still in this process's buffer is looked up
 by its buffered visitor key; one not yet written by another process, or whose row is gone (past the
@@ -41,11 +42,14 @@ _WINDOW = (
     _ATTRIBUTABLE,
 )
 _ORDER = (_FIRST.c.created_at, _FIRST.c.id)
+#: The offer, as an expression no index serves: SQLite, without statistics, would rather read all the
+#: offer's clicks of the window (two constraints on ix_clicks_offer_created) than the visitor's few.
+_OFFER = _FIRST.c.offer_id + 0
 
 #: The visitor's earliest attributable click on the offer in the window, before the named click.
 _BY_NAMED = (
     select(_FIRST.c.id, _FIRST.c.link_id, _FIRST.c.created_at)
-    .join(_NAMED, (_FIRST.c.offer_id == _NAMED.c.offer_id) & (_FIRST.c.visitor == _NAMED.c.visitor))
+    .join(_NAMED, (_NAMED.c.offer_id == _OFFER) & (_FIRST.c.visitor == _NAMED.c.visitor))
     .where(
         _NAMED.c.id == bindparam("click_id", type_=String),
         _NAMED.c.created_at >= bindparam("low", type_=UTCDateTime()),
@@ -60,7 +64,7 @@ _BY_NAMED = (
 _BY_VISITOR = (
     select(_FIRST.c.id, _FIRST.c.link_id, _FIRST.c.created_at)
     .where(
-        _FIRST.c.offer_id == bindparam("offer_id", type_=Integer),
+        bindparam("offer_id", type_=Integer) == _OFFER,
         _FIRST.c.visitor == bindparam("visitor", type_=String),
         _FIRST.c.created_at < bindparam("before", type_=UTCDateTime()),
         *_WINDOW,

@@ -54,13 +54,14 @@ class Click(Base):
             postgresql_where=text("ip IS NOT NULL"),
             sqlite_where=text("ip IS NOT NULL"),
         ),
-        # offer_id, visitor, created_at: a visitor's first click on an offer in a window (first-click
-        #   attribution, conversions/firstclick.py); only clicks that may be attributed, not bots or fallbacks.
+        # visitor: a visitor's clicks, of which first-click attribution (conversions/firstclick.py) takes
+        #   the earliest on an offer in a window; only clicks that may be attributed, not bots' or
+        #   fallbacks'. A hash index on PostgreSQL: a visitor has few clicks, and its 4-byte hash costs a
+        #   click 47 bytes where a B-tree of (offer, visitor, time) cost 75 (bench/clickbytes, 50,000 clicks).
         Index(
-            "ix_clicks_offer_visitor",
-            "offer_id",
+            "ix_clicks_visitor",
             "visitor",
-            "created_at",
+            postgresql_using="hash",
             postgresql_where=text("fallback_reason IS NULL AND NOT is_bot"),
             sqlite_where=text("fallback_reason IS NULL AND NOT is_bot"),
         ),

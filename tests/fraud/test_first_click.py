@@ -104,11 +104,11 @@ def _plan(session, statement, params) -> str:
 
 
 @pytest.mark.parametrize("statement", ["_BY_NAMED", "_BY_VISITOR"])
-def test_the_first_click_query_reads_the_offer_visitor_index(session, statement):
+def test_the_first_click_query_reads_the_visitor_index(session, statement):
     from network.conversions import firstclick
 
     params = {"click_id": "x", "low": NOW - HOUR, "high": NOW, "since": NOW - 30 * DAY, "offer_id": 1,
               "visitor": "v1", "before": NOW}  # fmt: skip
     plan = _plan(session, getattr(firstclick, statement), params)
-    # PostgreSQL names each partition's copy of the index after its columns.
-    assert "ix_clicks_offer_visitor" in plan or "offer_id_visitor_created_at_idx" in plan, plan
+    # PostgreSQL names each partition's copy of the index after its column.
+    assert "ix_clicks_visitor" in plan or "_visitor_idx" in plan, plan
