@@ -7,6 +7,10 @@ per partner and address per `TOUCH_EVERY` per process (an `AddressBook` remember
 by network.cache's one expiry rule), never once per API request; `purge` (a daily job) deletes what
 was last seen longer ago than the fraud window (CLICK_IP_RETENTION_DAYS, as clicks' raw IPs).
 
+Addresses, not devices: a click's only device key is its visitor key, a keyed hash of its address and
+user agent (tracking.traffic.VisitorHasher), so a click whose device matches the partner's has its
+address too, and matching the address finds it.
+
 API: `AddressBook`, `TOUCH_EVERY`, `touch`, `purge`.
 """
 
