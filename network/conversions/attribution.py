@@ -2,7 +2,8 @@
 
 A click id carries its link and time under an HMAC (network/tracking/clickid.py): a forged or
 foreign id leads nowhere. The link's context (offer, brand, partner, event, caps) comes from the
-per-process cache (context.py). The click's own row gives its country and fraud flags; a click this
+per-process cache (context.py). The click's own row gives its country and fraud flags (and, in the
+same query, whether its address is one of its partner's own: self-referral); a click this
 process has not written yet is still in the tracking writer's buffer, and is read there. A click
 whose row is gone (dropped with its month's partition, past CLICK_RETENTION_MONTHS) still
 attributes from its id: its link's context, without the row's country, flags and sub ids.
