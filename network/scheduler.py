@@ -103,11 +103,15 @@ def _accrue_traffic(ctx: JobContext) -> Any:
 def _purge_click_ips(ctx: JobContext) -> Any:
     if importlib.util.find_spec("network.tracking.jobs") is None:
         return {"skipped": "network.tracking.jobs is not installed"}
+    from network.partners import addresses
     from network.tracking import jobs
 
+    days = ctx.settings.click_ip_retention_days
     with ctx.database.session_scope() as session:
-        purged = jobs.purge_click_ips(session, now=ctx.now, retention_days=ctx.settings.click_ip_retention_days)
-    return {"purged": purged}
+        purged = jobs.purge_click_ips(session, now=ctx.now, retention_days=days)
+        # The partners' own addresses (self-referral) are kept for the same fraud window.
+        forgotten = addresses.purge(session, now=ctx.now, retention_days=days)
+    return {"purged": purged, "partner_addresses": forgotten}
 
 
 def _keep_click_partitions(ctx: JobContext) -> Any:
@@ -129,6 +133,13 @@ def _roll_up(ctx: JobContext) -> Any:
     from network.reports import rollup
 
     return {"hours": rollup.roll_up(ctx.database, now=ctx.now)}
+
+
+def _flag_anomalies(ctx: JobContext) -> Any:
+    from network.conversions import anomalies
+
+    with ctx.database.session_scope() as session:
+        return {"flagged": anomalies.flag_anomalies(session, now=ctx.now)}
 
 
 #: Every scheduled job. Ids are stable: job_claims rows and `scheduler run-now` name them.
@@ -157,7 +168,7 @@ JOBS: tuple[Job, ...] = (
     ),
     Job(
         "purge_click_ips",
-        "Remove raw click IPs older than CLICK_IP_RETENTION_DAYS",
+        "Remove raw click IPs and partners' addresses older than CLICK_IP_RETENTION_DAYS",
         {"hour": "3", "minute": "15"},
         _purge_click_ips,
         catch_up=True,
@@ -174,6 +185,13 @@ JOBS: tuple[Job, ...] = (
         "Roll up the marked hours that have ended (ROLLUP_EVERY_SECONDS, default 5)",
         lambda settings: {"second": f"*/{settings.rollup_every_seconds}"},
         _roll_up,
+    ),
+    Job(
+        "flag_anomalies",
+        "Flag for review the conversions of partners whose conversion rate or time to convert on an offer is far "
+        "from the offer's median over the last 7 days",
+        {"hour": "4", "minute": "30"},
+        _flag_anomalies,  # no catch-up: the next run looks back over the days a missed one would have
     ),
 )
 

@@ -15,7 +15,9 @@ from webargs.flaskparser import FlaskParser, abort, is_json_request
 
 from network import errors
 from network.accounts import service as accounts
-from network.auth import Principal
+from network.auth import Principal, Role
+from network.clock import now_utc
+from network.partners.addresses import TOUCH_EVERY, AddressBook
 from network.schemas import StrictSchema
 
 if TYPE_CHECKING:
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
     from network.db import Database
 
 log = logging.getLogger(__name__)
+#: The app's partners.addresses.AddressBook (what this process wrote lately).
+_ADDRESSES = "network.partner_addresses"
 
 
 #: The deepest JSON a request body may be: our bodies are 3 levels deep, and Python's parser fails
@@ -183,8 +187,20 @@ def principal() -> Principal:
     """Return who the request's API key acts as (401 when missing or unknown)."""
     state = _state()
     if "principal" not in state:
-        state["principal"] = _authenticate(request.headers.get("Authorization"))
+        state["principal"] = found = _authenticate(request.headers.get("Authorization"))
+        if found.role is Role.PARTNER and found.partner_id is not None:
+            # Written once the view has succeeded, in its transaction: not before the body is read.
+            state["partner_seen"] = found.partner_id
     return state["principal"]
+
+
+def partner_seen(partner_id: int) -> None:
+    """Keep the request's address as one the partner uses (self-referral), at most once per partner and address a while."""
+    book = current_app.extensions.get(_ADDRESSES)
+    if book is None:
+        book = AddressBook(every=0.0 if settings().testing else TOUCH_EVERY)
+        current_app.extensions[_ADDRESSES] = book
+    book.seen(session(), partner_id, request.remote_addr, now_utc())
 
 
 def _authenticate(authorization: str | None) -> Principal:
@@ -208,6 +224,12 @@ def authenticate() -> None:
 def _finish(response: Response) -> Response:
     """Commit the request's session when the view succeeded; a failed commit answers its error instead."""
     _end_replica()
+    seen = _state().pop("partner_seen", None)
+    if seen is not None and response.status_code < 400:
+        try:
+            partner_seen(seen)
+        except Exception:
+            log.warning("could not keep the partner's address", exc_info=True)
     db_session = _state().pop("session", None)
     if db_session is None:
         return response

@@ -2,7 +2,8 @@
 
 A click id carries its link and time under an HMAC (network/tracking/clickid.py): a forged or
 foreign id leads nowhere. The link's context (offer, brand, partner, event, caps) comes from the
-per-process cache (context.py). The click's own row gives its country and fraud flags; a click this
+per-process cache (context.py). The click's own row gives its country and fraud flags (and, in the
+same query, whether its address is one of its partner's own: self-referral); a click this
 process has not written yet is still in the tracking writer's buffer, and is read there. A click
 whose row is gone (dropped with its month's partition, past CLICK_RETENTION_MONTHS) still
 attributes from its id: its link's context, without the row's country, flags and sub ids.
@@ -30,6 +31,7 @@ from network.conversions.intake import Params, Trace, parse_amount
 from network.db import ByCount, UTCDateTime
 from network.errors import ValidationError
 from network.offers.rules import needs_amount
+from network.partners.models import PartnerAddress
 from network.tracking.clickid import ClickIdCodec, ClickRef
 from network.tracking.models import Click
 from network.tracking.partitions import around
@@ -119,17 +121,33 @@ class ClickRow:
     country: str | None
     is_bot: bool | None
     is_unique: bool | None
+    #: The click came from its partner's own address: the evidence (rules.self_referral_evidence).
+    self_referral: dict[str, Any] | None = None
 
 
-_CLICK_COLUMNS = (Click.id, Click.country, Click.is_bot, Click.is_unique)
+_CLICK_COLUMNS = (
+    Click.id,
+    Click.country,
+    Click.is_bot,
+    Click.is_unique,
+    PartnerAddress.address,
+    PartnerAddress.last_seen,
+)
+#: Self-referral rides the same query: the click's address among its partner's (a key lookup; none
+#: matches for nearly every click).
+_OWN_ADDRESS = (PartnerAddress.partner_id == Click.partner_id) & (PartnerAddress.address == Click.ip)
 #: The plans' clicks, by how many: `WHERE id IN ($1, ... $n)` (an array parameter costs psycopg more
 #: to send, and SQLite would need a statement per click), in the range of times their ids carry, so
 #: PostgreSQL reads only the partitions of those months (network/tracking/partitions.py).
 _CLICKS = ByCount(
-    lambda count, _dialect: select(*_CLICK_COLUMNS).where(
-        Click.id.in_([bindparam(f"id_{n}", type_=String) for n in range(count)]),
-        Click.created_at >= bindparam("low", type_=UTCDateTime()),
-        Click.created_at < bindparam("high", type_=UTCDateTime()),
+    lambda count, _dialect: (
+        select(*_CLICK_COLUMNS)
+        .outerjoin(PartnerAddress, _OWN_ADDRESS)
+        .where(
+            Click.id.in_([bindparam(f"id_{n}", type_=String) for n in range(count)]),
+            Click.created_at >= bindparam("low", type_=UTCDateTime()),
+            Click.created_at < bindparam("high", type_=UTCDateTime()),
+        )
     )
 )
 
@@ -152,7 +170,25 @@ def click_rows(session: Session, plans: Sequence[Plan]) -> dict[str, ClickRow]:
     params: dict[str, Any] = {f"id_{n}": click_id for n, click_id in enumerate(ids)}
     found = _CLICKS(len(ids)).all(session, {**params, "low": low, "high": high})
     # Driver values: SQLite's booleans are 0 and 1.
-    return {row[0]: ClickRow(row[1], _bool(row[2]), _bool(row[3])) for row in found}
+    return {
+        row[0]: ClickRow(row[1], _bool(row[2]), _bool(row[3]), rules.self_referral_evidence(row[4], _time(row[5])))
+        for row in found
+    }
+
+
+def _time(value: Any) -> dt.datetime | None:
+    """Return a driver's time value (SQLite's is text) as an aware UTC datetime."""
+    if value is None or isinstance(value, dt.datetime):
+        return value if value is None or value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
+
+
+def own_address(session: Session, partner_id: int, ip: str | None) -> dict[str, Any] | None:
+    """Return the self-referral evidence of a buffered click's address, if it is one of its partner's."""
+    if ip is None:
+        return None
+    row = session.get(PartnerAddress, (partner_id, ip))
+    return rules.self_referral_evidence(row.address, row.last_seen) if row is not None else None
 
 
 def clicks(session: Session, plans: Sequence[Plan]) -> dict[str, Any]:
@@ -168,5 +204,6 @@ def clicks(session: Session, plans: Sequence[Plan]) -> dict[str, Any]:
         # As tracking.service.get_click: a click this process has not written yet is in its buffer.
         pending = buffered_click(session, click_id)
         if pending is not None:
-            found[click_id] = pending
+            own = own_address(session, pending.partner_id, pending.ip)
+            found[click_id] = ClickRow(pending.country, pending.is_bot, pending.is_unique, own)
     return found

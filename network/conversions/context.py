@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from network.accounts.models import Brand
 from network.cache import Cache
+from network.conversions import rules as conversion_rules
 from network.offers import rules as offer_rules
 from network.offers.caps import CONVERSION_CAP
 from network.offers.models import AccessStatus, Cap, Offer, OfferAccess, OfferEvent, PartnerOverride
@@ -64,6 +65,10 @@ class LinkContext:
     recurring_months: int | None = None
     recurring_conversions: int | None = None
     coupon_rule: str = "click"
+    #: last_click or first_click (conversions.rules.ATTRIBUTIONS).
+    attribution: str = "last_click"
+    #: The fraud flags that hold the offer's conversions for review.
+    hold_flags: frozenset[str] = conversion_rules.HOLD_FLAGS
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +97,7 @@ def _query(*, default_event: bool) -> Select:  # type: ignore[type-arg]
             PartnerOverride.payout_minor.label("override_payout_minor"),
             PartnerOverride.payout_percent.label("override_payout_percent"),
             OfferEvent.recurring_months, OfferEvent.recurring_conversions, Offer.coupon_rule,
+            Offer.attribution, Offer.hold_flags,
         )
         .join(Offer, Offer.id == Link.offer_id)
         .join(Brand, Brand.id == Offer.brand_id)
@@ -159,6 +165,8 @@ def _context(link_id: int, row: Any, caps: tuple[CapRule, ...]) -> LinkContext:
         recurring_months=row.recurring_months,
         recurring_conversions=row.recurring_conversions,
         coupon_rule=row.coupon_rule,
+        attribution=row.attribution,
+        hold_flags=conversion_rules.HOLD_FLAGS if row.hold_flags is None else frozenset(row.hold_flags),
     )
 
 

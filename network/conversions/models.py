@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -80,7 +81,7 @@ class Conversion(Base):
     status: Mapped[str] = mapped_column(String(16))
     #: Why it was rejected or reversed (a reason code of SPEC §5, or the brand's words).
     reason: Mapped[str | None] = mapped_column(String(255))
-    #: Fraud signals that held it for review: too_fast, bot, not_unique, pixel (rules.FLAGS).
+    #: Fraud signals raised on it (rules.FLAGS); the offer's hold_flags among them hold it for review.
     flags: Mapped[list[str]] = mapped_column(JSON, default=list)
     currency: Mapped[str] = mapped_column(String(3))
     #: Sale amount in minor units (revshare/hybrid), as the brand reported it.
@@ -99,6 +100,8 @@ class Conversion(Base):
     customer_id: Mapped[str | None] = mapped_column(String(255))
     #: The coupon code the postback sent, when it is one of the brand's for this offer (as the brand wrote it).
     coupon: Mapped[str | None] = mapped_column(String(64))
+    #: What each flag was raised on, by flag (rules.evidence; the anomaly job adds its own).
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class ConversionHistory(Base):

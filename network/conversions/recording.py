@@ -47,7 +47,7 @@ CONVERSION_TABLE = cast(Table, Conversion.__table__)
 CONVERSION_KEYS = (
     "offer_id", "event_id", "brand_id", "partner_id", "link_id", "click_id", "clicked_at", "txn_id", "status",
     "reason", "flags", "currency", "amount_minor", "payout_minor", "revenue_minor", "created_at", "hold_until",
-    "status_changed_at", "attributed_by", "customer_id", "coupon",
+    "status_changed_at", "attributed_by", "customer_id", "coupon", "evidence",
 )  # fmt: skip
 #: Inserts new conversions, one or a batch's: a row whose dedupe key is taken (before, or by an
 #: earlier row of the same statement) is skipped and returns nothing.
@@ -57,7 +57,15 @@ NEW_CONVERSIONS = InsertMany(
 _REJECT = (
     update(CONVERSION_TABLE)
     .where(CONVERSION_TABLE.c.id == bindparam("b_id"))
-    .values(status="rejected", reason=bindparam("reason"), flags=[], hold_until=None, payout_minor=0, revenue_minor=0)
+    .values(
+        status="rejected",
+        reason=bindparam("reason"),
+        flags=[],
+        hold_until=None,
+        payout_minor=0,
+        revenue_minor=0,
+        evidence=None,
+    )
 )
 _FIRST_COLUMNS = (
     CONVERSION_TABLE.c.id,
@@ -156,6 +164,7 @@ def _reject(session: Session, conversion: Conversion, reason: str) -> None:
     session.connection().execute(_REJECT, {"b_id": conversion.id, "reason": reason})
     conversion.status, conversion.reason, conversion.flags, conversion.hold_until = "rejected", reason, [], None
     conversion.payout_minor = conversion.revenue_minor = 0
+    conversion.evidence = None
 
 
 def record(session: Session, plans: Sequence[Plan]) -> list[tuple[Outcome, dict[str, Any]]]:

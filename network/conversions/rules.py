@@ -4,19 +4,23 @@ No database, no Flask: attribution gathers the facts, these functions decide. `j
 plan's facts and the conversion row they lead to, on every check but the caps (which only the
 conversion that wins its dedupe key takes, when it is recorded).
 
-API: `Facts`, `reject_reason`, `fraud_flags`, `first_status`, `compute_commission`, `judge`,
-`TRANSITIONS`, `can_transition`, `undo_target`, `REASONS`, `FLAGS`.
+API: `Facts`, `reject_reason`, `fraud_flags`, `evidence`, `holds`, `first_status`, `compute_commission`,
+`judge`, `TRANSITIONS`, `can_transition`, `undo_target`, `REASONS`, `FLAGS`, `HOLD_FLAGS`, `ATTRIBUTIONS`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import ipaddress
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, Protocol
 
 from network.customers.rules import recurring_reason
-from network.offers.rules import Figures, commission, with_override
+from network.offers.rules import ATTRIBUTIONS as ATTRIBUTIONS  # the offer's settings, judged here
+from network.offers.rules import FLAGS as FLAGS
+from network.offers.rules import HOLD_FLAGS, Figures, commission, with_override
 
 #: The rejection reasons of SPEC §5, in the order they are checked.
 REASONS = (
@@ -39,9 +43,6 @@ CLOCK_SKEW = dt.timedelta(seconds=5)
 #: "too fast but allowed": accepted, flagged and held for review.
 SUSPICIOUS_FACTOR = 2
 
-#: Fraud signals that keep a conversion pending for review. "pixel": reported by a browser, not
-#: authenticated by the brand (any page can fire it, with any amount), so a person confirms it.
-FLAGS = ("too_fast", "bot", "not_unique", "pixel")
 
 #: Allowed status changes: target -> statuses it may be reached from.
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -77,6 +78,10 @@ class Facts:
     #: click: window, geo and speed do not apply); and a bound customer's recurring_ended, if so.
     attributed_by: str = "click"
     recurring: str | None = None
+    #: The offer's flags that hold a conversion for review.
+    hold_flags: frozenset[str] = HOLD_FLAGS
+    #: When the click came from one of the partner's own addresses: the evidence (address, last seen).
+    self_referral: Mapping[str, Any] | None = None
 
 
 def elapsed(facts: Facts) -> dt.timedelta:
@@ -140,23 +145,53 @@ def fraud_flags(facts: Facts) -> list[str]:
     if facts.click_is_bot:
         flags.append("bot")
     if facts.click_is_unique is False:
-        flags.append("not_unique")
+        flags.append("repeat_visitor")
     if facts.pixel:
         flags.append("pixel")
+    if facts.self_referral is not None:
+        flags.append("self_referral")
     return flags
 
 
+def evidence(facts: Facts, flags: list[str]) -> dict[str, Any]:
+    """Return what each of a conversion's flags was raised on, by flag (what the brand reviews)."""
+    found: dict[str, Any] = {}
+    for flag in flags:
+        if flag == "too_fast":
+            found[flag] = {"seconds": int(elapsed(facts).total_seconds()), "min_seconds": facts.min_seconds,
+                           "flagged_under_seconds": facts.min_seconds * SUSPICIOUS_FACTOR}  # fmt: skip
+        elif flag == "bot":
+            found[flag] = {"click_is_bot": True}
+        elif flag == "repeat_visitor":
+            found[flag] = {"click_is_unique": False}
+        elif flag == "pixel":
+            found[flag] = {"source": "pixel"}
+        elif flag == "self_referral" and facts.self_referral is not None:
+            found[flag] = dict(facts.self_referral)
+    return found
+
+
+def holds(flags: Iterable[str], hold_flags: Iterable[str] = HOLD_FLAGS) -> bool:
+    """Return whether any of a conversion's flags is one its offer holds for review."""
+    return not set(hold_flags).isdisjoint(flags)
+
+
 def first_status(
-    reason: str | None, flags: list[str], hold_days: int, now: dt.datetime
+    reason: str | None,
+    flags: list[str],
+    hold_days: int,
+    now: dt.datetime,
+    hold_flags: Iterable[str] = HOLD_FLAGS,
 ) -> tuple[str, dt.datetime | None]:
     """Return (status, hold_until) for a new conversion.
 
-    Rejected when it failed a check; pending until `hold_until` when the offer holds; pending with no
-    hold_until (review only, never auto-approved) when flagged; approved otherwise.
+    Rejected when it failed a check; pending with no hold_until (review only, never auto-approved)
+    when one of its flags is one the offer holds; pending until `hold_until` when the offer holds;
+    approved otherwise (a flag the offer does not hold stays on it, visible).
     """
     if reason is not None:
         return "rejected", None
-    if flags:
+    if holds(flags, hold_flags):
         return "pending", None
     if hold_days > 0:
         return "pending", now + dt.timedelta(days=hold_days)
@@ -238,10 +273,12 @@ def judge(plan: Plan, click: Any | None) -> tuple[Facts, dict[str, Any]]:
         pixel=plan.pixel,
         attributed_by=plan.attributed_by,
         recurring=_recurring(plan),
+        hold_flags=link.hold_flags,
+        self_referral=getattr(click, "self_referral", None),
     )
     reason = reject_reason(facts)
     flags = fraud_flags(facts) if reason is None else []
-    status, hold_until = first_status(reason, flags, link.hold_days, now)
+    status, hold_until = first_status(reason, flags, link.hold_days, now, link.hold_flags)
     payout = revenue = 0
     if reason is None:
         # A rejected conversion is worth nothing; an accepted one what its rule gives.
@@ -259,6 +296,7 @@ def judge(plan: Plan, click: Any | None) -> tuple[Facts, dict[str, Any]]:
         "clicked_at": plan.ref.clicked_at if plan.ref is not None else None, "txn_id": plan.data.txn_id, "status": status, "reason": reason,
         "flags": flags, "currency": plan.currency, "amount_minor": plan.amount_minor, "payout_minor": payout,
         "revenue_minor": revenue, "created_at": now, "hold_until": hold_until, "status_changed_at": now,
+        "evidence": evidence(facts, flags) or None,
     }  # fmt: skip
     values.update(attributed_by=plan.attributed_by, customer_id=plan.data.customer_id, coupon=plan.coupon)
     return facts, values
@@ -269,3 +307,90 @@ def _recurring(plan: Plan) -> str | None:
     if plan.attributed_by != "customer" or plan.bound_at is None:
         return None
     return recurring_reason(bound_at=plan.bound_at, now=plan.now, months=plan.link.recurring_months)
+
+
+def self_referral_evidence(address: str | None, last_seen: dt.datetime | None) -> dict[str, Any] | None:
+    """Return the evidence that a click came from its partner's own address (None: it did not).
+
+    The brand sees the address's network (/24, or /48 for IPv6), not the partner's address itself.
+    """
+    if address is None or last_seen is None:
+        return None
+    ip = ipaddress.ip_address(address)
+    network = ipaddress.ip_network(f"{address}/{24 if ip.version == 4 else 48}", strict=False)
+    return {"address_network": str(network), "partner_last_seen": last_seen.isoformat()}
+
+
+# ---- anomalies (the anomaly job, conversions/anomalies.py) -----------------------------------------
+
+#: A partner's conversion rate this many times the offer's median, or its median time from click to
+#: conversion this many times shorter than the offer's, is an anomaly.
+ANOMALY_FACTOR = 3
+#: What a median and a partner's own figures need before they say anything: partners on the offer,
+#: a partner's clicks, and its conversions.
+ANOMALY_MIN_PARTNERS = 3
+ANOMALY_MIN_CLICKS = 20
+ANOMALY_MIN_CONVERSIONS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerFigures:
+    """One partner's clicks on an offer over a period, and the seconds from click to each accepted conversion."""
+
+    partner_id: int
+    clicks: int
+    seconds: tuple[float, ...]
+
+
+def _median(values: list[Fraction]) -> Fraction:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _rate(value: Fraction) -> str:
+    return f"{float(value):.4f}"
+
+
+def anomalies(figures: list[PartnerFigures], *, start: dt.datetime, end: dt.datetime) -> dict[int, dict[str, Any]]:
+    """Return the evidence of each partner whose conversion rate or time to convert is far from the offer's median.
+
+    Only partners with enough clicks (or conversions) count towards a median, and a median needs
+    ANOMALY_MIN_PARTNERS of them; a partner is judged only on figures it has enough of.
+    """
+    period = {"from": start.isoformat(), "to": end.isoformat()}
+    found = {partner_id: {**evidence, **period} for partner_id, evidence in _rate_anomalies(figures).items()}
+    for partner_id, evidence in _time_anomalies(figures).items():
+        found.setdefault(partner_id, {**evidence, **period})
+    return found
+
+
+def _rate_anomalies(figures: list[PartnerFigures]) -> dict[int, dict[str, Any]]:
+    """Partners whose conversion rate is ANOMALY_FACTOR times the median of those with enough clicks."""
+    rated = {f.partner_id: Fraction(len(f.seconds), f.clicks) for f in figures if f.clicks >= ANOMALY_MIN_CLICKS}
+    if len(rated) < ANOMALY_MIN_PARTNERS:
+        return {}
+    median = _median(list(rated.values()))
+    converted = {f.partner_id for f in figures if len(f.seconds) >= ANOMALY_MIN_CONVERSIONS}
+    return {
+        partner_id: {"kind": "conversion_rate", "cr": _rate(rate), "median": _rate(median)}
+        for partner_id, rate in rated.items()
+        if partner_id in converted and rate > median * ANOMALY_FACTOR
+    }
+
+
+def _time_anomalies(figures: list[PartnerFigures]) -> dict[int, dict[str, Any]]:
+    """Partners whose median time to convert is ANOMALY_FACTOR times shorter than the median of the others'."""
+    timed = {
+        f.partner_id: _median([Fraction(s) for s in f.seconds])
+        for f in figures
+        if len(f.seconds) >= ANOMALY_MIN_CONVERSIONS
+    }
+    if len(timed) < ANOMALY_MIN_PARTNERS:
+        return {}
+    median = _median(list(timed.values()))
+    return {
+        partner_id: {"kind": "time_to_convert", "median_seconds": int(seconds), "offer_median_seconds": int(median)}
+        for partner_id, seconds in timed.items()
+        if seconds * ANOMALY_FACTOR < median
+    }

@@ -84,6 +84,8 @@ class ConversionSchema(Schema):
     #: The brand's id for its customer, and the coupon code, when the postback sent them.
     customer_id = fields.String(allow_none=True)
     coupon = fields.String(allow_none=True)
+    #: What each flag was raised on, by flag (brand and admin only).
+    evidence = fields.Dict(keys=fields.String())
 
 
 class ConversionListSchema(PageSchema):
@@ -165,6 +167,7 @@ def dump_conversion(
     out["amount"] = money.format_amount(conversion.amount_minor, cur) if conversion.amount_minor is not None else None
     out["txn_id"] = conversion.txn_id
     out["flags"] = list(conversion.flags or [])
+    out["evidence"] = dict(conversion.evidence or {})
     out["revenue"] = money.format_amount(conversion.revenue_minor, cur)
     if role is not Role.BRAND:
         out["payout"] = money.format_amount(conversion.payout_minor, cur)

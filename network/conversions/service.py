@@ -24,7 +24,7 @@ from typing import Protocol
 from sqlalchemy.orm import Session
 
 from network.config import Settings
-from network.conversions import attribution, beyond, intake, recording, statuses
+from network.conversions import attribution, beyond, firstclick, intake, recording, statuses
 from network.conversions.attribution import Attribution, Plan
 from network.conversions.context import ContextCache
 from network.conversions.intake import (
@@ -109,8 +109,12 @@ def receive(
         trace.status, trace.reason = "rejected", "unknown_click"
         write_trace(session, trace, at=now)
         return Answer(None, "rejected", "unknown_click")
+    if found.link.attribution == "first_click" and data.click_id is not None:
+        # The visitor's earliest click on the offer takes it (the log keeps the click id received).
+        found, data.click_id = firstclick.earliest(session, contexts, found, data.click_id, data.event, now)
     attributed_by, coupon = "click", None
     if data.coupon is not None:
+        # After the attribution rule has picked the click: the offer's coupon rule weighs that click.
         found, attributed_by, coupon = beyond.with_coupon(
             session, contexts=contexts, found=found, data=data, brand_id=found.link.brand_id
         )

@@ -93,6 +93,11 @@ class Offer(Base):
         back_populates="offer", order_by="OfferEvent.position", cascade="all, delete-orphan"
     )
     caps: Mapped[list[Cap]] = relationship(back_populates="offer", order_by="Cap.id", cascade="all, delete-orphan")
+    #: Which of the visitor's clicks on the offer a conversion goes to: last_click (the one its
+    #: click id names) or first_click (the visitor's earliest inside the window).
+    attribution: Mapped[str] = mapped_column(String(16), default="last_click")
+    #: The fraud flags that hold a conversion pending for review; None: conversions.rules.HOLD_FLAGS.
+    hold_flags: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 class OfferEvent(Base):

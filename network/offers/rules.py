@@ -157,3 +157,21 @@ def _macro_problem(url: str, *, macros: bool) -> str | None:
         if name not in MACROS:
             return f"has unknown macro {{{name}}}"
     return None
+
+
+#: Fraud signals a conversion may carry (judged in network/conversions/rules.py). "pixel": reported
+#: by a browser, not authenticated by the brand (any page can fire it, with any amount).
+#: "self_referral": its click came from an address the partner itself used. "anomaly": raised later
+#: by the anomaly job (network/conversions/anomalies.py).
+FLAGS = ("too_fast", "bot", "repeat_visitor", "pixel", "self_referral", "anomaly")
+#: The flags that hold a conversion pending for review when its offer does not say (Offer.hold_flags):
+#: all but the repeat visitor's (a returning customer is no fraud signal on its own).
+HOLD_FLAGS = frozenset(FLAGS) - {"repeat_visitor"}
+#: Which of a visitor's clicks on an offer a conversion goes to (Offer.attribution).
+ATTRIBUTIONS = ("last_click", "first_click")
+
+
+def hold_flags(stored: list[str] | None) -> list[str]:
+    """Return an offer's hold flags in FLAGS' order: the stored ones, or HOLD_FLAGS when none are stored."""
+    chosen = HOLD_FLAGS if stored is None else frozenset(stored)
+    return [flag for flag in FLAGS if flag in chosen]

@@ -10,6 +10,7 @@ from marshmallow import Schema, fields, validate
 from network import money
 from network.auth import Principal, Role
 from network.offers.models import Offer, OfferAccess, OfferEvent, PartnerOverride
+from network.offers.rules import ATTRIBUTIONS, FLAGS, hold_flags
 from network.schemas import Amount, PageArgs, PageSchema, Percent, StrictSchema, column_length
 
 MODELS = ("cpa", "cpl", "cpi", "revshare", "hybrid")
@@ -73,6 +74,11 @@ class OfferUpdateSchema(StrictSchema):
     allow_loss = fields.Boolean()
     #: When a click and another partner's coupon meet: the click wins (default), or the coupon.
     coupon_rule = fields.String(validate=validate.OneOf(("click", "coupon")))
+    #: last_click (default): the click the conversion's click id names; first_click: the visitor's
+    #: earliest click on the offer inside the window (maybe another partner's).
+    attribution = fields.String(validate=validate.OneOf(ATTRIBUTIONS))
+    #: The fraud flags that hold a conversion pending for review (default: all but repeat_visitor).
+    hold_flags = fields.List(fields.String(validate=validate.OneOf(FLAGS)), validate=validate.Length(max=len(FLAGS)))
 
 
 class OfferCreateSchema(OfferUpdateSchema):
@@ -129,6 +135,8 @@ class OfferSchema(Schema):
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
     coupon_rule = fields.String()
+    attribution = fields.String()
+    hold_flags = fields.List(fields.String())
 
 
 class OfferListSchema(PageSchema):
@@ -247,6 +255,8 @@ def dump_offer(
     out["impression_revenue"] = fmt(offer.impression_revenue_minor, cur)
     out["payout_min_amount"] = fmt(offer.payout_min_minor, cur) if offer.payout_min_minor is not None else None
     out["allow_loss"] = offer.allow_loss
+    out["attribution"] = offer.attribution or "last_click"
+    out["hold_flags"] = hold_flags(offer.hold_flags)
     return out
 
 

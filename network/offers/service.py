@@ -261,6 +261,10 @@ def _apply_settings(offer: Offer, data: dict[str, Any]) -> None:
     if "payout_min_amount" in data:
         value = data["payout_min_amount"]
         offer.payout_min_minor = amount_field(value, offer.currency, "payout_min_amount") if value else None
+    if "attribution" in data:
+        offer.attribution = data["attribution"]
+    if "hold_flags" in data:
+        offer.hold_flags = rules.hold_flags(data["hold_flags"])
 
 
 def change_status(session: Session, principal: Principal, offer_id: int, action: str) -> Offer:

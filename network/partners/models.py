@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import CheckConstraint, Integer, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from network.clock import now_utc
@@ -41,3 +41,19 @@ class Partner(Base):
     stripe_account_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     stripe_payouts_enabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+
+class PartnerAddress(Base):
+    """An address (IP) a partner signed in or called the API from, kept for the fraud window.
+
+    Self-referral (conversions.rules): a conversion whose click came from one of these addresses is
+    flagged. Written at most once per partner and address per `partners.addresses.TOUCH_EVERY`, and
+    purged `CLICK_IP_RETENTION_DAYS` after it was last seen.
+    """
+
+    __tablename__ = "partner_addresses"
+
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id", ondelete="CASCADE"), primary_key=True)
+    #: The raw address, as clicks keep it (Click.ip).
+    address: Mapped[str] = mapped_column(String(45), primary_key=True)
+    last_seen: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)

@@ -68,6 +68,8 @@ def sign_in() -> Any:
     if user is None:
         return render_template("account/sign_in.html", form=form, error=WRONG_CREDENTIALS), 401
     start_session(user)
+    if user.partner_id is not None:
+        web.partner_seen(user.partner_id)
     return redirect(_safe_next(request.args.get("next")))
 
 

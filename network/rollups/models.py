@@ -22,6 +22,8 @@ CUBES: dict[int, tuple[str, ...]] = {
     2: ("partner_id", "brand_id", "currency", "sub1", "country"),
     3: ("offer_id", "partner_id", "brand_id", "currency", "sub1", "sub2", "sub3", "sub4", "sub5", "country", "device"),
 }
+#: The cube by offer and partner only, the smallest.
+BY_OFFER_AND_PARTNER = 1
 #: The cube of every column: by the hour, rollup_details (the other cubes' hours are rollup_hours).
 EVERY_COLUMN = 3
 

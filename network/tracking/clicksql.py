@@ -19,13 +19,15 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from network.db import upsert
-from network.tracking.models import ClickVisitor, ImpressionCount
+from network.tracking.models import Click, ClickVisitor, ImpressionCount
 from network.tracking.pending import CLICK_COLUMNS, ROW, PendingClick
 
 #: Impression counts: (link id, offer id, partner id, UTC day) -> impressions.
 Impressions = Counter[tuple[int, int, int, dt.date]]
 #: A uniqueness window: (link id, visitor hash, when it started).
 Window = tuple[int, str, dt.datetime]
+#: A uniqueness window as read: (link id, visitor hash, when it started, the unique click before it).
+ReadWindow = tuple[int, str, dt.datetime, dt.datetime | None]
 
 _CHUNK = 300
 #: The flush runs in the web process: every this many rows it lets request threads have the GIL,
@@ -131,49 +133,85 @@ def open_windows(session: Session, windows: list[Window]) -> set[tuple[int, str]
         cursor.close()
 
 
-def read_windows(session: Session, keys: list[tuple[int, str]]) -> list[Window]:
+def _utc(value: Any) -> dt.datetime | None:
+    """Return a driver's time value (SQLite's is text) as an aware UTC datetime."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)  # type: ignore[no-any-return]
+
+
+def read_windows(session: Session, keys: list[tuple[int, str]]) -> list[ReadWindow]:
     """Return the existing uniqueness windows of (link, visitor) keys."""
     raw, postgres = _raw(session)
-    found: list[Window] = []
+    found: list[ReadWindow] = []
     cursor = raw.cursor()
     try:
         if postgres:
             cursor.execute(
-                "SELECT link_id, visitor, window_start FROM click_visitors"
+                "SELECT link_id, visitor, window_start, previous_start FROM click_visitors"
                 " WHERE (link_id, visitor) IN (SELECT * FROM unnest(%s::int[], %s::text[]))",
                 ([k[0] for k in keys], [k[1] for k in keys]),
             )
-            return [(link_id, visitor, at.astimezone(dt.UTC)) for link_id, visitor, at in cursor.fetchall()]
-        for start in range(0, len(keys), _CHUNK):
-            chunk = keys[start : start + _CHUNK]
-            cursor.execute(
-                "SELECT link_id, visitor, window_start FROM click_visitors"  # noqa: S608 - placeholders only
-                " WHERE (link_id, visitor) IN (VALUES " + ", ".join(["(?, ?)"] * len(chunk)) + ")",
-                [value for key in chunk for value in key],
-            )
-            found.extend(
-                (link_id, visitor, dt.datetime.fromisoformat(at).replace(tzinfo=dt.UTC))
-                for link_id, visitor, at in cursor.fetchall()
-            )
+            rows = cursor.fetchall()
+        else:
+            rows = []
+            for start in range(0, len(keys), _CHUNK):
+                chunk = keys[start : start + _CHUNK]
+                cursor.execute(
+                    "SELECT link_id, visitor, window_start, previous_start"  # noqa: S608 - placeholders only
+                    " FROM click_visitors WHERE (link_id, visitor) IN (VALUES "
+                    + ", ".join(["(?, ?)"] * len(chunk))
+                    + ")",
+                    [value for key in chunk for value in key],
+                )
+                rows.extend(cursor.fetchall())
+        for link_id, visitor, at, previous in rows:
+            began = _utc(at)
+            assert began is not None
+            found.append((link_id, visitor, began, _utc(previous)))
         return found
     finally:
         cursor.close()
 
 
-def move_window(session: Session, window: Window, start: dt.datetime) -> bool:
-    """Move a window to a new start if it still starts where it was read; False when another process moved it."""
-    link_id, visitor, window_start = window
+def move_window(session: Session, window: ReadWindow, start: dt.datetime, previous: dt.datetime | None) -> bool:
+    """Set a window's start and previous start if it is still as it was read; False when another process changed it."""
+    link_id, visitor, window_start, window_previous = window
+    same_previous = (
+        ClickVisitor.previous_start.is_(None)
+        if window_previous is None
+        else ClickVisitor.previous_start == window_previous
+    )
     moved = session.execute(
         update(ClickVisitor)
         .where(
             ClickVisitor.link_id == link_id,
             ClickVisitor.visitor == visitor,
             ClickVisitor.window_start == window_start,
+            same_previous,
         )
-        .values(window_start=start)
+        .values(window_start=start, previous_start=previous)
         .execution_options(synchronize_session=False)
     )
     return moved.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+
+def unmark_unique(session: Session, offer_id: int, link_id: int, visitor: str, at: dt.datetime) -> None:
+    """Clear the unique flag of the visitor's click on a link at `at` (an older click took the window)."""
+    session.execute(
+        update(Click)
+        .where(
+            Click.offer_id == offer_id,
+            Click.created_at == at,
+            Click.link_id == link_id,
+            Click.visitor == visitor,
+            Click.is_unique.is_(True),
+        )
+        .values(is_unique=False)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def count_impressions(session: Session, impressions: Impressions) -> None:

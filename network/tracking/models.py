@@ -58,6 +58,17 @@ class Click(Base):
             postgresql_where=text("ip IS NOT NULL"),
             sqlite_where=text("ip IS NOT NULL"),
         ),
+        # visitor: a visitor's clicks, of which first-click attribution (conversions/firstclick.py) takes
+        #   the earliest on an offer in a window; only clicks that may be attributed, not bots' or
+        #   fallbacks'. A hash index on PostgreSQL: a visitor has few clicks, and its 4-byte hash costs a
+        #   click 47 bytes where a B-tree of (offer, visitor, time) cost 75 (bench/clickbytes, 50,000 clicks).
+        Index(
+            "ix_clicks_visitor",
+            "visitor",
+            postgresql_using="hash",
+            postgresql_where=text("fallback_reason IS NULL AND NOT is_bot"),
+            sqlite_where=text("fallback_reason IS NULL AND NOT is_bot"),
+        ),
         {"postgresql_partition_by": "RANGE (created_at)"},
     )
     __mapper_args__ = {"primary_key": ["id"]}
@@ -103,6 +114,9 @@ class ClickVisitor(Base):
     visitor: Mapped[str] = mapped_column(String(32), primary_key=True)
     #: Time of the visitor's last unique click on the link; the next one is unique 24 h after it.
     window_start: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    #: The unique click before window_start, if known: decides a click older than window_start that
+    #: a slower writer brings (network/tracking/unique.py).
+    previous_start: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class ImpressionCount(Base):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -153,3 +154,36 @@ def targeting_miss(
     if devices and device not in devices:
         return DEVICE
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class UniqueCall:
+    """What a click older or newer than its visitor's window does to it (`unique_call`)."""
+
+    #: The click is its visitor's first on the link in a window.
+    unique: bool
+    #: The window as it becomes: (start, the unique click before it); None when it stays as it is.
+    window: tuple[dt.datetime, dt.datetime | None] | None = None
+    #: The click at the window's old start is no longer the first of its window: it loses its flag.
+    unmark_start: bool = False
+
+
+def unique_call(at: dt.datetime, start: dt.datetime, previous: dt.datetime | None, window: dt.timedelta) -> UniqueCall:
+    """Decide whether a click at `at` is unique, given its visitor's window on the link (start, previous start).
+
+    A window starts at a unique click and lasts `window`; the unique flag goes to the visitor's first
+    click by time, whichever process writes it first. A click at or after the window's end opens the
+    next window. A click older than the window's start (a slower writer's) is unique when it is not
+    inside the window before (`previous`): it then starts the window itself, and the click at the old
+    start keeps its flag only if it lies a whole window after it. Best effort beyond: a click written
+    more than a window late does not give back the flag to later clicks it no longer covers.
+    """
+    if at >= start + window:
+        return UniqueCall(True, (at, start))
+    if at >= start:
+        return UniqueCall(False)
+    if previous is not None and at < previous + window:
+        return UniqueCall(False)
+    if start < at + window:
+        return UniqueCall(True, (at, previous), unmark_start=True)
+    return UniqueCall(True, (start, at))

@@ -44,12 +44,16 @@ from network.tracking import clicksql
 from network.tracking.clicksql import YIELD_EVERY, Impressions, let_requests_run
 from network.tracking.models import ClickVisitor
 from network.tracking.pending import PendingClick
+from network.tracking.rules import unique_call
 from network.tracking.traffic import CountryResolver, VisitorHasher, classify_agent
 from network.tracking.unique import UNIQUE_WINDOW, decide_unique
 
 __all__ = ["ClickWriter", "PendingClick"]
 
 log = logging.getLogger(__name__)
+
+#: Seconds a process trusts the uniqueness windows it learned (see ClickWriter._write).
+WINDOWS_TRUSTED = 600.0
 
 
 class ClickWriter:
@@ -86,6 +90,7 @@ class ClickWriter:
         #: Uniqueness windows this process has seen, so a flood needs no query: a window only ever
         #: moves forward, so a click inside a known one is certainly not unique.
         self._windows: dict[tuple[int, str], dt.datetime] = {}
+        self._windows_since = time.monotonic()
         self._reset_process()
 
     def _reset_process(self) -> None:
@@ -214,6 +219,11 @@ class ClickWriter:
     def _write(self, clicks: list[PendingClick], impressions: Impressions) -> None:
         """Write clicks and impression counts in one transaction, the flush job's own (or raise, writing nothing)."""
         learned = {}
+        if time.monotonic() - self._windows_since > WINDOWS_TRUSTED:
+            # Another process may move a window back (an older click it wrote late), so what this
+            # one learned is trusted for a while only.
+            self._windows.clear()
+            self._windows_since = time.monotonic()
         with self.database.session_scope() as session:
             if clicks:
                 learned = decide_unique(session, clicks, self._windows)
@@ -328,5 +338,8 @@ class ClickWriter:
             and not other.is_bot
             for other in list(self._pending.values()) + list(self._inflight.values())
         )
-        copy.is_unique = not earlier and (window is None or window.window_start <= copy.created_at - UNIQUE_WINDOW)
+        copy.is_unique = not earlier and (
+            window is None
+            or unique_call(copy.created_at, window.window_start, window.previous_start, UNIQUE_WINDOW).unique
+        )
         return copy

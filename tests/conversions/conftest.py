@@ -49,6 +49,8 @@ def make_click(
     is_bot: bool = False,
     is_unique: bool = True,
     codec: ClickIdCodec = CODEC,
+    visitor: str | None = None,
+    ip: str | None = None,
 ) -> str:
     """Issue a click id for `link` at `at`; with a session, also write its click row."""
     click_id = codec.issue(link.id, at)
@@ -64,6 +66,8 @@ def make_click(
                 device="desktop",
                 is_bot=is_bot,
                 is_unique=is_unique,
+                visitor=visitor,
+                ip=ip,
             )
         )
         session.flush()

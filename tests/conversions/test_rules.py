@@ -86,7 +86,7 @@ def test_caps_are_taken_once_when_everything_else_passes() -> None:
         ({}, []),
         ({"click_is_bot": False, "click_is_unique": True}, []),
         ({"click_is_bot": True}, ["bot"]),
-        ({"click_is_unique": False}, ["not_unique"]),
+        ({"click_is_unique": False}, ["repeat_visitor"]),
         # Unknown click details (row not written yet) are not a signal.
         ({"click_is_bot": None, "click_is_unique": None}, []),
         # Allowed (past min_seconds) but within twice of it: too fast to trust.
@@ -101,7 +101,7 @@ def test_caps_are_taken_once_when_everything_else_passes() -> None:
                 "click_is_bot": True,
                 "click_is_unique": False,
             },
-            ["too_fast", "bot", "not_unique"],
+            ["too_fast", "bot", "repeat_visitor"],
         ),
     ],
 )

@@ -50,7 +50,6 @@ def test_a_conversion_rejected_during_its_hold_is_not_approved(client, session):
     ("click_flags", "offer", "flags"),
     [
         ({"is_bot": True}, {}, ["bot"]),
-        ({"is_unique": False}, {}, ["not_unique"]),
         ({}, {"min_seconds": 3000}, ["too_fast"]),  # allowed (3600 s >= 3000) but within twice of it
     ],
 )

@@ -35,8 +35,11 @@ PAGE = 100
 FLAG_WORDS = {
     "too_fast": "Came sooner than twice the offer's minimum seconds after its click: allowed, but held for review.",
     "bot": "The click came from a browser that looked like a bot or crawler.",
-    "not_unique": "The visitor had clicked the same link in the 24 hours before (a repeat visitor).",
+    "repeat_visitor": "The visitor had clicked the same link in the 24 hours before (a repeat visitor).",
     "pixel": "Reported by the browser pixel, not your server: any page can fire it, so a person confirms it.",
+    "self_referral": "The click came from an address the partner itself signed in or called the API from.",
+    "anomaly": "The partner's conversion rate, or its time from click to conversion, was far from the offer's "
+    "other partners' (the median) over the period shown.",
 }
 #: What each rejection reason means (SPEC §5, in the order they are checked).
 REASON_WORDS = {

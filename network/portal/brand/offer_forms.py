@@ -44,6 +44,17 @@ PRICE_FIELDS = ("click_payout", "click_revenue", "impression_payout", "impressio
 EVENT_FIGURES = ("payout", "revenue", "payout_percent", "revenue_percent")
 
 
+#: The fraud flags an offer may hold conversions for (offers.rules.FLAGS), as the form names them.
+HOLD_FLAG_CHOICES = [
+    ("too_fast", "too_fast: sooner than twice the minimum seconds"),
+    ("bot", "bot: the click looked like a bot"),
+    ("repeat_visitor", "repeat_visitor: the visitor had clicked the link in the 24 hours before"),
+    ("pixel", "pixel: reported by the browser pixel, not your server"),
+    ("self_referral", "self_referral: the click came from the partner's own address"),
+    ("anomaly", "anomaly: the partner's conversion rate or speed is far from the offer's"),
+]
+
+
 class MultiCheckboxField(SelectMultipleField):
     widget = ListWidget(prefix_label=False)
     option_widget = CheckboxInput()
@@ -141,6 +152,20 @@ class OfferForm(FlaskForm):
     add_event = SubmitField("Add an event")
     add_cap = SubmitField("Add a cap")
     submit = SubmitField("Save the offer")
+    attribution = SelectField(
+        "Attribution",
+        choices=choices(
+            [
+                ("last_click", "Last click: the click the conversion names"),
+                ("first_click", "First click: the visitor's earliest click on this offer in the window"),
+            ]
+        ),
+        default="last_click",
+        description="First click may credit another partner, whose link the visitor clicked first.",
+    )
+    hold_flags = MultiCheckboxField(
+        "Fraud flags that hold a conversion for your review", choices=choices(HOLD_FLAG_CHOICES)
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -184,6 +209,11 @@ def _caps(form: OfferForm) -> tuple[list[dict[str, Any]], list[int]]:
     return caps, rows
 
 
+def _review_settings(form: OfferForm) -> dict[str, Any]:
+    """The attribution rule and the flags that hold a conversion for review, as the API takes them."""
+    return {"attribution": form.attribution.data or "last_click", "hold_flags": list(form.hold_flags.data or [])}
+
+
 def offer_input(form: OfferForm, *, creating: bool) -> tuple[dict[str, Any], dict[str, list[int]]]:
     """Return the API's input for the form (not yet validated) and, for events and caps, each item's form row."""
     data: dict[str, Any] = {name: (form[name].data or "").strip() for name in TEXT_FIELDS}
@@ -198,6 +228,7 @@ def offer_input(form: OfferForm, *, creating: bool) -> tuple[dict[str, Any], dic
             data[name] = value or "0"  # an emptied price is no price
     if creating and (form.currency.data or "").strip():
         data["currency"] = form.currency.data.strip().upper()
+    data |= _review_settings(form)
     data["events"], event_rows = _events(form)
     data["caps"], cap_rows = _caps(form)
     return data, {"events": event_rows, "caps": cap_rows}

@@ -20,6 +20,7 @@ from network.accounts import service as accounts
 from network.auth import Role
 from network.db import DEFAULT_PAGE
 from network.errors import ValidationError
+from network.offers import rules as offer_rules
 from network.offers import service as offers
 from network.offers.models import Offer
 from network.offers.rules import TRANSITIONS
@@ -119,7 +120,8 @@ def new_offer() -> Any:
         me = principal()
         brand = accounts.get_brand(web.session(), me, brand_id(me))
         form = OfferForm(formdata=None, data={"currency": brand.currency, "conversion_window_days": "30",
-                                              "hold_days": "0", "min_seconds": "0"})  # fmt: skip
+                                              "hold_days": "0", "min_seconds": "0",
+                                              "hold_flags": offer_rules.hold_flags(None)})  # fmt: skip
         return _form_page(form, None)
     form = OfferForm()
     if not form.validate_on_submit():

@@ -96,3 +96,15 @@ def test_one_conversion_with_its_history_and_a_status_change(world, session):
     html = page(world.me, f"/brand/conversions/{world.pending.id}")
     assert f"#{world.pending.id}: rejected." in html and "fake lead" in html
     assert any(r[1:4] == ["pending", "rejected", "fake lead"] for r in rows(html))
+
+
+def test_a_conversion_shows_each_flag_with_its_evidence(world, session):
+    world.pending.flags = ["bot", "self_referral"]
+    world.pending.evidence = {"bot": {"click_is_bot": True},
+                              "self_referral": {"address_network": "81.2.69.0/24",
+                                                "partner_last_seen": "2026-03-09T10:00:00+00:00"}}  # fmt: skip
+    session.flush()
+    html = page(world.me, f"/brand/conversions/{world.pending.id}")
+    assert "<code>self_referral</code>: The click came from an address the partner itself" in html
+    assert "Evidence: address_network 81.2.69.0/24, partner_last_seen 2026-03-09T10:00:00+00:00" in html
+    assert "Evidence: click_is_bot True" in html

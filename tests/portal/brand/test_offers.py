@@ -187,3 +187,21 @@ def test_a_status_change_without_its_csrf_token_is_refused(world, session):
     assert r.status_code == 400
     session.refresh(world.offer)
     assert world.offer.status == "active"
+
+
+def test_the_form_sets_attribution_and_which_flags_hold_for_review(world, session):
+    html = page(world.me, "/brand/offers/new")
+    # A new offer's form ticks the default hold flags: every flag but the repeat visitor's.
+    for flag in ("too_fast", "bot", "pixel", "self_referral", "anomaly"):
+        assert re.search(rf'<input checked[^>]*value="{flag}"|<input[^>]*value="{flag}"[^>]*checked', html), flag
+    assert not re.search(r'<input[^>]*checked[^>]*value="repeat_visitor"', html)
+    data = {**FULL, "name": "Held sale", "attribution": "first_click", "hold_flags": ["bot", "repeat_visitor"]}
+    r = post(world.me, "/brand/offers/new", data)
+    assert r.status_code == 302, text(r)
+    offer = session.scalars(select(Offer).where(Offer.name == "Held sale")).one()
+    assert (offer.attribution, offer.hold_flags) == ("first_click", ["bot", "repeat_visitor"])
+    html = page(world.me, f"/brand/offers/{offer.id}")
+    assert re.search(r'<option selected value="first_click"|<option[^>]*value="first_click"[^>]*selected', html)
+    # An unknown flag is the API's refusal, beside the field.
+    r = post(world.me, f"/brand/offers/{offer.id}", {**data, "hold_flags": ["bot", "nope"]})
+    assert r.status_code == 400
