@@ -10,7 +10,7 @@ from network import scheduler
 from network.clock import UTC
 from network.conversions import rules
 from network.conversions.anomalies import flag_anomalies
-from network.rollups.models import RollupHour
+from network.rollups.models import BY_OFFER_AND_PARTNER, RollupHour
 from tests.conversions.conftest import CPL, NOW, conversions, make_click, make_link, make_shop, postback
 from tests.factories import make_partner
 
@@ -53,7 +53,7 @@ def test_the_job_flags_the_partners_conversions_for_review_and_never_rejects(cli
     shop = make_shop(session, client, events=[CPL])
     others = [make_link(session, offer=shop.offer, partner=make_partner(session, name=f"P{n}")) for n in range(2)]
     for link, clicks in ((shop.link, 100), (others[0], 100), (others[1], 100)):
-        session.add(RollupHour(hour=NOW - 2 * HOUR, offer_id=shop.offer.id, partner_id=link.partner_id,
+        session.add(RollupHour(cube=BY_OFFER_AND_PARTNER, hour=NOW - 2 * HOUR, offer_id=shop.offer.id, partner_id=link.partner_id,
                                brand_id=shop.brand.id, currency="USD", clicks=clicks, unique_clicks=clicks,
                                pending=0, approved=0, rejected=0, reversed=0, sale_minor=0, revenue_minor=0,
                                payout_minor=0))  # fmt: skip
@@ -83,7 +83,7 @@ def test_a_pending_conversion_of_an_anomalous_partner_is_held_for_review(client,
     shop = make_shop(session, client, events=[CPL], hold_days=3)
     others = [make_link(session, offer=shop.offer, partner=make_partner(session, name=f"P{n}")) for n in range(2)]
     for link, count, clicks in ((shop.link, 10, 20), (others[0], 1, 100), (others[1], 1, 100)):
-        session.add(RollupHour(hour=NOW - 2 * HOUR, offer_id=shop.offer.id, partner_id=link.partner_id,
+        session.add(RollupHour(cube=BY_OFFER_AND_PARTNER, hour=NOW - 2 * HOUR, offer_id=shop.offer.id, partner_id=link.partner_id,
                                brand_id=shop.brand.id, currency="USD", clicks=clicks, unique_clicks=clicks,
                                pending=0, approved=0, rejected=0, reversed=0, sale_minor=0, revenue_minor=0,
                                payout_minor=0))  # fmt: skip
