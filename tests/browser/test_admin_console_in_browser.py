@@ -46,20 +46,22 @@ def _world(live_app: Any) -> dict[str, Any]:
 
 
 def test_an_admin_approves_a_sign_up_and_revokes_a_key_in_the_browser(live_app, new_page):
+    from playwright.sync_api import expect
+
     base = live_app.url
     world = _world(live_app)
     page = new_page()
     sign_in(page, base, ADMIN, ADMIN_PASSWORD)
     page.wait_for_url(f"{base}/admin/")
-    assert page.get_by_text("1 partner sign-up to decide").is_visible()
+    expect(page.get_by_text("1 partner sign-up to decide")).to_be_visible()
     check_page(page, "admin-1-home")
 
     # Approve the sign-up: the partner may sign in and is active.
     page.get_by_role("link", name="Partners", exact=True).first.click()
     check_page(page, "admin-2-partners")
     page.get_by_role("button", name="Approve Fresh Blog").click()
-    assert page.get_by_text("Fresh Blog: approved.").is_visible()
-    assert page.get_by_text("No application is waiting.").is_visible()
+    expect(page.get_by_text("Fresh Blog: approved.")).to_be_visible()
+    expect(page.get_by_text("No application is waiting.")).to_be_visible()
     partner_page = new_page()
     sign_in(partner_page, base, APPLICANT, APPLICANT_PASSWORD)
     partner_page.wait_for_url(f"{base}/partner/")
@@ -83,15 +85,17 @@ def test_an_admin_approves_a_sign_up_and_revokes_a_key_in_the_browser(live_app, 
     page.get_by_role("link", name="Revoke key").click()
     check_page(page, "admin-5-confirm-revoke")
     page.get_by_role("button", name="Yes, revoke it").click()
-    assert page.get_by_text("is revoked.").is_visible()
+    expect(page.get_by_text("is revoked.")).to_be_visible()
     assert _status(base, f"/api/v1/partners/{world['partner_id']}", world["key"]) == 401
 
     page.get_by_role("link", name="Stuck").click()
-    assert page.get_by_role("heading", name="Scheduled jobs").is_visible()
+    expect(page.get_by_role("heading", name="Scheduled jobs")).to_be_visible()
     check_page(page, "admin-6-stuck")
 
 
 def test_every_admin_page_passes_the_accessibility_check(live_app, new_page):
+    from playwright.sync_api import expect
+
     _world(live_app)
     base = live_app.url
     page = new_page()
@@ -106,5 +110,5 @@ def test_every_admin_page_passes_the_accessibility_check(live_app, new_page):
         check_page(page, f"admin-page-{name}")
     page.goto(f"{base}/admin/brands")
     page.get_by_role("button", name="Create the brand").click()  # empty: refused beside its field
-    assert page.get_by_text("give the brand's name").is_visible()
+    expect(page.get_by_text("give the brand's name")).to_be_visible()
     check_page(page, "admin-page-brand-refused")
