@@ -131,6 +131,15 @@ def _roll_up(ctx: JobContext) -> Any:
     return {"hours": rollup.roll_up(ctx.database, now=ctx.now)}
 
 
+def _build_invoices(ctx: JobContext) -> Any:
+    from network.billing import jobs
+
+    # Each run bills what was booked before its own fire time (the month that just ended, by default).
+    period = period_of(get_job("build_invoices"), ctx.settings, ctx.now)
+    ids = jobs.build_invoices(ctx.database, run_key=period.isoformat(), period_end=period)
+    return {"invoices": len(ids)}
+
+
 #: Every scheduled job. Ids are stable: job_claims rows and `scheduler run-now` name them.
 JOBS: tuple[Job, ...] = (
     Job("mature_holds", "Approve pending conversions whose hold has passed", {"minute": "*/10"}, _mature_holds),
@@ -174,6 +183,13 @@ JOBS: tuple[Job, ...] = (
         "Roll up the marked hours that have ended (ROLLUP_EVERY_SECONDS, default 5)",
         lambda settings: {"second": f"*/{settings.rollup_every_seconds}"},
         _roll_up,
+    ),
+    Job(
+        "build_invoices",
+        "Build draft invoices of the brands' unbilled entries (BILLING_SCHEDULE, default monthly, the 1st 00:00 UTC)",
+        lambda settings: settings.billing_schedule,
+        _build_invoices,
+        catch_up=True,
     ),
 )
 

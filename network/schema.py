@@ -1,6 +1,7 @@
 """Import every model so Base.metadata is complete (for alembic and the app)."""
 
 from network.accounts import models as accounts_models
+from network.billing import models as billing_models
 from network.conversions import models as conversions_models
 from network.db import Base
 from network.deadletters import models as deadletters_models
@@ -15,6 +16,7 @@ metadata = Base.metadata
 
 __all__ = [
     "accounts_models",
+    "billing_models",
     "conversions_models",
     "deadletters_models",
     "deliveries_models",
