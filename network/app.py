@@ -28,6 +28,7 @@ DOMAINS = (
     "payouts",
     "deliveries",
     "reports",
+    "billing",
 )
 
 

@@ -30,10 +30,9 @@ COUNTER = "network"
 
 def _brand_scope(principal: Principal, brand_id: int | None = None) -> int | None:
     """Return the brand a principal is bound to (a brand), or `brand_id` (finance, admin); partners never see billing."""
+    require(principal, Role.BRAND, Role.FINANCE, Role.ADMIN)
     if principal.role is Role.BRAND:
         return principal.brand_id
-    if principal.role is Role.PARTNER:
-        raise NotFound("not found")
     return brand_id
 
 
@@ -41,7 +40,8 @@ def get_invoice(session: Session, principal: Principal, invoice_id: int) -> Invo
     """Return an invoice the principal may see (its brand, finance, admin), else NotFound."""
     invoice = session.get(Invoice, invoice_id)
     scope = _brand_scope(principal)
-    if invoice is None or (principal.role is Role.BRAND and invoice.brand_id != scope):
+    # A brand sees its invoices once issued; a draft is finance's to review.
+    if invoice is None or (principal.role is Role.BRAND and (invoice.brand_id != scope or invoice.issued_at is None)):
         raise NotFound("invoice not found")
     return invoice
 
@@ -61,6 +61,8 @@ def list_invoices(
     query = where_given(
         select(Invoice), (Invoice.brand_id, scope), (Invoice.status, status), (Invoice.currency, currency)
     )
+    if principal.role is Role.BRAND:
+        query = query.where(Invoice.issued_at.is_not(None))
     return list(session.scalars(paged(query, Invoice.id, limit=limit, after=after)))
 
 

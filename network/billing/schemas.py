@@ -1,0 +1,126 @@
+"""Input and output schemas of invoices and brand balances."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, fields, validate
+
+from network import money
+from network.billing import rules
+from network.billing.models import Invoice, InvoiceLine, InvoiceStatus
+from network.schemas import PageArgs, PageSchema, StrictSchema
+
+INVOICE_STATUSES = tuple(s.value for s in InvoiceStatus)
+
+
+class InvoiceListArgs(PageArgs):
+    status = fields.String(load_default=None, validate=validate.OneOf(INVOICE_STATUSES))
+    brand_id = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    currency = fields.String(load_default=None, validate=validate.OneOf(sorted(money.CURRENCIES)))
+
+
+class VoidSchema(StrictSchema):
+    reason = fields.String(load_default=None, validate=validate.Length(max=255))
+
+
+class PaidSchema(StrictSchema):
+    #: The payment's reference (a bank transfer's id): required, so every paid invoice can be traced.
+    reference = fields.String(required=True, validate=validate.Length(min=1, max=255))
+
+
+class InvoiceRunInSchema(StrictSchema):
+    """No fields: a run bills every entry booked until now."""
+
+
+class InvoiceLineSchema(Schema):
+    kind = fields.String(metadata={"description": "revenue, reversal (a credit), cpc, cpm or adjustment"})
+    offer_id = fields.Integer(allow_none=True)
+    event_id = fields.Integer(allow_none=True)
+    quantity = fields.Integer()
+    unit = fields.String(allow_none=True, metadata={"description": "Price of one (CPM: none); null when it varied"})
+    amount = fields.String()
+
+
+class InvoiceSummarySchema(Schema):
+    id = fields.Integer()
+    number = fields.String(allow_none=True, metadata={"example": "INV-000042"})
+    brand_id = fields.Integer()
+    currency = fields.String()
+    amount = fields.String()
+    entry_count = fields.Integer()
+    status = fields.String(metadata={"description": "draft, open, paid, void or uncollectible"})
+    period_end = fields.DateTime()
+    created_at = fields.DateTime()
+    issued_at = fields.DateTime(allow_none=True)
+    due_at = fields.DateTime(allow_none=True)
+    gateway = fields.String(allow_none=True)
+    paid_at = fields.DateTime(allow_none=True)
+    paid_reference = fields.String(allow_none=True)
+    note = fields.String(allow_none=True)
+    hosted_url = fields.String(allow_none=True, metadata={"description": "Stripe's page for the invoice"})
+    pdf_url = fields.String(allow_none=True, metadata={"description": "The PDF (manual gateway)"})
+
+
+class InvoiceSchema(InvoiceSummarySchema):
+    lines = fields.List(fields.Nested(InvoiceLineSchema))
+
+
+class InvoiceListSchema(PageSchema):
+    items = fields.List(fields.Nested(InvoiceSummarySchema))
+
+
+class InvoiceRunSchema(Schema):
+    invoices = fields.List(fields.Nested(InvoiceSummarySchema))
+
+
+class BrandBalanceLineSchema(Schema):
+    currency = fields.String()
+    #: The sum of the brand's ledger: unbilled + invoiced + paid.
+    balance = fields.String()
+    #: On no issued invoice yet (drafts included).
+    unbilled = fields.String()
+    #: On issued invoices not paid (open or uncollectible).
+    invoiced = fields.String()
+    paid = fields.String()
+    #: Of unbilled, what drafts hold.
+    in_draft = fields.String()
+    #: Of invoiced, what is past its due date.
+    overdue = fields.String()
+
+
+class BrandBillingSchema(Schema):
+    brand_id = fields.Integer()
+    payment_terms_days = fields.Integer()
+    items = fields.List(fields.Nested(BrandBalanceLineSchema))
+
+
+def dump_invoice(
+    invoice: Invoice, lines: list[InvoiceLine] | None = None, *, pdf_url: str | None = None
+) -> dict[str, Any]:
+    """Return an invoice as the API shows it (money as decimal strings)."""
+    fmt = lambda minor: money.format_amount(minor, invoice.currency)  # noqa: E731
+    skip = {"number", "amount", "lines", "pdf_url"}
+    data = {name: getattr(invoice, name) for name in InvoiceSchema._declared_fields if name not in skip}
+    data |= {"number": rules.invoice_label(invoice.number), "amount": fmt(invoice.amount_minor), "pdf_url": pdf_url}
+    if lines is not None:
+        data["lines"] = [
+            {
+                "kind": line.kind, "offer_id": line.offer_id, "event_id": line.event_id, "quantity": line.quantity,
+                "unit": fmt(line.unit_minor) if line.unit_minor is not None else None, "amount": fmt(line.amount_minor),
+            }
+            for line in lines
+        ]  # fmt: skip
+    return data
+
+
+def dump_balances(brand_id: int, terms_days: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return a brand's billing: its terms and its balances per currency."""
+    items = [
+        {
+            "currency": r["currency"],
+            **{k: money.format_amount(v, r["currency"]) for k, v in r.items() if k != "currency"},
+        }
+        for r in rows
+    ]
+    return {"brand_id": brand_id, "payment_terms_days": terms_days, "items": items}
