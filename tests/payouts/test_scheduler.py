@@ -31,6 +31,7 @@ JOB_IDS = {
     "keep_click_partitions",
     "deliver_postbacks",
     "roll_up",
+    "build_invoices",
 }
 
 
