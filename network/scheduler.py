@@ -140,6 +140,12 @@ def _build_invoices(ctx: JobContext) -> Any:
     return {"invoices": len(ids)}
 
 
+def _send_invoices(ctx: JobContext) -> Any:
+    from network.billing import jobs
+
+    return jobs.send_invoices(ctx.database, ctx.settings, now=ctx.now)
+
+
 #: Every scheduled job. Ids are stable: job_claims rows and `scheduler run-now` name them.
 JOBS: tuple[Job, ...] = (
     Job("mature_holds", "Approve pending conversions whose hold has passed", {"minute": "*/10"}, _mature_holds),
@@ -190,6 +196,12 @@ JOBS: tuple[Job, ...] = (
         lambda settings: settings.billing_schedule,
         _build_invoices,
         catch_up=True,
+    ),
+    Job(
+        "send_invoices",
+        "Send issued invoices to Stripe Invoicing and finish any left between phases",
+        {"minute": "1-59/5"},
+        _send_invoices,
     ),
 )
 

@@ -118,6 +118,8 @@ def upgrade() -> None:
         sa.Column("hosted_url", sa.Text(), nullable=True),
         sa.Column("stripe_state", sa.String(length=16), nullable=True),
         sa.Column("last_error", sa.String(length=300), nullable=True),
+        sa.Column("leased_until", network.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
         sa.CheckConstraint(
             "(number IS NULL) = (status = 'draft' OR (status = 'void' AND issued_at IS NULL))",
             name=op.f("ck_invoices_number"),

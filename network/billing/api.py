@@ -10,7 +10,7 @@ from flask.views import MethodView
 
 from network import web
 from network.auth import Role, require
-from network.billing import documents, jobs, service
+from network.billing import collect, documents, jobs, service
 from network.billing.schemas import (
     BrandBillingSchema,
     InvoiceListArgs,
@@ -84,6 +84,21 @@ class InvoiceExport(MethodView):
         return Response(documents.csv_lines(web.session(), invoices), mimetype="text/csv")
 
 
+def _issue(invoice_id: int) -> dict[str, Any]:
+    """Issue (committed first), then send it to Stripe Invoicing when configured; the job finishes what this does not."""
+    settings = web.settings()
+    client = jobs.invoicing_client(settings)
+    service.issue(web.session(), web.principal(), invoice_id, gateway="manual" if client is None else "stripe")
+    if client is not None:
+        web.commit_before_calling_out()
+        try:
+            collect.send_one(web.database(), client, invoice_id)
+        finally:
+            client.close()
+    session = web.session()
+    return _full(service.get_invoice(session, web.principal(), invoice_id))
+
+
 def _action_view(action: str, schema: Any, doc: str) -> type[MethodView]:
     class Action(MethodView):
         @blp.arguments(schema)
@@ -91,8 +106,7 @@ def _action_view(action: str, schema: Any, doc: str) -> type[MethodView]:
         def post(self, data: dict[str, Any], invoice_id: int) -> Any:
             session, principal = web.session(), web.principal()
             if action == "issue":
-                # The manual gateway until Stripe Invoicing is built (then: stripe when STRIPE_API_KEY is set).
-                invoice = service.issue(session, principal, invoice_id, gateway="manual")
+                return _issue(invoice_id)
             elif action == "void":
                 invoice = service.void(session, principal, invoice_id, reason=data.get("reason"))
             elif action == "mark-paid":

@@ -42,7 +42,17 @@ def build_invoices(
     total = func.sum(brand_entries.c.amount_minor)
     session.execute(
         insert(invoices).from_select(
-            ["brand_id", "currency", "status", "amount_minor", "entry_count", "run_key", "period_end", "created_at"],
+            [
+                "brand_id",
+                "currency",
+                "status",
+                "amount_minor",
+                "entry_count",
+                "run_key",
+                "period_end",
+                "created_at",
+                "attempts",
+            ],
             select(
                 brand_entries.c.brand_id,
                 brand_entries.c.currency,
@@ -52,6 +62,7 @@ def build_invoices(
                 literal(run_key),
                 literal(period_end, type_=invoices.c.period_end.type),
                 literal(now, type_=invoices.c.created_at.type),
+                literal(0),
             )
             .where(unbilled(upto, period_end))
             .group_by(brand_entries.c.brand_id, brand_entries.c.currency)

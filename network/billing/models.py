@@ -127,6 +127,10 @@ class Invoice(Base):
     #: None (manual), pending (issued, not yet all sent), sent.
     stripe_state: Mapped[str | None] = mapped_column(String(16))
     last_error: Mapped[str | None] = mapped_column(String(300))
+    #: A sender holds the invoice until then while it calls Stripe (so two never send it at once).
+    leased_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: Tries at sending it to Stripe.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class InvoiceItem(Base):

@@ -127,7 +127,7 @@ def issue(
     return invoice
 
 
-def _release(session: Session, invoice_id: int, now: dt.datetime) -> None:
+def release(session: Session, invoice_id: int, now: dt.datetime) -> None:
     """Return a void invoice's entries to the unbilled balance, keeping a record of what it held."""
     held = invoice_items.c.invoice_id == invoice_id
     session.execute(
@@ -149,7 +149,7 @@ def void(session: Session, principal: Principal, invoice_id: int, *, reason: str
     now = now_utc()
     invoice = get_invoice(session, principal, invoice_id)
     _move(session, invoice_id, "void", decided_at=now, decided_by=principal.label, note=reason)
-    _release(session, invoice_id, now)
+    release(session, invoice_id, now)
     session.refresh(invoice)
     return invoice
 

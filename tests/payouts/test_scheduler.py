@@ -32,6 +32,7 @@ JOB_IDS = {
     "deliver_postbacks",
     "roll_up",
     "build_invoices",
+    "send_invoices",
 }
 
 
