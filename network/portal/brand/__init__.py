@@ -3,7 +3,7 @@
 Each module adds its views to the one `brand` blueprint (`common.blp`), registered under the portal's.
 """
 
-from network.portal.brand import conversions, home, integration, offers, partners, reports
+from network.portal.brand import billing, conversions, home, integration, offers, partners, reports
 from network.portal.brand.common import blp
 
-__all__ = ["blp", "conversions", "home", "integration", "offers", "partners", "reports"]
+__all__ = ["billing", "blp", "conversions", "home", "integration", "offers", "partners", "reports"]
