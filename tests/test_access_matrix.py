@@ -326,6 +326,10 @@ ROLE_FORBIDDEN = [
     ("brand", "POST", "/api/v1/invoices/{brand}/void", {}),
     ("brand", "POST", "/api/v1/invoices/{brand}/mark-paid", {"reference": "r"}),
     ("brand", "POST", "/api/v1/invoices/{brand}/mark-uncollectible", {}),
+    ("brand", "PATCH", "/api/v1/brands/{brand}/billing", {"credit_limit": "1000000.00"}),
+    ("brand", "POST", "/api/v1/brands/{brand}/billing/prepayments", {"currency": "USD", "amount": "1.00"}),
+    ("partner", "PATCH", "/api/v1/brands/{brand}/billing", {"credit_limit": "1.00"}),
+    ("partner", "POST", "/api/v1/brands/{brand}/billing/prepayments", {"currency": "USD", "amount": "1.00"}),
     ("admin", "POST", "/api/v1/offers/{approval_offer}/applications", {}),
 ]
 

@@ -59,6 +59,7 @@ def upgrade() -> None:
         sa.Column("stripe_customer_id", sa.String(length=255), nullable=True),
         sa.Column("billing_email", sa.String(length=255), nullable=True),
         sa.Column("billing_address", sa.Text(), nullable=True),
+        sa.Column("credit_limit_minor", sa.BigInteger(), nullable=True),
         sa.CheckConstraint("payment_terms_days >= 0", name=op.f("ck_brand_billing_terms")),
         sa.ForeignKeyConstraint(["brand_id"], ["brands.id"], name=op.f("fk_brand_billing_brand_id_brands")),
         sa.PrimaryKeyConstraint("brand_id", name=op.f("pk_brand_billing")),
@@ -79,11 +80,12 @@ def upgrade() -> None:
         sa.Column("memo", sa.String(length=255), nullable=True),
         sa.Column("created_at", network.db.base.UTCDateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
-            "(kind IN ('revenue', 'cpc', 'cpm') AND amount_minor > 0) OR (kind = 'reversal' AND amount_minor < 0) OR (kind = 'adjustment' AND amount_minor <> 0)",
+            "(kind IN ('revenue', 'cpc', 'cpm') AND amount_minor > 0) OR (kind IN ('reversal', 'prepayment') AND amount_minor < 0) OR (kind = 'adjustment' AND amount_minor <> 0)",
             name=op.f("ck_brand_entries_sign"),
         ),
         sa.CheckConstraint(
-            "kind IN ('revenue', 'reversal', 'cpc', 'cpm', 'adjustment')", name=op.f("ck_brand_entries_kind")
+            "kind IN ('revenue', 'reversal', 'cpc', 'cpm', 'adjustment', 'prepayment')",
+            name=op.f("ck_brand_entries_kind"),
         ),
         sa.CheckConstraint("quantity >= 0", name=op.f("ck_brand_entries_quantity")),
         sa.ForeignKeyConstraint(["brand_id"], ["brands.id"], name=op.f("fk_brand_entries_brand_id_brands")),

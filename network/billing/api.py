@@ -10,8 +10,9 @@ from flask.views import MethodView
 
 from network import web
 from network.auth import Role, require
-from network.billing import collect, documents, jobs, service
+from network.billing import collect, credit, documents, jobs, service
 from network.billing.schemas import (
+    BillingTermsSchema,
     BrandBillingSchema,
     InvoiceListArgs,
     InvoiceListSchema,
@@ -19,6 +20,8 @@ from network.billing.schemas import (
     InvoiceRunSchema,
     InvoiceSchema,
     PaidSchema,
+    PrepaymentInSchema,
+    PrepaymentSchema,
     VoidSchema,
     dump_balances,
     dump_invoice,
@@ -155,4 +158,24 @@ class BrandBilling(MethodView):
         """Read a brand's payment terms and balances per currency: unbilled, invoiced, paid, overdue (the brand, finance, admin)."""
         session = web.session()
         rows = service.balances(session, web.principal(), brand_id)
-        return dump_balances(brand_id, service.terms_of(session, brand_id).payment_terms_days, rows)
+        terms = service.terms_of(session, brand_id).payment_terms_days
+        return dump_balances(brand_id, terms, rows, credit.credit_status(session, brand_id))
+
+    @blp.arguments(BillingTermsSchema)
+    @blp.response(200, BrandBillingSchema)
+    def patch(self, data: dict[str, Any], brand_id: int) -> Any:
+        """Change a brand's payment terms, billing details or credit limit (finance, admin)."""
+        session = web.session()
+        terms = credit.update_terms(session, web.principal(), brand_id, **data)
+        rows = service.balances(session, web.principal(), brand_id)
+        return dump_balances(brand_id, terms.payment_terms_days, rows, credit.credit_status(session, brand_id))
+
+
+@blp.route("/brands/<int:brand_id>/billing/prepayments")
+class Prepayments(MethodView):
+    @blp.arguments(PrepaymentInSchema)
+    @blp.response(201, PrepaymentSchema)
+    def post(self, data: dict[str, Any], brand_id: int) -> Any:
+        """Book money a brand paid ahead (a manual credit); its next invoices draw it down (finance, admin)."""
+        entry_id = credit.add_prepayment(web.session(), web.principal(), brand_id, **data)
+        return {"entry_id": entry_id, "brand_id": brand_id}

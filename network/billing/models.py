@@ -24,6 +24,8 @@ class BrandEntryKind(enum.StrEnum):
     CPM = "cpm"
     #: A manual correction by finance (signed).
     ADJUSTMENT = "adjustment"
+    #: Money the brand paid ahead (a manual credit): negative, drawn down by its next invoices.
+    PREPAYMENT = "prepayment"
 
 
 _KINDS_SQL = ", ".join(f"'{k.value}'" for k in BrandEntryKind)
@@ -52,7 +54,7 @@ class BrandEntry(Base):
         CheckConstraint(f"kind IN ({_KINDS_SQL})", name="kind"),
         CheckConstraint(
             "(kind IN ('revenue', 'cpc', 'cpm') AND amount_minor > 0)"
-            " OR (kind = 'reversal' AND amount_minor < 0)"
+            " OR (kind IN ('reversal', 'prepayment') AND amount_minor < 0)"
             " OR (kind = 'adjustment' AND amount_minor <> 0)",
             name="sign",
         ),
@@ -196,3 +198,5 @@ class BrandBilling(Base):
     billing_email: Mapped[str | None] = mapped_column(String(255))
     #: The brand's legal name and address as its invoices show them.
     billing_address: Mapped[str | None] = mapped_column(Text)
+    #: The most the brand may owe (unbilled + invoiced, unpaid) in its own currency; None: no limit.
+    credit_limit_minor: Mapped[int | None] = mapped_column(BigInteger)

@@ -41,3 +41,8 @@ def is_overdue(status: str, due: dt.datetime | None, now: dt.datetime) -> bool:
 def invoice_label(number: int | None, prefix: str = "INV-") -> str | None:
     """Return an invoice number as people read it ("INV-000042"), or None before it is issued."""
     return None if number is None else f"{prefix}{number:06d}"
+
+
+def over_credit(exposure_minor: int, limit_minor: int | None) -> bool:
+    """Say whether a brand owing `exposure_minor` (unbilled + invoiced, unpaid) has reached its credit limit."""
+    return limit_minor is not None and exposure_minor >= limit_minor

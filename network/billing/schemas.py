@@ -89,10 +89,37 @@ class BrandBalanceLineSchema(Schema):
     overdue = fields.String()
 
 
+class CreditSchema(Schema):
+    currency = fields.String(metadata={"description": "The brand's currency, which the limit is in"})
+    limit = fields.String(allow_none=True, metadata={"description": "Null: no limit"})
+    #: Unbilled plus invoiced and unpaid, in that currency.
+    exposure = fields.String()
+    over_limit = fields.Boolean()
+
+
 class BrandBillingSchema(Schema):
     brand_id = fields.Integer()
     payment_terms_days = fields.Integer()
     items = fields.List(fields.Nested(BrandBalanceLineSchema))
+    credit = fields.Nested(CreditSchema)
+
+
+class BillingTermsSchema(StrictSchema):
+    payment_terms_days = fields.Integer(validate=validate.Range(min=0, max=365))
+    credit_limit = fields.String(allow_none=True, metadata={"description": "Major units; null removes the limit"})
+    billing_email = fields.Email(allow_none=True)
+    billing_address = fields.String(allow_none=True, validate=validate.Length(max=1000))
+
+
+class PrepaymentInSchema(StrictSchema):
+    currency = fields.String(required=True, validate=validate.OneOf(sorted(money.CURRENCIES)))
+    amount = fields.String(required=True, metadata={"example": "500.00"})
+    memo = fields.String(load_default=None, validate=validate.Length(max=255))
+
+
+class PrepaymentSchema(Schema):
+    entry_id = fields.Integer()
+    brand_id = fields.Integer()
 
 
 def dump_invoice(
@@ -114,8 +141,10 @@ def dump_invoice(
     return data
 
 
-def dump_balances(brand_id: int, terms_days: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Return a brand's billing: its terms and its balances per currency."""
+def dump_balances(
+    brand_id: int, terms_days: int, rows: list[dict[str, Any]], credit: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Return a brand's billing: its terms, its balances per currency and its credit status."""
     items = [
         {
             "currency": r["currency"],
@@ -123,4 +152,13 @@ def dump_balances(brand_id: int, terms_days: int, rows: list[dict[str, Any]]) ->
         }
         for r in rows
     ]
-    return {"brand_id": brand_id, "payment_terms_days": terms_days, "items": items}
+    data: dict[str, Any] = {"brand_id": brand_id, "payment_terms_days": terms_days, "items": items}
+    if credit is not None:
+        fmt = lambda minor: money.format_amount(minor, credit["currency"])  # noqa: E731
+        data["credit"] = {
+            "currency": credit["currency"],
+            "limit": None if credit["limit_minor"] is None else fmt(credit["limit_minor"]),
+            "exposure": fmt(credit["exposure_minor"]),
+            "over_limit": credit["over_limit"],
+        }
+    return data
