@@ -146,6 +146,12 @@ def _send_invoices(ctx: JobContext) -> Any:
     return jobs.send_invoices(ctx.database, ctx.settings, now=ctx.now)
 
 
+def _check_credit(ctx: JobContext) -> Any:
+    from network.billing import jobs
+
+    return jobs.check_credit(ctx.database, now=ctx.now)
+
+
 #: Every scheduled job. Ids are stable: job_claims rows and `scheduler run-now` name them.
 JOBS: tuple[Job, ...] = (
     Job("mature_holds", "Approve pending conversions whose hold has passed", {"minute": "*/10"}, _mature_holds),
@@ -202,6 +208,12 @@ JOBS: tuple[Job, ...] = (
         "Send issued invoices to Stripe Invoicing and finish any left between phases",
         {"minute": "1-59/5"},
         _send_invoices,
+    ),
+    Job(
+        "check_credit",
+        "Send the clicks of brands over their credit limit to the fallback; release those that paid",
+        {"minute": "*"},
+        _check_credit,
     ),
 )
 

@@ -37,6 +37,8 @@ END
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("brands") as batch_op:
+        batch_op.add_column(sa.Column("credit_hold", sa.Boolean(), server_default=sa.false(), nullable=False))
     op.create_table(
         "invoice_counters",
         sa.Column("name", sa.String(length=32), nullable=False),
@@ -176,6 +178,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("brands") as batch_op:
+        batch_op.drop_column("credit_hold")
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER IF EXISTS brand_entries_append_only ON brand_entries")
         op.execute("DROP FUNCTION IF EXISTS brand_entries_append_only()")

@@ -80,3 +80,16 @@ def add_prepayment(
     )  # fmt: skip
     (entry_id,) = ledger.book(session, [row])
     return entry_id
+
+
+def refresh_holds(session: Session, *, now: dt.datetime | None = None) -> dict[str, int]:
+    """Hold the brands over their credit limit and release those back under it (the check_credit job)."""
+    from sqlalchemy import select, update
+
+    now = now or now_utc()
+    limited = set(session.scalars(select(BrandBilling.brand_id).where(BrandBilling.credit_limit_minor.is_not(None))))
+    held = set(session.scalars(select(Brand.id).where(Brand.credit_hold.is_(True))))
+    over = {brand_id for brand_id in limited | held if credit_status(session, brand_id, now=now)["over_limit"]}
+    for brand_id, hold in [(b, True) for b in over - held] + [(b, False) for b in held - over]:
+        session.execute(update(Brand).where(Brand.id == brand_id).values(credit_hold=hold))
+    return {"held": len(over - held), "released": len(held - over)}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from network.billing import collect, invoicing
+from network.billing import collect, credit, invoicing
 from network.billing.stripe_invoicing import StripeInvoicing
 from network.clock import now_utc
 from network.config import Settings
@@ -34,3 +34,9 @@ def send_invoices(database: Database, settings: Settings, *, now: dt.datetime | 
         return collect.send_due(database, client, now=now)
     finally:
         client.close()
+
+
+def check_credit(database: Database, *, now: dt.datetime | None = None) -> dict[str, int]:
+    """Hold brands that reached their credit limit, release those that paid (every minute)."""
+    with database.session_scope() as session:
+        return credit.refresh_holds(session, now=now)

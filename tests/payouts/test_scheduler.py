@@ -33,6 +33,7 @@ JOB_IDS = {
     "roll_up",
     "build_invoices",
     "send_invoices",
+    "check_credit",
 }
 
 
