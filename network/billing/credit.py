@@ -17,6 +17,8 @@ from network.auth import Principal, Role, require
 from network.billing import ledger, rules, service
 from network.billing.models import BrandBilling, BrandEntryKind
 from network.clock import now_utc
+from network.conversions import service as conversions
+from network.conversions.models import Conversion, ConversionStatus
 from network.errors import NotFound, ValidationError
 
 #: What finance may change of a brand's billing, and nothing else.
@@ -92,4 +94,23 @@ def refresh_holds(session: Session, *, now: dt.datetime | None = None) -> dict[s
     over = {brand_id for brand_id in limited | held if credit_status(session, brand_id, now=now)["over_limit"]}
     for brand_id, hold in [(b, True) for b in over - held] + [(b, False) for b in held - over]:
         session.execute(update(Brand).where(Brand.id == brand_id).values(credit_hold=hold))
-    return {"held": len(over - held), "released": len(held - over)}
+    approved = sum(_release_conversions(session, brand_id, now) for brand_id in held - over)
+    return {"held": len(over - held), "released": len(held - over), "approved": approved}
+
+
+def _release_conversions(session: Session, brand_id: int, now: dt.datetime) -> int:
+    """Approve a released brand's conversions held only for its credit (other flags stay for review)."""
+    from sqlalchemy import select
+
+    held = session.scalars(
+        select(Conversion).where(
+            Conversion.brand_id == brand_id,
+            Conversion.status == ConversionStatus.PENDING.value,
+            Conversion.hold_until.is_(None),
+        )
+    ).all()
+    return sum(
+        bool(conversions.transition(session, c, "approved", "credit restored", actor="billing", at=now))
+        for c in held
+        if list(c.flags or ()) == ["over_credit"]
+    )

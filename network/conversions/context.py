@@ -60,6 +60,8 @@ class LinkContext:
     override_payout_percent: int | None
     #: The offer's conversion caps (conversions and payout metrics), by id.
     caps: tuple[CapRule, ...] = ()
+    #: The brand is over its credit limit (billing): new conversions are held pending (flag over_credit).
+    brand_held: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +88,7 @@ def _query(*, default_event: bool) -> Select:  # type: ignore[type-arg]
             OfferEvent.id.label("event_id"), OfferEvent.model, OfferEvent.payout_minor, OfferEvent.revenue_minor,
             OfferEvent.payout_percent, OfferEvent.revenue_percent,
             PartnerOverride.payout_minor.label("override_payout_minor"),
-            PartnerOverride.payout_percent.label("override_payout_percent"),
+            PartnerOverride.payout_percent.label("override_payout_percent"), Brand.credit_hold,
         )
         .join(Offer, Offer.id == Link.offer_id)
         .join(Brand, Brand.id == Offer.brand_id)
@@ -151,6 +153,7 @@ def _context(link_id: int, row: Any, caps: tuple[CapRule, ...]) -> LinkContext:
         override_payout_minor=row.override_payout_minor,
         override_payout_percent=row.override_payout_percent,
         caps=caps,
+        brand_held=bool(row.credit_hold),
     )
 
 

@@ -67,7 +67,7 @@ class Conversion(Base):
     status: Mapped[str] = mapped_column(String(16))
     #: Why it was rejected or reversed (a reason code of SPEC §5, or the brand's words).
     reason: Mapped[str | None] = mapped_column(String(255))
-    #: Fraud signals that held it for review: too_fast, bot, not_unique, pixel (rules.FLAGS).
+    #: Fraud signals that held it for review: too_fast, bot, not_unique, pixel, over_credit (rules.FLAGS).
     flags: Mapped[list[str]] = mapped_column(JSON, default=list)
     currency: Mapped[str] = mapped_column(String(3))
     #: Sale amount in minor units (revshare/hybrid), as the brand reported it.

@@ -39,7 +39,7 @@ SUSPICIOUS_FACTOR = 2
 
 #: Fraud signals that keep a conversion pending for review. "pixel": reported by a browser, not
 #: authenticated by the brand (any page can fire it, with any amount), so a person confirms it.
-FLAGS = ("too_fast", "bot", "not_unique", "pixel")
+FLAGS = ("too_fast", "bot", "not_unique", "pixel", "over_credit")
 
 #: Allowed status changes: target -> statuses it may be reached from.
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -71,6 +71,8 @@ class Facts:
     click_is_unique: bool | None = None
     #: Reported by the browser pixel rather than by the brand's server.
     pixel: bool = False
+    #: The brand is over its credit limit: held for review until it pays.
+    brand_held: bool = False
 
 
 def elapsed(facts: Facts) -> dt.timedelta:
@@ -117,6 +119,8 @@ def fraud_flags(facts: Facts) -> list[str]:
         flags.append("not_unique")
     if facts.pixel:
         flags.append("pixel")
+    if facts.brand_held:
+        flags.append("over_credit")
     return flags
 
 
@@ -204,6 +208,7 @@ def judge(plan: Plan, click: Any | None) -> tuple[Facts, dict[str, Any]]:
         click_is_bot=getattr(click, "is_bot", None),
         click_is_unique=getattr(click, "is_unique", None),
         pixel=plan.pixel,
+        brand_held=link.brand_held,
     )
     reason = reject_reason(facts)
     flags = fraud_flags(facts) if reason is None else []

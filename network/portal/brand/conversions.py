@@ -37,6 +37,7 @@ FLAG_WORDS = {
     "bot": "The click came from a browser that looked like a bot or crawler.",
     "not_unique": "The visitor had clicked the same link in the 24 hours before (a repeat visitor).",
     "pixel": "Reported by the browser pixel, not your server: any page can fire it, so a person confirms it.",
+    "over_credit": "Your account was over its credit limit: held until you pay, then approved.",
 }
 #: What each rejection reason means (SPEC §5, in the order they are checked).
 REASON_WORDS = {
