@@ -129,3 +129,31 @@ class ReportSchema(Schema):
     next_after = fields.Integer(allow_none=True)
     #: The same as `next_after`, under its older name.
     next_offset = fields.Integer(allow_none=True)
+
+
+class MarginArgs(QueryArgs):
+    #: Start of the period (inclusive); default: 7 days before `to`.
+    from_ = Instant(data_key="from", metadata={"type": "string", "example": "2026-03-01T00:00:00Z"})
+    #: End of the period (exclusive; a date includes that day); default: now.
+    to = Instant(end_of_day=True, metadata={"type": "string", "example": "2026-03-08T00:00:00Z"})
+    #: Comma-separated dimensions: day, brand, offer, partner.
+    group_by = fields.String(load_default="", validate=validate.Length(max=200), metadata={"example": "brand,offer"})
+
+
+class MarginRowSchema(Schema):
+    day = fields.String(allow_none=True)
+    brand = fields.Integer(allow_none=True)
+    offer = fields.Integer(allow_none=True)
+    partner = fields.Integer(allow_none=True)
+    currency = fields.String()
+    #: What brands owe (approved revenue, CPC and CPM, net of reversals).
+    revenue = fields.String()
+    #: What partners earn (commissions, CPC and CPM, net of reversals and clawbacks).
+    payout = fields.String()
+    profit = fields.String()
+
+
+class MarginSchema(Schema):
+    items = fields.List(fields.Nested(MarginRowSchema))
+    #: The dimensions margins cannot be grouped by, and why.
+    lacking = fields.String()
