@@ -97,6 +97,11 @@ def _next_number(session: Session) -> int:
 def _move(session: Session, invoice_id: int, action: str, **values: Any) -> None:
     """Change an invoice's status by `action` with one conditional UPDATE; Conflict when it moved meanwhile."""
     allowed, after = rules.ACTIONS[action]
+    gateway = session.scalar(select(invoices.c.gateway).where(invoices.c.id == invoice_id))
+    if gateway == "stripe" and action != "issue":
+        # Stripe holds it and may still collect it: it is voided, written off or marked paid there,
+        # and its webhook moves ours (never the other way round, which would leave it payable there).
+        raise Conflict("this invoice is collected through Stripe: void, write off or mark it paid in Stripe")
     current = session.scalar(select(invoices.c.status).where(invoices.c.id == invoice_id))
     rules.next_status(action, str(current))
     changed = session.execute(

@@ -21,6 +21,7 @@ from network.billing.models import BrandBilling, Invoice
 from network.billing.stripe_invoicing import StripeInvoicing
 from network.clock import now_utc
 from network.config import ROOT
+from network.errors import Conflict
 from network.payouts.models import StripeEvent
 from tests.billing.support import check_billing_invariants
 from tests.billing.test_invoices import FINANCE
@@ -216,3 +217,17 @@ def test_a_sender_killed_at_each_phase_is_finished_by_the_job_with_one_invoice(
         assert remote["total"] == invoice.amount_minor and remote["sent"] and remote["status"] == "open"
         assert len(fake_stripe.invoice_items) == len(service.lines_of(session, invoice))
         check_billing_invariants(session)
+
+
+def test_finance_cannot_void_or_mark_paid_an_invoice_stripe_collects(session, db, fake_stripe, stripe_settings):
+    _, (invoice_id,) = _drafts(session)
+    service.issue(session, FINANCE, invoice_id, gateway="stripe")
+    session.flush()
+    for decide in (
+        lambda: service.void(session, FINANCE, invoice_id),
+        lambda: service.mark_paid(session, FINANCE, invoice_id, reference="x"),
+        lambda: service.mark_uncollectible(session, FINANCE, invoice_id),
+    ):
+        with pytest.raises(Conflict, match="Stripe"):
+            decide()
+    assert session.get(Invoice, invoice_id).status == "open"
