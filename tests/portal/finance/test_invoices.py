@@ -76,3 +76,14 @@ def test_the_brand_sees_its_issued_invoices_and_others_nothing(client, finance, 
     for path in ("/finance/invoices", f"/finance/invoices/{usd.id}", f"/finance/invoices/{usd.id}/pdf"):
         assert client.get(path).status_code == 404, path
     assert client.get("/brand/billing").status_code in (403, 404)
+
+
+def test_the_margin_page_shows_revenue_payout_and_profit_per_brand(finance, money, frozen_clock):
+    _later(frozen_clock)
+    shown = page(finance, "/finance/margin", days="30", by="brand")
+    # The world's shops pay as much as their partners earn (revenue = payout): no profit.
+    assert sorted(rows(shown)) == [
+        ["Acme Shop", "49.50 USD", "49.50 USD", "0.00 USD"],
+        ["Euro Shop", "60.00 EUR", "60.00 EUR", "0.00 EUR"],
+    ]
+    assert "country" in shown

@@ -75,6 +75,7 @@ def test_the_console_has_the_pages_the_issue_asks_for(app, money):
         f"/finance/invoices/{money.invoice_id}",
         f"/finance/invoices/{money.invoice_id}/pdf",
         f"/finance/invoices/{money.invoice_id}/void",
+        "/finance/margin",
     } == paths
 
 
