@@ -27,7 +27,7 @@ from network.billing.schemas import (
     dump_invoice,
 )
 from network.clock import now_utc
-from network.schemas import page
+from network.schemas import PageArgs, page
 
 blp = web.Blueprint("billing", __name__, url_prefix="/api/v1", description="Brand billing: invoices and balances")
 blp.before_request(web.authenticate)
@@ -153,13 +153,14 @@ class InvoiceRuns(MethodView):
 
 @blp.route("/brands/<int:brand_id>/billing")
 class BrandBilling(MethodView):
+    @blp.arguments(PageArgs, location="query")
     @blp.response(200, BrandBillingSchema)
-    def get(self, brand_id: int) -> Any:
+    def get(self, args: dict[str, Any], brand_id: int) -> Any:
         """Read a brand's payment terms and balances per currency: unbilled, invoiced, paid, overdue (the brand, finance, admin)."""
         session = web.session()
         rows = service.balances(session, web.principal(), brand_id)
         terms = service.terms_of(session, brand_id).payment_terms_days
-        return dump_balances(brand_id, terms, rows, credit.credit_status(session, brand_id))
+        return dump_balances(brand_id, terms, rows, credit.credit_status(session, brand_id), **args)
 
     @blp.arguments(BillingTermsSchema)
     @blp.response(200, BrandBillingSchema)

@@ -9,7 +9,7 @@ from marshmallow import Schema, fields, validate
 from network import money
 from network.billing import rules
 from network.billing.models import Invoice, InvoiceLine, InvoiceStatus
-from network.schemas import PageArgs, PageSchema, StrictSchema
+from network.schemas import PageArgs, PageSchema, StrictSchema, page_at
 
 INVOICE_STATUSES = tuple(s.value for s in InvoiceStatus)
 
@@ -97,7 +97,7 @@ class CreditSchema(Schema):
     over_limit = fields.Boolean()
 
 
-class BrandBillingSchema(Schema):
+class BrandBillingSchema(PageSchema):
     brand_id = fields.Integer()
     payment_terms_days = fields.Integer()
     items = fields.List(fields.Nested(BrandBalanceLineSchema))
@@ -142,17 +142,24 @@ def dump_invoice(
 
 
 def dump_balances(
-    brand_id: int, terms_days: int, rows: list[dict[str, Any]], credit: dict[str, Any] | None = None
+    brand_id: int,
+    terms_days: int,
+    rows: list[dict[str, Any]],
+    credit: dict[str, Any] | None = None,
+    *,
+    limit: int = 100,
+    after: int | None = None,
 ) -> dict[str, Any]:
     """Return a brand's billing: its terms, its balances per currency and its credit status."""
+    start = after or 0
     items = [
         {
             "currency": r["currency"],
             **{k: money.format_amount(v, r["currency"]) for k, v in r.items() if k != "currency"},
         }
-        for r in rows
+        for r in rows[start : start + limit]
     ]
-    data: dict[str, Any] = {"brand_id": brand_id, "payment_terms_days": terms_days, "items": items}
+    data: dict[str, Any] = {"brand_id": brand_id, "payment_terms_days": terms_days, **page_at(items, limit, start)}
     if credit is not None:
         fmt = lambda minor: money.format_amount(minor, credit["currency"])  # noqa: E731
         data["credit"] = {

@@ -10,6 +10,7 @@ from flask.views import MethodView
 from network import money, web
 from network.reports import margin, rules, service
 from network.reports.schemas import MarginArgs, MarginSchema, ReportArgs, ReportSchema
+from network.schemas import page_at
 
 blp = web.Blueprint("reports", __name__, url_prefix="/api/v1/reports", description="Reports")
 blp.before_request(web.authenticate)
@@ -94,6 +95,7 @@ class Margin(MethodView):
         start, end = service.period(args.get("from_"), args.get("to"))
         group_by = [d for d in args["group_by"].split(",") if d]
         rows = margin.margins(web.session(), web.principal(), start=start, end=end, group_by=group_by)
+        first = args.get("after") or 0
         items = [
             {
                 **{k: v for k, v in row.items() if not k.endswith("_minor")},
@@ -103,6 +105,6 @@ class Margin(MethodView):
                     if k.endswith("_minor")
                 },
             }
-            for row in rows
+            for row in rows[first : first + args["limit"]]
         ]
-        return {"items": items, "lacking": margin.LACKING}
+        return {**page_at(items, args["limit"], first), "lacking": margin.LACKING}

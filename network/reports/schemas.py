@@ -10,7 +10,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from network.clock import UTC
 from network.reports.service import MAX_LIMIT
-from network.schemas import QueryArgs
+from network.schemas import PageArgs, PageSchema, QueryArgs
 
 _DATE = re.compile(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 #: `+02:00` arrives as ` 02:00` when a client forgot to URL-encode the plus sign.
@@ -131,7 +131,7 @@ class ReportSchema(Schema):
     next_offset = fields.Integer(allow_none=True)
 
 
-class MarginArgs(QueryArgs):
+class MarginArgs(PageArgs):
     #: Start of the period (inclusive); default: 7 days before `to`.
     from_ = Instant(data_key="from", metadata={"type": "string", "example": "2026-03-01T00:00:00Z"})
     #: End of the period (exclusive; a date includes that day); default: now.
@@ -153,7 +153,7 @@ class MarginRowSchema(Schema):
     profit = fields.String()
 
 
-class MarginSchema(Schema):
+class MarginSchema(PageSchema):
     items = fields.List(fields.Nested(MarginRowSchema))
     #: The dimensions margins cannot be grouped by, and why.
     lacking = fields.String()
