@@ -10,7 +10,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
 from network import scheduler
-from network.auth import SYSTEM, Principal, Role
+from network.auth import Principal, Role
 from network.billing import invoicing, rules, service
 from network.billing.models import Invoice, InvoiceLine
 from network.errors import Conflict, Forbidden, NotFound
@@ -206,4 +206,3 @@ def test_the_scheduled_job_claims_its_month_once(committed_db, settings):
 def test_billing_terms_default_to_thirty_days(session):
     brand = make_brand(session, name="Terms")
     assert service.terms_of(session, brand.id).payment_terms_days == 30
-    assert SYSTEM.role is Role.ADMIN
