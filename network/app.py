@@ -29,6 +29,7 @@ DOMAINS = (
     "payouts",
     "deliveries",
     "reports",
+    "billing",
 )
 
 

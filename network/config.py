@@ -83,6 +83,10 @@ class Settings:
     #: Run the scheduler inside the web process (one-machine use only).
     scheduler_in_process: bool = False
     testing: bool = False
+    #: When the invoice job builds the brands' invoices (crontab, UTC): monthly by default.
+    billing_schedule: str = "0 0 1 * *"
+    #: Who bills, as the invoices show it: the network's legal name and address (lines split by "|").
+    billing_issuer: str = "network"
 
     def payout_min_minor(self, currency: str) -> int:
         """Return the default payout threshold in minor units of `currency` (one setting for all currencies)."""

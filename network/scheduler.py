@@ -142,6 +142,27 @@ def _flag_anomalies(ctx: JobContext) -> Any:
         return {"flagged": anomalies.flag_anomalies(session, now=ctx.now)}
 
 
+def _build_invoices(ctx: JobContext) -> Any:
+    from network.billing import jobs
+
+    # Each run bills what was booked before its own fire time (the month that just ended, by default).
+    period = period_of(get_job("build_invoices"), ctx.settings, ctx.now)
+    ids = jobs.build_invoices(ctx.database, run_key=period.isoformat(), period_end=period)
+    return {"invoices": len(ids)}
+
+
+def _send_invoices(ctx: JobContext) -> Any:
+    from network.billing import jobs
+
+    return jobs.send_invoices(ctx.database, ctx.settings, now=ctx.now)
+
+
+def _check_credit(ctx: JobContext) -> Any:
+    from network.billing import jobs
+
+    return jobs.check_credit(ctx.database, now=ctx.now)
+
+
 #: Every scheduled job. Ids are stable: job_claims rows and `scheduler run-now` name them.
 JOBS: tuple[Job, ...] = (
     Job("mature_holds", "Approve pending conversions whose hold has passed", {"minute": "*/10"}, _mature_holds),
@@ -192,6 +213,25 @@ JOBS: tuple[Job, ...] = (
         "from the offer's median over the last 7 days",
         {"hour": "4", "minute": "30"},
         _flag_anomalies,  # no catch-up: the next run looks back over the days a missed one would have
+    ),
+    Job(
+        "build_invoices",
+        "Build draft invoices of the brands' unbilled entries (BILLING_SCHEDULE, default monthly, the 1st 00:00 UTC)",
+        lambda settings: settings.billing_schedule,
+        _build_invoices,
+        catch_up=True,
+    ),
+    Job(
+        "send_invoices",
+        "Send issued invoices to Stripe Invoicing and finish any left between phases",
+        {"minute": "1-59/5"},
+        _send_invoices,
+    ),
+    Job(
+        "check_credit",
+        "Send the clicks of brands over their credit limit to the fallback; release those that paid",
+        {"minute": "*"},
+        _check_credit,
     ),
 )
 

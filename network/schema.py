@@ -1,6 +1,7 @@
 """Import every model so Base.metadata is complete (for alembic and the app)."""
 
 from network.accounts import models as accounts_models
+from network.billing import models as billing_models
 from network.conversions import models as conversions_models
 from network.customers import models as customers_models
 from network.db import Base
@@ -16,6 +17,7 @@ metadata = Base.metadata
 
 __all__ = [
     "accounts_models",
+    "billing_models",
     "conversions_models",
     "customers_models",
     "deadletters_models",

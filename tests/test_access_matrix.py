@@ -139,6 +139,8 @@ BRAND_CROSS = [
     ("DELETE", "/api/v1/offers/{own_offer}/overrides/{override}", None),
     ("GET", "/api/v1/keys/{key}", None),
     ("POST", "/api/v1/keys/{key}/revoke", None),
+    # Billing: brand Y's balances.
+    ("GET", "/api/v1/brands/{brand}/billing", None),
 ]
 
 #: (method, path, body). {name} is partner B's object (or an offer A may not see).
@@ -337,6 +339,23 @@ ROLE_FORBIDDEN = [
     ("finance", "GET", "/api/v1/partners/{partner}/postback-secret", None),
     ("finance", "GET", "/api/v1/keys", None),
     ("finance", "POST", "/api/v1/keys", {"role": "admin"}),
+    # Billing: partners see nothing of it; brands read, never decide.
+    ("partner", "GET", "/api/v1/invoices", None),
+    ("partner", "GET", "/api/v1/invoices/{brand}", None),
+    ("partner", "GET", "/api/v1/invoices/{brand}/pdf", None),
+    ("partner", "GET", "/api/v1/invoices/export", None),
+    ("partner", "GET", "/api/v1/brands/{brand}/billing", None),
+    ("partner", "POST", "/api/v1/invoice-runs", {}),
+    ("brand", "POST", "/api/v1/invoice-runs", {}),
+    ("brand", "GET", "/api/v1/invoices/export", None),
+    ("brand", "POST", "/api/v1/invoices/{brand}/issue", {}),
+    ("brand", "POST", "/api/v1/invoices/{brand}/void", {}),
+    ("brand", "POST", "/api/v1/invoices/{brand}/mark-paid", {"reference": "r"}),
+    ("brand", "POST", "/api/v1/invoices/{brand}/mark-uncollectible", {}),
+    ("brand", "PATCH", "/api/v1/brands/{brand}/billing", {"credit_limit": "1000000.00"}),
+    ("brand", "POST", "/api/v1/brands/{brand}/billing/prepayments", {"currency": "USD", "amount": "1.00"}),
+    ("partner", "PATCH", "/api/v1/brands/{brand}/billing", {"credit_limit": "1.00"}),
+    ("partner", "POST", "/api/v1/brands/{brand}/billing/prepayments", {"currency": "USD", "amount": "1.00"}),
     ("admin", "POST", "/api/v1/offers/{approval_offer}/applications", {}),
 ]
 

@@ -86,7 +86,8 @@ def world(client, session) -> World:
     make_commission(session, offer=euro.offer, partner=partner, payout="5.00")
     make_key(session, role="finance")
     session.flush()
-    return World(Api(client, make_key(session, role="admin")), {"partner_id": partner.id, "offer_id": shop.offer.id})
+    ids = {"partner_id": partner.id, "offer_id": shop.offer.id, "brand_id": shop.brand.id}
+    return World(Api(client, make_key(session, role="admin")), ids)
 
 
 @pytest.mark.parametrize("path", LISTS)

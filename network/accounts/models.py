@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from network.clock import now_utc
@@ -23,6 +23,8 @@ class Brand(Base):
     #: Whether partners' postbacks may carry the brand's {txn_id}.
     share_txn_id: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=now_utc)
+    #: Over its credit limit (billing's check_credit job sets it): its offers' new clicks go to their fallback.
+    credit_hold: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class ApiKey(Base):

@@ -3,7 +3,7 @@
 Daily, over the last `DAYS` days: each offer's clicks per partner come from the hourly rollups
 (rollup_hours, the hours rolled up), its accepted conversions (pending, approved, reversed) from the
 conversions themselves (their times from click to conversion). The pure rule
-(rules.anomalies) names the partners; each of their pending and approved conversions of the offer
+(anomaly_rules.anomalies) names the partners; each of their pending and approved conversions of the offer
 in the period gets the `anomaly` flag with its evidence (the figure, the median, the period). A
 pending one is held for review when the offer holds anomalies (its hold ends: no hold_until); none
 is ever rejected, and an approved one stays approved, flagged for the brand to look at. Each update
@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from network.conversions import rules
+from network.conversions import anomaly_rules
 from network.conversions.models import Conversion, ConversionStatus
 from network.offers import rules as offer_rules
 from network.offers.models import Offer, OfferStatus
@@ -50,7 +50,7 @@ def _clicks(session: Session, start: dt.datetime, end: dt.datetime) -> dict[int,
 
 def _figures(
     session: Session, offer_id: int, clicks: dict[int, int], start: dt.datetime, end: dt.datetime
-) -> list[rules.PartnerFigures]:
+) -> list[anomaly_rules.PartnerFigures]:
     """Return each partner's clicks and seconds to convert on an offer over the period."""
     seconds: dict[int, list[float]] = defaultdict(list)
     rows = session.execute(
@@ -65,7 +65,7 @@ def _figures(
         if clicked_at is not None:  # a customer's or a coupon's conversion has no click to time
             seconds[partner_id].append(max((created_at - clicked_at).total_seconds(), 0.0))
     partners = sorted(set(clicks) | set(seconds))
-    return [rules.PartnerFigures(p, clicks.get(p, 0), tuple(seconds.get(p, ()))) for p in partners]
+    return [anomaly_rules.PartnerFigures(p, clicks.get(p, 0), tuple(seconds.get(p, ()))) for p in partners]
 
 
 def _flag(
@@ -105,7 +105,7 @@ def flag_anomalies(session: Session, *, now: dt.datetime, days: int = DAYS) -> i
     offer_ids = set(clicks) | set(session.scalars(select(Offer.id).where(Offer.status == OfferStatus.ACTIVE.value)))
     flagged = 0
     for offer_id in sorted(offer_ids):
-        found = rules.anomalies(_figures(session, offer_id, clicks.get(offer_id, {}), start, now), start=start, end=now)
+        found = anomaly_rules.anomalies(_figures(session, offer_id, clicks.get(offer_id, {}), start, now), start=start, end=now)
         if not found:
             continue
         offer = session.get(Offer, offer_id)

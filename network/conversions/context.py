@@ -69,6 +69,8 @@ class LinkContext:
     attribution: str = "last_click"
     #: The fraud flags that hold the offer's conversions for review.
     hold_flags: frozenset[str] = conversion_rules.HOLD_FLAGS
+    #: The brand is over its credit limit (billing): new conversions are held pending (flag over_credit).
+    brand_held: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,7 @@ def _query(*, default_event: bool) -> Select:  # type: ignore[type-arg]
             PartnerOverride.payout_percent.label("override_payout_percent"),
             OfferEvent.recurring_months, OfferEvent.recurring_conversions, Offer.coupon_rule,
             Offer.attribution, Offer.hold_flags,
+            Brand.credit_hold,
         )
         .join(Offer, Offer.id == Link.offer_id)
         .join(Brand, Brand.id == Offer.brand_id)
@@ -167,6 +170,7 @@ def _context(link_id: int, row: Any, caps: tuple[CapRule, ...]) -> LinkContext:
         coupon_rule=row.coupon_rule,
         attribution=row.attribution,
         hold_flags=conversion_rules.HOLD_FLAGS if row.hold_flags is None else frozenset(row.hold_flags),
+        brand_held=bool(row.credit_hold),
     )
 
 

@@ -81,7 +81,8 @@ class Conversion(Base):
     status: Mapped[str] = mapped_column(String(16))
     #: Why it was rejected or reversed (a reason code of SPEC §5, or the brand's words).
     reason: Mapped[str | None] = mapped_column(String(255))
-    #: Fraud signals raised on it (rules.FLAGS); the offer's hold_flags among them hold it for review.
+    #: Fraud signals raised on it (rules.FLAGS, and over_credit); the offer's hold_flags among them, and
+    #: over_credit always, hold it for review.
     flags: Mapped[list[str]] = mapped_column(JSON, default=list)
     currency: Mapped[str] = mapped_column(String(3))
     #: Sale amount in minor units (revshare/hybrid), as the brand reported it.

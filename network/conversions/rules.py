@@ -14,7 +14,6 @@ import datetime as dt
 import ipaddress
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any, Protocol
 
 from network.customers.rules import recurring_reason
@@ -43,6 +42,9 @@ CLOCK_SKEW = dt.timedelta(seconds=5)
 #: "too fast but allowed": accepted, flagged and held for review.
 SUSPICIOUS_FACTOR = 2
 
+#: Flags that hold a conversion for review whatever its offer says: over_credit (its brand is over
+#: its credit limit, billing) is released by the credit job once the brand has paid.
+ALWAYS_HELD = frozenset({"over_credit"})
 
 #: Allowed status changes: target -> statuses it may be reached from.
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -82,6 +84,8 @@ class Facts:
     hold_flags: frozenset[str] = HOLD_FLAGS
     #: When the click came from one of the partner's own addresses: the evidence (address, last seen).
     self_referral: Mapping[str, Any] | None = None
+    #: The brand is over its credit limit: held for review until it pays.
+    brand_held: bool = False
 
 
 def elapsed(facts: Facts) -> dt.timedelta:
@@ -150,6 +154,8 @@ def fraud_flags(facts: Facts) -> list[str]:
         flags.append("pixel")
     if facts.self_referral is not None:
         flags.append("self_referral")
+    if facts.brand_held:
+        flags.append("over_credit")
     return flags
 
 
@@ -172,8 +178,8 @@ def evidence(facts: Facts, flags: list[str]) -> dict[str, Any]:
 
 
 def holds(flags: Iterable[str], hold_flags: Iterable[str] = HOLD_FLAGS) -> bool:
-    """Return whether any of a conversion's flags is one its offer holds for review."""
-    return not set(hold_flags).isdisjoint(flags)
+    """Return whether any of a conversion's flags is one its offer holds for review (or ALWAYS_HELD)."""
+    return not (set(hold_flags) | ALWAYS_HELD).isdisjoint(flags)
 
 
 def first_status(
@@ -275,6 +281,7 @@ def judge(plan: Plan, click: Any | None) -> tuple[Facts, dict[str, Any]]:
         recurring=_recurring(plan),
         hold_flags=link.hold_flags,
         self_referral=getattr(click, "self_referral", None),
+        brand_held=link.brand_held,
     )
     reason = reject_reason(facts)
     flags = fraud_flags(facts) if reason is None else []
@@ -319,78 +326,3 @@ def self_referral_evidence(address: str | None, last_seen: dt.datetime | None) -
     ip = ipaddress.ip_address(address)
     network = ipaddress.ip_network(f"{address}/{24 if ip.version == 4 else 48}", strict=False)
     return {"address_network": str(network), "partner_last_seen": last_seen.isoformat()}
-
-
-# ---- anomalies (the anomaly job, conversions/anomalies.py) -----------------------------------------
-
-#: A partner's conversion rate this many times the offer's median, or its median time from click to
-#: conversion this many times shorter than the offer's, is an anomaly.
-ANOMALY_FACTOR = 3
-#: What a median and a partner's own figures need before they say anything: partners on the offer,
-#: a partner's clicks, and its conversions.
-ANOMALY_MIN_PARTNERS = 3
-ANOMALY_MIN_CLICKS = 20
-ANOMALY_MIN_CONVERSIONS = 5
-
-
-@dataclass(frozen=True, slots=True)
-class PartnerFigures:
-    """One partner's clicks on an offer over a period, and the seconds from click to each accepted conversion."""
-
-    partner_id: int
-    clicks: int
-    seconds: tuple[float, ...]
-
-
-def _median(values: list[Fraction]) -> Fraction:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-
-
-def _rate(value: Fraction) -> str:
-    return f"{float(value):.4f}"
-
-
-def anomalies(figures: list[PartnerFigures], *, start: dt.datetime, end: dt.datetime) -> dict[int, dict[str, Any]]:
-    """Return the evidence of each partner whose conversion rate or time to convert is far from the offer's median.
-
-    Only partners with enough clicks (or conversions) count towards a median, and a median needs
-    ANOMALY_MIN_PARTNERS of them; a partner is judged only on figures it has enough of.
-    """
-    period = {"from": start.isoformat(), "to": end.isoformat()}
-    found = {partner_id: {**evidence, **period} for partner_id, evidence in _rate_anomalies(figures).items()}
-    for partner_id, evidence in _time_anomalies(figures).items():
-        found.setdefault(partner_id, {**evidence, **period})
-    return found
-
-
-def _rate_anomalies(figures: list[PartnerFigures]) -> dict[int, dict[str, Any]]:
-    """Partners whose conversion rate is ANOMALY_FACTOR times the median of those with enough clicks."""
-    rated = {f.partner_id: Fraction(len(f.seconds), f.clicks) for f in figures if f.clicks >= ANOMALY_MIN_CLICKS}
-    if len(rated) < ANOMALY_MIN_PARTNERS:
-        return {}
-    median = _median(list(rated.values()))
-    converted = {f.partner_id for f in figures if len(f.seconds) >= ANOMALY_MIN_CONVERSIONS}
-    return {
-        partner_id: {"kind": "conversion_rate", "cr": _rate(rate), "median": _rate(median)}
-        for partner_id, rate in rated.items()
-        if partner_id in converted and rate > median * ANOMALY_FACTOR
-    }
-
-
-def _time_anomalies(figures: list[PartnerFigures]) -> dict[int, dict[str, Any]]:
-    """Partners whose median time to convert is ANOMALY_FACTOR times shorter than the median of the others'."""
-    timed = {
-        f.partner_id: _median([Fraction(s) for s in f.seconds])
-        for f in figures
-        if len(f.seconds) >= ANOMALY_MIN_CONVERSIONS
-    }
-    if len(timed) < ANOMALY_MIN_PARTNERS:
-        return {}
-    median = _median(list(timed.values()))
-    return {
-        partner_id: {"kind": "time_to_convert", "median_seconds": int(seconds), "offer_median_seconds": int(median)}
-        for partner_id, seconds in timed.items()
-        if seconds * ANOMALY_FACTOR < median
-    }

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from network.billing import ledger as brand_ledger
 from network.clock import UTC, now_utc
 from network.offers.models import Offer
 from network.payouts import rules
@@ -56,7 +57,9 @@ def accrue_traffic(session: Session, *, day: dt.date, at: dt.datetime | None = N
         if amount > 0:
             rows.append(_accrual(EntryKind.CPM, offer_id, partner_id, currency, amount, day, at, int(count)))
     booked = insert_ignoring_duplicates(session, entries, rows, "idempotency_key")
-    return {"groups": len(rows), "booked": booked}
+    # The brands' side of the same traffic, in the same transaction.
+    brand = brand_ledger.accrue_traffic(session, day=day, at=at, cpm_amount=rules.cpm_amount)
+    return {"groups": len(rows), "booked": booked, "brand_booked": brand}
 
 
 def _accrual(

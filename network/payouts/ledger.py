@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from network import money
 from network.auth import Principal, Role, require
+from network.billing import ledger as brand_ledger  # noqa: F401 - books the brand's entry beside the partner's
 from network.clock import now_utc
 from network.conversions import signals
 from network.conversions.models import Conversion, ConversionStatus

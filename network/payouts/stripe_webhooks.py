@@ -9,6 +9,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from network import money
+from network.billing import webhooks as billing_webhooks
 from network.clock import now_utc
 from network.payouts import ledger
 from network.payouts.models import EntryKind, Payout, PayoutStatus
@@ -31,6 +32,8 @@ def handle_stripe_event(session: Session, event: dict[str, Any], *, now: dt.date
         outcome = _account_updated(session, obj)
     elif event["type"] == "transfer.reversed":
         outcome = _transfer_reversed(session, obj, now)
+    elif event["type"] in billing_webhooks.TYPES:
+        outcome = billing_webhooks.handle(session, event["type"], obj, now)
     else:
         outcome = "ignored"
     session.execute(update(stripe_events).where(stripe_events.c.event_id == event["id"]).values(outcome=outcome[:255]))

@@ -7,9 +7,10 @@ from typing import Any
 from flask import Response, request
 from flask.views import MethodView
 
-from network import web
-from network.reports import rules, service
-from network.reports.schemas import ReportArgs, ReportSchema
+from network import money, web
+from network.reports import margin, rules, service
+from network.reports.schemas import MarginArgs, MarginSchema, ReportArgs, ReportSchema
+from network.schemas import page_at
 
 blp = web.Blueprint("reports", __name__, url_prefix="/api/v1/reports", description="Reports")
 blp.before_request(web.authenticate)
@@ -83,3 +84,27 @@ class Reports(MethodView):
             "next_after": next_offset,
             "next_offset": next_offset,
         }
+
+
+@blp.route("/margin")
+class Margin(MethodView):
+    @blp.arguments(MarginArgs, location="query")
+    @blp.response(200, MarginSchema)
+    def get(self, args: dict[str, Any]) -> Any:
+        """Report revenue, payout and profit per currency, by day, brand, offer and partner, CPC and CPM included (finance, admin)."""
+        start, end = service.period(args.get("from_"), args.get("to"))
+        group_by = [d for d in args["group_by"].split(",") if d]
+        rows = margin.margins(web.session(), web.principal(), start=start, end=end, group_by=group_by)
+        first = args.get("after") or 0
+        items = [
+            {
+                **{k: v for k, v in row.items() if not k.endswith("_minor")},
+                **{
+                    k.removesuffix("_minor"): money.format_amount(v, row["currency"])
+                    for k, v in row.items()
+                    if k.endswith("_minor")
+                },
+            }
+            for row in rows[first : first + args["limit"]]
+        ]
+        return {**page_at(items, args["limit"], first), "lacking": margin.LACKING}

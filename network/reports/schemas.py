@@ -10,7 +10,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from network.clock import UTC
 from network.reports.service import MAX_LIMIT
-from network.schemas import QueryArgs
+from network.schemas import PageArgs, PageSchema, QueryArgs
 
 _DATE = re.compile(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 #: `+02:00` arrives as ` 02:00` when a client forgot to URL-encode the plus sign.
@@ -134,3 +134,31 @@ class ReportSchema(Schema):
     next_after = fields.Integer(allow_none=True)
     #: The same as `next_after`, under its older name.
     next_offset = fields.Integer(allow_none=True)
+
+
+class MarginArgs(PageArgs):
+    #: Start of the period (inclusive); default: 7 days before `to`.
+    from_ = Instant(data_key="from", metadata={"type": "string", "example": "2026-03-01T00:00:00Z"})
+    #: End of the period (exclusive; a date includes that day); default: now.
+    to = Instant(end_of_day=True, metadata={"type": "string", "example": "2026-03-08T00:00:00Z"})
+    #: Comma-separated dimensions: day, brand, offer, partner.
+    group_by = fields.String(load_default="", validate=validate.Length(max=200), metadata={"example": "brand,offer"})
+
+
+class MarginRowSchema(Schema):
+    day = fields.String(allow_none=True)
+    brand = fields.Integer(allow_none=True)
+    offer = fields.Integer(allow_none=True)
+    partner = fields.Integer(allow_none=True)
+    currency = fields.String()
+    #: What brands owe (approved revenue, CPC and CPM, net of reversals).
+    revenue = fields.String()
+    #: What partners earn (commissions, CPC and CPM, net of reversals and clawbacks).
+    payout = fields.String()
+    profit = fields.String()
+
+
+class MarginSchema(PageSchema):
+    items = fields.List(fields.Nested(MarginRowSchema))
+    #: The dimensions margins cannot be grouped by, and why.
+    lacking = fields.String()

@@ -155,6 +155,8 @@ class Tracker:
         """Return the click's country and device (when the offer targets them) and why it goes to the fallback (or None)."""
         if offer.status == _PAUSED:
             return None, None, rules.PAUSED
+        if offer.brand_held:
+            return None, None, rules.BRAND_CREDIT
         country = self.countries.resolve(country_header, ip) if offer.countries else None
         device = classify_agent(agent)[0] if offer.devices else None
         reason = rules.targeting_miss(offer.countries, offer.devices, country, device)

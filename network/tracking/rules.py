@@ -20,6 +20,8 @@ PAUSED = "offer_paused"
 COUNTRY = "country_mismatch"
 DEVICE = "device_mismatch"
 CAP = "click_cap"
+#: The offer's brand is over its credit limit (billing).
+BRAND_CREDIT = "brand_credit"
 #: Device classes of Click.device; offers target the first four.
 DEVICES = ("desktop", "mobile", "tablet", "other", "bot")
 

@@ -27,6 +27,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from network import outage
+from network.accounts.models import Brand
 from network.cache import Cache
 from network.db import Database
 from network.offers import rules as offer_rules
@@ -49,7 +50,8 @@ _FINGERPRINT = text(
       (SELECT count(*) FROM offer_access WHERE status = 'approved'),
       (SELECT coalesce(sum(id), 0) FROM offer_access WHERE status = 'approved'),
       (SELECT count(*) FROM caps WHERE metric = 'clicks'),
-      (SELECT coalesce(sum(id + "limit"), 0) FROM caps WHERE metric = 'clicks')
+      (SELECT coalesce(sum(id + "limit"), 0) FROM caps WHERE metric = 'clicks'),
+      (SELECT count(*) FROM brands WHERE credit_hold), (SELECT coalesce(sum(id), 0) FROM brands WHERE credit_hold)
     """
 )
 
@@ -84,6 +86,8 @@ class OfferView:
     countries: frozenset[str]
     devices: frozenset[str]
     click_caps: tuple[ClickCap, ...]
+    #: Its brand is over its credit limit: clicks go to the fallback (rules.BRAND_CREDIT).
+    brand_held: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,8 +149,15 @@ def _offer_view(row: Any, caps: tuple[ClickCap, ...]) -> OfferView:
         countries=frozenset(row.countries or ()),
         devices=frozenset(row.devices or ()),
         click_caps=caps,
+        brand_held=bool(row.credit_hold),
     )
 
+
+#: What the snapshot keeps of an offer, with its brand's credit hold.
+_OFFERS = select(
+    Offer.id, Offer.status, Offer.visibility, Offer.destination_url, Offer.allowed_domains, Offer.fallback_url,
+    Offer.countries, Offer.devices, Brand.credit_hold,
+).join(Brand, Brand.id == Offer.brand_id)  # fmt: skip
 
 #: What the snapshot keeps of a link (all links at a full load, new ones in between).
 _LINKS = select(
@@ -366,21 +377,7 @@ class SnapshotCache:
             select(Cap.id, Cap.offer_id, Cap.period, Cap.limit, Cap.scope).where(Cap.metric == "clicks")
         ):
             caps.setdefault(cap.offer_id, []).append(ClickCap(cap.id, cap.period, cap.limit, cap.scope))
-        offers = {
-            row.id: _offer_view(row, tuple(caps.get(row.id, ())))
-            for row in session.execute(
-                select(
-                    Offer.id,
-                    Offer.status,
-                    Offer.visibility,
-                    Offer.destination_url,
-                    Offer.allowed_domains,
-                    Offer.fallback_url,
-                    Offer.countries,
-                    Offer.devices,
-                )
-            )
-        }
+        offers = {row.id: _offer_view(row, tuple(caps.get(row.id, ()))) for row in session.execute(_OFFERS)}
         links = {row.code: _link_view(row) for row in session.execute(_LINKS)}
         active = frozenset(session.scalars(select(Partner.id).where(Partner.status == PartnerStatus.ACTIVE.value)))
         approved = frozenset(

@@ -8,7 +8,7 @@ import pytest
 
 from network import scheduler
 from network.clock import UTC
-from network.conversions import rules
+from network.conversions import anomaly_rules
 from network.conversions.anomalies import flag_anomalies
 from network.rollups.models import BY_OFFER_AND_PARTNER, RollupHour
 from tests.conversions.conftest import CPL, NOW, conversions, make_click, make_link, make_shop, postback
@@ -19,12 +19,12 @@ START = T - dt.timedelta(days=7)
 HOUR = dt.timedelta(hours=1)
 
 
-def figures(partner_id: int, clicks: int, conversions: int, seconds: float = 3600) -> rules.PartnerFigures:
-    return rules.PartnerFigures(partner_id, clicks, (seconds,) * conversions)
+def figures(partner_id: int, clicks: int, conversions: int, seconds: float = 3600) -> anomaly_rules.PartnerFigures:
+    return anomaly_rules.PartnerFigures(partner_id, clicks, (seconds,) * conversions)
 
 
 def test_a_conversion_rate_far_above_the_median_is_an_anomaly():
-    found = rules.anomalies([figures(1, 100, 2), figures(2, 100, 3), figures(3, 100, 40)], start=START, end=T)
+    found = anomaly_rules.anomalies([figures(1, 100, 2), figures(2, 100, 3), figures(3, 100, 40)], start=START, end=T)
     assert found == {3: {"kind": "conversion_rate", "cr": "0.4000", "median": "0.0300",
                          "from": START.isoformat(), "to": T.isoformat()}}  # fmt: skip
 
@@ -39,11 +39,11 @@ def test_a_conversion_rate_far_above_the_median_is_an_anomaly():
     ],
 )
 def test_what_is_no_anomaly(partners):
-    assert rules.anomalies(partners, start=START, end=T) == {}
+    assert anomaly_rules.anomalies(partners, start=START, end=T) == {}
 
 
 def test_a_time_to_convert_far_below_the_median_is_an_anomaly():
-    found = rules.anomalies([figures(1, 0, 5, 3600), figures(2, 0, 6, 7200), figures(3, 0, 5, 30)], start=START, end=T)
+    found = anomaly_rules.anomalies([figures(1, 0, 5, 3600), figures(2, 0, 6, 7200), figures(3, 0, 5, 30)], start=START, end=T)
     assert found == {3: {"kind": "time_to_convert", "median_seconds": 30, "offer_median_seconds": 3600,
                          "from": START.isoformat(), "to": T.isoformat()}}  # fmt: skip
 

@@ -28,6 +28,7 @@ from network.partners.models import Partner
 from network.payouts import ledger, settlement
 from network.payouts.gateway import StripeGateway
 from network.tracking.models import Link
+from tests.billing.support import check_billing_invariants
 from tests.factories import cpa_event, make_brand, make_offer, make_partner
 from tests.rollups.support import check_rollups
 from tests.stripe_fake import FakeStripe
@@ -159,6 +160,7 @@ def check_invariants(session: Session, fake: FakeStripe | None = None) -> None:
     """Assert RELIABILITY.md's money invariants on the database (and the fake's transfers), and the rollups'."""
     session.flush()
     check_rollups(session)
+    check_billing_invariants(session)
     # Each entry is in at most one live payout (the primary key of payout_items says so too).
     assert _rows(session, "SELECT entry_id FROM payout_items GROUP BY entry_id HAVING COUNT(*) > 1") == []
     # Failed and canceled payouts released their entries (kept as a record); live ones hold theirs.

@@ -32,6 +32,9 @@ JOB_IDS = {
     "deliver_postbacks",
     "roll_up",
     "flag_anomalies",
+    "build_invoices",
+    "send_invoices",
+    "check_credit",
 }
 
 

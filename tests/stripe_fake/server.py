@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
+from . import invoicing
 from .openapi import FORM_CONTENT_TYPE, FormError, Problem, StripeSpec, decode_form, load_spec
 
 FaultKind = Literal[
@@ -218,6 +219,11 @@ class FakeStripe:
             ("GET", "/v1/transfers/{transfer}"): self._get_transfer,
             ("POST", "/v1/transfers/{id}/reversals"): self._post_reversal,
         }
+        # Stripe Invoicing (billing): customers, invoice items, invoices.
+        self.customers: dict[str, dict[str, Any]] = {}
+        self.invoices: dict[str, dict[str, Any]] = {}
+        self.invoice_items: dict[str, dict[str, Any]] = {}
+        invoicing.install(self)
 
     # -- lifecycle ---------------------------------------------------------
 

@@ -40,6 +40,7 @@ FLAG_WORDS = {
     "self_referral": "The click came from an address the partner itself signed in or called the API from.",
     "anomaly": "The partner's conversion rate, or its time from click to conversion, was far from the offer's "
     "other partners' (the median) over the period shown.",
+    "over_credit": "Your account was over its credit limit: held until you pay, then approved.",
 }
 #: What each rejection reason means (SPEC §5, in the order they are checked).
 REASON_WORDS = {

@@ -4,7 +4,7 @@ payouts, partners' ledgers with adjustments, CSV exports and the audit log (temp
 Importing the package registers every view on `blp` (mounted under the portal's blueprint at /finance).
 """
 
-from network.portal.finance import ledger_pages, payout_pages, problem_pages, run_pages
+from network.portal.finance import invoice_pages, ledger_pages, margin_pages, payout_pages, problem_pages, run_pages
 from network.portal.finance.base import blp
 
-__all__ = ["blp", "ledger_pages", "payout_pages", "problem_pages", "run_pages"]
+__all__ = ["blp", "invoice_pages", "ledger_pages", "margin_pages", "payout_pages", "problem_pages", "run_pages"]

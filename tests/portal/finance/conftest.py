@@ -4,6 +4,7 @@ user and a partner user who must never see any of it."""
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import re
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from sqlalchemy import select
 
 from network.accounts.models import Brand
 from network.auth import Role
+from network.billing import invoicing
 from network.partners.models import Partner
 from network.payouts import jobs
 from network.payouts.models import Payout
@@ -57,6 +59,8 @@ class Money:
     #: The payouts the build made, by (partner name, currency).
     payouts: dict[tuple[str, str], Payout]
     brand: Brand
+    #: The draft invoice of the USD shop's revenue (billing), built at the same time.
+    invoice_id: int | None = None
 
 
 @pytest.fixture
@@ -80,7 +84,9 @@ def money(session: Any, db: Any, settings: Any, frozen_clock: Any, exports: Path
     make_user(session, email="brand@example.com", role=Role.BRAND, brand_id=usd.brand.id)
     make_user(session, email="ops@dealblog.example", role=Role.PARTNER, partner_id=deals.id)
     session.flush()
-    return Money(usd, eur, deals, coupons, {(names[p.partner_id], p.currency): p for p in built}, usd.brand)
+    drafts = invoicing.build_invoices(session, run_key="money", period_end=NOW + dt.timedelta(hours=1))
+    by_payouts = {(names[p.partner_id], p.currency): p for p in built}
+    return Money(usd, eur, deals, coupons, by_payouts, usd.brand, drafts[0])
 
 
 @pytest.fixture
