@@ -9,6 +9,7 @@ import datetime as dt
 import secrets
 from typing import Any
 
+from sqlalchemy import true
 from sqlalchemy.orm import Session
 
 from network import money
@@ -17,9 +18,12 @@ from network.auth import Principal, Role, require
 from network.billing import ledger, rules, service
 from network.billing.models import BrandBilling, BrandEntryKind
 from network.clock import now_utc
+from network.conversions import rules as conversion_rules
 from network.conversions import service as conversions
 from network.conversions.models import Conversion, ConversionStatus
 from network.errors import NotFound, ValidationError
+from network.offers import rules as offer_rules
+from network.offers.models import Offer
 
 #: What finance may change of a brand's billing, and nothing else.
 _TERMS = ("payment_terms_days", "billing_email", "billing_address")
@@ -94,23 +98,40 @@ def refresh_holds(session: Session, *, now: dt.datetime | None = None) -> dict[s
     over = {brand_id for brand_id in limited | held if credit_status(session, brand_id, now=now)["over_limit"]}
     for brand_id, hold in [(b, True) for b in over - held] + [(b, False) for b in held - over]:
         session.execute(update(Brand).where(Brand.id == brand_id).values(credit_hold=hold))
-    approved = sum(_release_conversions(session, brand_id, now) for brand_id in held - over)
+    approved = _release_conversions(session, over, now)
     return {"held": len(over - held), "released": len(held - over), "approved": approved}
 
 
-def _release_conversions(session: Session, brand_id: int, now: dt.datetime) -> int:
-    """Approve a released brand's conversions held only for its credit (other flags stay for review)."""
+def _release_conversions(session: Session, over: set[int], now: dt.datetime) -> int:
+    """Let go of the conversions held for their brand's credit, the brand now under its limit; return how many.
+
+    Every run, not only when a brand's hold is lifted: a process may record a conversion on the hold
+    it cached after the run that lifted it. A conversion another flag holds for its offer stays for
+    review; one inside its offer's hold period waits for it (`hold_until`); the rest are approved.
+    """
     from sqlalchemy import select
 
-    held = session.scalars(
-        select(Conversion).where(
-            Conversion.brand_id == brand_id,
+    waiting = session.execute(
+        select(Conversion, Offer.hold_days, Offer.hold_flags)
+        .join(Offer, Offer.id == Conversion.offer_id)
+        .where(
             Conversion.status == ConversionStatus.PENDING.value,
             Conversion.hold_until.is_(None),
+            Conversion.brand_id.not_in(over) if over else true(),
         )
     ).all()
-    return sum(
-        bool(conversions.transition(session, c, "approved", "credit restored", actor="billing", at=now))
-        for c in held
-        if list(c.flags or ()) == ["over_credit"]
-    )
+    approved = 0
+    for conversion, hold_days, hold_flags in waiting:
+        flags = list(conversion.flags or ())
+        if "over_credit" not in flags or conversion_rules.holds(
+            [f for f in flags if f != "over_credit"], offer_rules.hold_flags(hold_flags)
+        ):
+            continue
+        hold_until = conversion.created_at + dt.timedelta(days=hold_days)
+        if hold_until > now:
+            conversion.hold_until = hold_until  # mature_holds approves it then
+            continue
+        approved += bool(
+            conversions.transition(session, conversion, "approved", "credit restored", actor="billing", at=now)
+        )
+    return approved

@@ -35,3 +35,29 @@ def test_an_over_limit_brands_postbacks_are_held_until_it_pays(client, session, 
     (released,) = conversions(session, txn_id="L-2")
     assert released.status == "approved"
     assert sorted(session.scalars(select(BrandEntry.amount_minor)).all()) == [300, 300]
+
+
+def test_every_credit_check_lets_go_of_conversions_held_for_credit_as_their_offer_would_have(client, session, shop):
+    # Flagged over_credit with a flag the offer does not hold (a repeat visitor), recorded on a hold a
+    # process had cached after the run that lifted it: the next run approves it, whatever run lifted it.
+    click = make_click(session, shop.link, at=now_utc() - dt.timedelta(minutes=5))
+    r = postback(client, click_id=click, event="lead", txn_id="L-9", token=shop.token)
+    assert r.json["status"] == "approved"
+    (conversion,) = conversions(session, txn_id="L-9")
+    conversion.status, conversion.flags, conversion.hold_until = "pending", ["repeat_visitor", "over_credit"], None
+    session.flush()
+    assert credit.refresh_holds(session) == {"held": 0, "released": 0, "approved": 1}
+    assert conversion.status == "approved"
+
+    # Inside its offer's hold period, it waits for the hold as any other conversion of the offer.
+    shop.offer.hold_days = 3
+    conversion.status, conversion.flags = "pending", ["over_credit"]
+    session.flush()
+    assert credit.refresh_holds(session)["approved"] == 0
+    assert (conversion.status, conversion.hold_until) == ("pending", conversion.created_at + dt.timedelta(days=3))
+
+    # A flag its offer holds keeps it for review.
+    conversion.hold_until, conversion.flags = None, ["bot", "over_credit"]
+    session.flush()
+    assert credit.refresh_holds(session)["approved"] == 0
+    assert (conversion.status, conversion.hold_until) == ("pending", None)
