@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, cast
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -28,7 +28,7 @@ from network.conversions.reads import get_conversion
 from network.conversions.signals import status_changed
 from network.db import InsertMany, where_given
 from network.errors import Conflict, ValidationError
-from network.offers.models import OfferEvent
+from network.offers.models import Offer, OfferEvent
 from network.rollups import marks
 from network.rollups.models import CONVERSIONS
 
@@ -155,12 +155,18 @@ def undo(
 
 
 def _named(session: Session, brand_id: int, data: Params) -> list[Conversion]:
-    """Return (up to two of) the brand's conversions an undo's txn_id names, narrowed by what else it sent."""
+    """Return (up to two of) the brand's conversions an undo's txn_id names, narrowed by what else it sent.
+
+    On a first-click offer a conversion holds the visitor's earliest click, not always the click id
+    the brand sent: there the click id does not narrow.
+    """
     query = where_given(
         select(Conversion).where(Conversion.brand_id == brand_id, Conversion.txn_id == data.txn_id),
         (Conversion.offer_id, data.offer_id),
-        (Conversion.click_id, data.click_id),
     )
+    if data.click_id is not None:
+        first_click = select(Offer.id).where(Offer.attribution == "first_click")
+        query = query.where(or_(Conversion.click_id == data.click_id, Conversion.offer_id.in_(first_click)))
     if data.event is not None:
         query = query.join(OfferEvent, OfferEvent.id == Conversion.event_id).where(OfferEvent.key == data.event)
     return list(session.scalars(query.limit(2)).all())

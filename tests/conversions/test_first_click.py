@@ -38,6 +38,17 @@ def test_the_visitors_earliest_click_on_the_offer_takes_the_conversion(client, s
     assert row.clicked_at == NOW - 3 * HOUR
 
 
+def test_a_refund_naming_the_click_the_brand_sent_reverses_the_first_clicks_conversion(client, session, two):
+    shop, other = two
+    make_click(session, other, at=NOW - 3 * HOUR, visitor="v1")
+    named = make_click(session, shop.link, at=NOW - HOUR, visitor="v1")
+    assert postback(client, click_id=named, token=shop.token, txn_id="T9").json["status"] == "approved"
+    r = postback(client, click_id=named, token=shop.token, txn_id="T9", status="reversed").json
+    assert (r["status"], r["duplicate"]) == ("reversed", False), r
+    (row,) = conversions(session)
+    assert row.status == "reversed"
+
+
 @pytest.mark.parametrize(
     "earlier",
     [
