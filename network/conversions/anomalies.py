@@ -105,7 +105,9 @@ def flag_anomalies(session: Session, *, now: dt.datetime, days: int = DAYS) -> i
     offer_ids = set(clicks) | set(session.scalars(select(Offer.id).where(Offer.status == OfferStatus.ACTIVE.value)))
     flagged = 0
     for offer_id in sorted(offer_ids):
-        found = anomaly_rules.anomalies(_figures(session, offer_id, clicks.get(offer_id, {}), start, now), start=start, end=now)
+        found = anomaly_rules.anomalies(
+            _figures(session, offer_id, clicks.get(offer_id, {}), start, now), start=start, end=now
+        )
         if not found:
             continue
         offer = session.get(Offer, offer_id)

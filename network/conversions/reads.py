@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import Select, and_, case, func, select
 from sqlalchemy.orm import Session
 
 from network.accounts.models import Brand
@@ -129,7 +129,8 @@ def sub_ids(session: Session, conversions: Sequence[Conversion]) -> dict[int, li
     rows = session.execute(
         select(Conversion.id, *subs)
         .join(Link, Link.id == Conversion.link_id)
-        .outerjoin(Click, Click.id == Conversion.click_id)
+        # The partner's own click only (a coupon that won keeps another partner's click).
+        .outerjoin(Click, and_(Click.id == Conversion.click_id, Conversion.attributed_by == "click"))
         .where(Conversion.id.in_([c.id for c in conversions]))
     )
     return {row[0]: list(row[1:]) for row in rows}

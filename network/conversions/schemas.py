@@ -158,6 +158,11 @@ def dump_conversion(
     }
     role = principal.role
     if role is Role.PARTNER:
+        # Another partner's click (a coupon won over it) or coupon (a click won over it) is not theirs to see.
+        if conversion.attributed_by != "click":
+            out["click_id"] = out["clicked_at"] = None
+        if conversion.attributed_by != "coupon":
+            out["coupon"] = None
         out["payout"] = money.format_amount(conversion.payout_minor, cur)
         if share_txn_id:
             out["txn_id"] = conversion.txn_id

@@ -133,9 +133,12 @@ def click_subs(session: Session, click_id: str | None, link_id: int | None) -> t
 
 def macro_values(session: Session, conversion: Conversion, new_status: str) -> tuple[dict[str, str], bool]:
     """Return the macro values announcing a conversion's change, and whether the subs are final."""
-    subs, from_click = click_subs(session, conversion.click_id, conversion.link_id)
+    # The partner's own click: a coupon that won over another partner's click keeps that click on
+    # the conversion, and its sub ids are that partner's.
+    own_click = conversion.click_id if conversion.attributed_by == "click" else None
+    subs, from_click = click_subs(session, own_click, conversion.link_id)
     values = {
-        "click_id": conversion.click_id or "",
+        "click_id": own_click or "",
         "conversion_id": str(conversion.id),
         "offer_id": str(conversion.offer_id),
         "event": conversions.event_keys(session, [conversion.event_id]).get(conversion.event_id, ""),

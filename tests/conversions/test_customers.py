@@ -8,7 +8,10 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select
 
+from network.auth import Principal, Role
+from network.conversions.schemas import dump_conversion
 from network.customers.models import Customer, CustomerCount
+from network.deliveries.service import macro_values
 from network.payouts.models import AuditLog
 from tests.conversions.conftest import (
     CPL,
@@ -305,6 +308,12 @@ def test_a_click_and_another_partners_coupon_the_offers_rule_decides_and_both_ar
     assert (c.click_id, c.coupon, c.attributed_by) == (click, "SPRING10", winner)
     expected = (shop.partner.id, shop.link.id) if winner == "click" else (other.id, coupon["link_id"])
     assert (c.partner_id, c.link_id) == expected
+    # The winner sees its own: not the other partner's click (or its sub ids), nor its coupon.
+    seen = dump_conversion(c, Principal(Role.PARTNER, key_id=1, partner_id=c.partner_id), event_key="sale")
+    assert (seen["click_id"] is not None, seen["coupon"]) == (
+        (True, None) if winner == "click" else (False, "SPRING10")
+    )
+    assert macro_values(session, c, "approved")[0]["click_id"] == (click if winner == "click" else "")
 
 
 def test_a_coupon_conversion_passes_caps_and_hold(client, session):
