@@ -17,6 +17,7 @@ from sqlalchemy import Table, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from network.accounts.models import Brand
 from network.auth import Principal, Role, require
 from network.config import Settings
 from network.conversions import rules
@@ -109,11 +110,21 @@ def change_status(
         raise ValidationError("status must be approved, rejected or reversed", field="status")
     if conversion.status == status:
         return conversion  # asked twice: already done
+    if status == "approved" and principal.role is Role.BRAND and _held_for_credit(session, conversion):
+        # Its partner's commission would be payable while the brand's own bill is not paid.
+        raise Conflict("held until your account is back under its credit limit", code="over_credit")
     if not rules.can_transition(conversion.status, status) or not transition(
         session, conversion, status, reason, actor=principal.label, at=now
     ):
         raise Conflict(f"a {conversion.status} conversion cannot become {status}", code="invalid_transition")
     return conversion
+
+
+def _held_for_credit(session: Session, conversion: Conversion) -> bool:
+    """Return whether a conversion is held for its brand's credit and the brand is still over its limit."""
+    return "over_credit" in (conversion.flags or ()) and bool(
+        session.scalar(select(Brand.credit_hold).where(Brand.id == conversion.brand_id))
+    )
 
 
 def undo(

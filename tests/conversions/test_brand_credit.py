@@ -28,6 +28,9 @@ def test_an_over_limit_brands_postbacks_are_held_until_it_pays(client, session, 
     assert (held.status, held.flags, held.hold_until) == ("pending", ["over_credit"], None)
     # Nothing is owed for it yet: the brand's ledger holds the first lead only.
     assert session.scalars(select(BrandEntry.amount_minor)).all() == [300]
+    # The brand cannot approve it itself meanwhile: the partner would be paid before the brand pays.
+    r = shop.brand_api.post(f"/api/v1/conversions/{held.id}/status", json={"status": "approved", "reason": "ok"})
+    assert (r.status_code, r.json["code"]) == (409, "over_credit"), r.json
     (invoice_id,) = invoicing.build_invoices(session, run_key="t", period_end=now_utc() + dt.timedelta(days=1))
     service.issue(session, FINANCE, invoice_id, gateway="manual")
     service.mark_paid(session, FINANCE, invoice_id, reference="wire 3")
