@@ -43,7 +43,9 @@ def test_what_is_no_anomaly(partners):
 
 
 def test_a_time_to_convert_far_below_the_median_is_an_anomaly():
-    found = anomaly_rules.anomalies([figures(1, 0, 5, 3600), figures(2, 0, 6, 7200), figures(3, 0, 5, 30)], start=START, end=T)
+    found = anomaly_rules.anomalies(
+        [figures(1, 0, 5, 3600), figures(2, 0, 6, 7200), figures(3, 0, 5, 30)], start=START, end=T
+    )
     assert found == {3: {"kind": "time_to_convert", "median_seconds": 30, "offer_median_seconds": 3600,
                          "from": START.isoformat(), "to": T.isoformat()}}  # fmt: skip
 
