@@ -39,6 +39,7 @@ OFFER_FIELDS: dict[str, Any] = {
     "devices": ["mobile"],
     "caps": [CAP],
     "events": [EVENT],
+    "hold_flags": ["bot"],
 }
 
 #: (method, path) -> (role, valid body, path to read the object back or None). {names} are the
@@ -90,11 +91,29 @@ BASES: dict[tuple[str, str], tuple[str, dict[str, Any], str | None]] = {
         {"url": PB_URL, "method": "post"},
         None,
     ),
+    ("POST", "/api/v1/coupons"): (
+        "admin",
+        {"offer_id": "{public_offer_id}", "partner_id": "{partner_id}", "code": "SPRING10"},
+        "/api/v1/coupons/{id}",
+    ),
+    ("POST", "/api/v1/customers/{customer_id}/move"): ("admin", {"partner_id": "{partner_id}"}, None),
+    ("POST", "/api/v1/invoice-runs"): ("finance", {}, None),
+    ("POST", "/api/v1/invoices/{invoice_id}/issue"): ("finance", {}, None),
+    ("POST", "/api/v1/invoices/{invoice_id}/void"): ("finance", {"reason": "r"}, None),
+    ("POST", "/api/v1/invoices/{invoice_id}/mark-paid"): ("finance", {"reference": "wire 1"}, None),
+    ("POST", "/api/v1/invoices/{invoice_id}/mark-uncollectible"): ("finance", {"reason": "r"}, None),
+    ("PATCH", "/api/v1/brands/{brand_id}/billing"): ("finance", {}, None),
+    ("POST", "/api/v1/brands/{brand_id}/billing/prepayments"): (
+        "finance",
+        {"currency": "USD", "amount": "1.00", "memo": "m"},
+        None,
+    ),
 }
 #: Fields the service normalises on purpose (hosts, country codes, amounts, numbers): a success
 #: stores the normal form, not the text sent.
 NORMALISED = re.compile(
     r"^(allowed_domains|countries)\[0\]$|payout|revenue|amount|percent|^caps\[0\]\.limit$|^(postback|fallback)_url$"
+    r"|^credit_limit$"
 )
 #: The path parameters of the spec, as the world names them (a payout action has its own payout).
 PATH_PARAMS = {"{held_payout_id}": "{payout_id}"}
@@ -310,6 +329,15 @@ def _build(client: Any, session: Session, db: BoundDatabase) -> dict[str, Any]:
     )
     assert r.status_code == 201, r.json
     ids["postback_id"] = r.json["id"]
+    # An issued invoice of the approved conversion's revenue, for the invoice actions.
+    admin = Api(client, keys["admin"])
+    r = admin.post(f"/api/v1/conversions/{ids['conversion_id']}/status", json={"status": "approved", "reason": "r"})
+    assert r.status_code == 200, r.json
+    r = finance.post("/api/v1/invoice-runs", json={})
+    assert r.status_code == 201 and len(r.json["invoices"]) == 1, r.json
+    ids["invoice_id"] = r.json["invoices"][0]["id"]
+    r = finance.post(f"/api/v1/invoices/{ids['invoice_id']}/issue", json={})
+    assert r.status_code == 200, r.json
     return {"ids": ids, "keys": keys, "client": client, "db": db}
 
 
