@@ -38,6 +38,9 @@ from network.tracking.models import Link
 
 log = logging.getLogger(__name__)
 
+#: What the snapshot is read from, summed: a set of rows (active partners, approved access, held
+#: brands) by its count and the sums of its ids and of their squares, so two sets of one size and
+#: one id sum (holding brands {1, 4} instead of {2, 3}) still differ.
 _FINGERPRINT = text(
     """
     SELECT
@@ -47,11 +50,14 @@ _FINGERPRINT = text(
       (SELECT max(id) FROM links),
       (SELECT count(*) FROM partners WHERE status = 'active'),
       (SELECT coalesce(sum(id), 0) FROM partners WHERE status = 'active'),
+      (SELECT coalesce(sum(CAST(id AS BIGINT) * id), 0) FROM partners WHERE status = 'active'),
       (SELECT count(*) FROM offer_access WHERE status = 'approved'),
       (SELECT coalesce(sum(id), 0) FROM offer_access WHERE status = 'approved'),
+      (SELECT coalesce(sum(CAST(id AS BIGINT) * id), 0) FROM offer_access WHERE status = 'approved'),
       (SELECT count(*) FROM caps WHERE metric = 'clicks'),
       (SELECT coalesce(sum(id + "limit"), 0) FROM caps WHERE metric = 'clicks'),
-      (SELECT count(*) FROM brands WHERE credit_hold), (SELECT coalesce(sum(id), 0) FROM brands WHERE credit_hold)
+      (SELECT count(*) FROM brands WHERE credit_hold), (SELECT coalesce(sum(id), 0) FROM brands WHERE credit_hold),
+      (SELECT coalesce(sum(CAST(id AS BIGINT) * id), 0) FROM brands WHERE credit_hold)
     """
 )
 

@@ -38,3 +38,20 @@ def test_an_over_limit_brand_sends_clicks_to_the_fallback_until_it_pays(client, 
     rows = clicks()
     assert [c.fallback_reason for c in rows] == [rules.BRAND_CREDIT, None]
     assert not rows[0].billable and not rows[0].is_unique
+
+
+def test_the_snapshot_notices_a_hold_moving_between_brands_of_the_same_count_and_id_sum(session):
+    from network.tracking.snapshot import _FINGERPRINT
+    from tests.factories import make_brand
+
+    brands = [make_brand(session, name=f"B{n}") for n in range(4)]
+    ids = sorted(b.id for b in brands)
+    assert ids == list(range(ids[0], ids[0] + 4))
+
+    def hold(*held: int) -> tuple[object, ...]:
+        for brand in brands:
+            brand.credit_hold = brand.id in held
+        session.flush()
+        return tuple(session.execute(_FINGERPRINT).one())
+
+    assert hold(ids[0], ids[3]) != hold(ids[1], ids[2])
