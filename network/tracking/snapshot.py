@@ -38,9 +38,7 @@ from network.tracking.models import Link
 
 log = logging.getLogger(__name__)
 
-#: What the snapshot is read from, summed: a set of rows (active partners, approved access, held
-#: brands) by its count and the sums of its ids and of their squares, so two sets of one size and
-#: one id sum (holding brands {1, 4} instead of {2, 3}) still differ.
+#: What the snapshot reads, summed; a set by its count and sums of ids and squares ({1,4} is not {2,3}).
 _FINGERPRINT = text(
     """
     SELECT
