@@ -30,14 +30,23 @@ from network.tracking import service as tracking
 
 
 def _visible(principal: Principal, model: Any) -> Any:
-    """Return a filter of the rows of `model` (Customer, Coupon) the principal may see (None: all)."""
-    if principal.role in (Role.ADMIN, Role.FINANCE):
-        return None
+    """Return a SELECT of the rows of `model` (Customer, Coupon) the principal may see."""
+    query = select(model)
     if principal.role is Role.BRAND:
-        return model.brand_id == principal.brand_id
+        return query.where(model.brand_id == principal.brand_id)
     if principal.role is Role.PARTNER:
-        return model.partner_id == principal.partner_id
-    return model.id.is_(None)  # pragma: no cover - every role is handled above
+        return query.where(model.partner_id == principal.partner_id)
+    if principal.role in (Role.ADMIN, Role.FINANCE):
+        return query
+    return query.where(model.id.is_(None))  # pragma: no cover - every role is handled above
+
+
+def _one(session: Session, principal: Principal, model: Any, row_id: int, what: str) -> Any:
+    """Return the row of `model` with this id that the principal may see, or 404 naming `what`."""
+    row = session.scalars(_visible(principal, model).where(model.id == row_id)).one_or_none()
+    if row is None:
+        raise NotFound(f"{what} not found")
+    return row
 
 
 def _check_partner(session: Session, offer: Offer, partner_id: int) -> None:
@@ -91,24 +100,13 @@ def list_coupons(
     after: int | None = None,
 ) -> list[Coupon]:
     """Return a page of the coupons the principal may see, by id."""
-    query = select(Coupon)
-    condition = _visible(principal, Coupon)
-    if condition is not None:
-        query = query.where(condition)
-    query = where_given(query, (Coupon.offer_id, offer_id), (Coupon.partner_id, partner_id))
+    query = where_given(_visible(principal, Coupon), (Coupon.offer_id, offer_id), (Coupon.partner_id, partner_id))
     return list(session.scalars(paged(query, Coupon.id, limit=min(limit, MAX_PAGE), after=after)))
 
 
 def get_coupon(session: Session, principal: Principal, coupon_id: int) -> Coupon:
     """Return a coupon the principal may see, or 404."""
-    query = select(Coupon).where(Coupon.id == coupon_id)
-    condition = _visible(principal, Coupon)
-    if condition is not None:
-        query = query.where(condition)
-    coupon = session.scalars(query).one_or_none()
-    if coupon is None:
-        raise NotFound("coupon not found")
-    return coupon
+    return _one(session, principal, Coupon, coupon_id, "coupon")  # type: ignore[no-any-return]
 
 
 def delete_coupon(session: Session, principal: Principal, coupon_id: int) -> None:
@@ -132,26 +130,18 @@ def list_customers(
     after: int | None = None,
 ) -> list[Customer]:
     """Return a page of the bound customers the principal may see, by id."""
-    query = select(Customer)
-    condition = _visible(principal, Customer)
-    if condition is not None:
-        query = query.where(condition)
     query = where_given(
-        query, (Customer.offer_id, offer_id), (Customer.partner_id, partner_id), (Customer.customer_id, customer_id)
+        _visible(principal, Customer),
+        (Customer.offer_id, offer_id),
+        (Customer.partner_id, partner_id),
+        (Customer.customer_id, customer_id),
     )
     return list(session.scalars(paged(query, Customer.id, limit=min(limit, MAX_PAGE), after=after)))
 
 
 def get_customer(session: Session, principal: Principal, customer_id: int) -> Customer:
     """Return a bound customer (by the binding's id) the principal may see, or 404."""
-    query = select(Customer).where(Customer.id == customer_id)
-    condition = _visible(principal, Customer)
-    if condition is not None:
-        query = query.where(condition)
-    customer = session.scalars(query).one_or_none()
-    if customer is None:
-        raise NotFound("customer not found")
-    return customer
+    return _one(session, principal, Customer, customer_id, "customer")  # type: ignore[no-any-return]
 
 
 def move_customer(
